@@ -1,0 +1,318 @@
+"""The ``stratagem`` command line (CONTRACT §1).
+
+Every result-producing command accepts ``--json`` and then prints exactly one JSON document
+on stdout; progress and logs go to stderr. Exit codes: 0 success, 1 the strategy failed or
+was rejected, 2 bad usage or input, 3 infrastructure unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInput, StratagemError, StrategyRejected
+from .settings import Settings
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _emit(args: argparse.Namespace, doc: Any, human: str) -> None:
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
+    else:
+        sys.stdout.write(human.rstrip() + "\n")
+
+
+def _log(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+class _Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        now = time.monotonic()
+        if done < total and now - self.last < 0.1:
+            return
+        self.last = now
+        width = 30
+        filled = int(width * done / total)
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _read_strategy(ref: str) -> tuple[str, dict]:
+    if ref.startswith("builtin:"):
+        name = ref.split(":", 1)[1]
+        try:
+            src = resources.files("stratagem.resources.strategies").joinpath(f"{name}.py").read_text()
+        except (FileNotFoundError, OSError):
+            raise BadInput(f"no built-in strategy {name!r}; built-ins: {', '.join(_builtin_names())}") from None
+        return src, {"name": name, "source": ref}
+    p = Path(ref)
+    if p.is_file():
+        try:
+            return p.read_text(encoding="utf-8"), {"name": p.stem, "source": str(p)}
+        except UnicodeDecodeError:
+            raise BadInput(f"{ref} is not a UTF-8 text file") from None
+    if ref.isdigit():
+        raise BadInput(f"strategy id {ref}: no strategy store is configured yet; pass a FILE holding a strategy")
+    raise BadInput(f"no such strategy file: {ref} (expected a Python file defining classify_symbol(symbol))")
+
+
+def _builtin_names() -> list[str]:
+    folder = resources.files("stratagem.resources.strategies")
+    return sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".py") and not p.name.startswith("_"))
+
+
+def _context(args: argparse.Namespace):
+    from .data.catalog import open_dataset
+    from .sandbox.pool import Sandbox
+
+    settings = Settings.from_env()
+    market = open_dataset(settings, getattr(args, "data", None))
+    sandbox = Sandbox(market.path, settings.sandbox, settings.workers)
+    return settings, market, sandbox
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x * 100:+.{digits}f}%"
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .sandbox.policy import check
+
+    source, _ = _read_strategy(args.file)
+    findings = check(source)
+    doc = {"valid": not findings, "errors": [{"line": f.line, "col": f.col, "message": f.message} for f in findings]}
+    human = "valid" if not findings else "invalid:\n" + "\n".join(f"  {args.file}:{f.line}:{f.col}: {f.message}" for f in findings)
+    _emit(args, doc, human)
+    return 0 if not findings else 1
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from .engines.backtest import run_backtest
+    from .engines.common import parse_date, parse_windows, resolve_symbols
+
+    source, info = _read_strategy(args.strategy)
+    _settings, market, sandbox = _context(args)
+    symbols = resolve_symbols(market, args.symbols, args.universe)
+    result = run_backtest(sandbox, market, source, symbols, start=parse_date(args.start, "--start"),
+                          end=parse_date(args.end, "--end"), windows=parse_windows(args.windows),
+                          strategy_info=info, progress=_Progress("backtest"))
+    _emit(args, result, _backtest_text(result))
+    return 0
+
+
+def _backtest_text(r: dict) -> str:
+    pm = r["performance_metrics"]
+    lines = [f"Backtest {r['strategy'].get('name', '')} on {', '.join(r['symbols'])} "
+             f"{r['start']}..{r['end']} (dataset {r['dataset']['name']} {r['dataset']['version']})",
+             f"evaluated {pm['evaluated']} symbol-days, {pm['signals']} signals, {r['errors']['count']} errors",
+             f"{'window':>6} {'count':>6} {'mean':>9} {'median':>9} {'hit':>7} {'t':>6} {'bench':>9} {'excess':>9}"]
+    for w, m in pm["by_window"].items():
+        t = "n/a" if m["t_stat"] is None else f"{m['t_stat']:.2f}"
+        hit = "n/a" if m["hit_rate"] is None else f"{m['hit_rate'] * 100:.1f}%"
+        lines.append(f"{w + 'd':>6} {m['count']:>6} {_pct(m['mean']):>9} {_pct(m['median']):>9} {hit:>7} {t:>6} "
+                     f"{_pct(m['benchmark']['mean']):>9} {_pct(m['excess_mean']):>9}")
+    for e in r["errors"]["examples"][:5]:
+        lines.append(f"  error {e['symbol']} {e['date']}: {e['message']}")
+    return "\n".join(lines)
+
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    from .engines.common import parse_date, resolve_symbols
+    from .engines.screen import run_screen
+
+    source, info = _read_strategy(args.strategy)
+    _settings, market, sandbox = _context(args)
+    symbols = resolve_symbols(market, args.symbols, args.universe)
+    result = run_screen(sandbox, market, source, symbols, asof=parse_date(args.asof, "--asof"), limit=args.limit,
+                        strategy_info=info)
+    _emit(args, result, _screen_text(result))
+    return 0
+
+
+def _screen_text(r: dict) -> str:
+    lines = [f"Screen as of {r['asof']}: {len(r['ranked_results'])} of {r['evaluated']} symbols signal"]
+    for i, row in enumerate(r["ranked_results"], 1):
+        score = "n/a" if row["score"] is None else f"{row['score']:.4g}"
+        vals = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(row["values"].items())[:5])
+        lines.append(f"{i:>3}. {row['symbol']:<8} score {score:>10}  {vals}")
+    for e in r["errors"][:5]:
+        lines.append(f"  error {e.get('symbol')}: {e['message']}")
+    return "\n".join(lines)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data.catalog import import_dataset, list_datasets, open_dataset
+
+    settings = Settings.from_env()
+    if args.data_cmd == "import":
+        name = args.name or Path(args.path).stem.split(".")[0].lower().replace(" ", "-")
+        market = import_dataset(settings, Path(args.path), name)
+        info = market.info()
+        _emit(args, info, f"imported dataset {market.name!r}: {len(info['symbols'])} symbols, {info['bars']} bars, "
+                          f"{info['first_date']}..{info['last_date']}, version {info['version']}")
+        return 0
+    if args.data_cmd == "list":
+        docs = []
+        for name in list_datasets(settings):
+            m = open_dataset(settings, name)
+            i = m.info()
+            docs.append({k: i[k] for k in ("name", "version", "first_date", "last_date", "bars", "demo", "source")}
+                        | {"symbols": len(i["symbols"])})
+        human = "\n".join(f"{d['name']:<16} {d['symbols']:>5} symbols {d['bars']:>9} bars {d['first_date']}..{d['last_date']} "
+                          f"v{d['version']}{' (demo data)' if d['demo'] else ''}" for d in docs)
+        _emit(args, {"datasets": docs}, human)
+        return 0
+    market = open_dataset(settings, args.name)
+    info = market.info()
+    human = [f"dataset {info['name']} version {info['version']} ({'demo data' if info['demo'] else 'real data'})",
+             f"source: {info['source']}", info.get("description", "")]
+    for s, v in info["symbols"].items():
+        human.append(f"  {s:<8} {v['bars']:>6} bars {v['first']}..{v['last']}")
+    splits = [a for a in info["actions"] if a["kind"] == "split"]
+    human.append(f"corporate actions: {len(info['actions'])} ({len(splits)} splits: "
+                 + ", ".join(f"{a['symbol']} {a['date']} {a['ratio']:g}:1" for a in splits) + ")")
+    _emit(args, info, "\n".join(human))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .data.catalog import open_dataset
+    from .engines.backtest import run_backtest
+    from .engines.screen import run_screen
+    from .sandbox.policy import check
+    from .sandbox.pool import Sandbox
+
+    settings = Settings.from_env()
+    t0 = time.perf_counter()
+    market = open_dataset(settings, "sample")
+    info = market.info()
+    _log(f"dataset: {info['name']} v{info['version']} - REAL daily prices ({info['description']})")
+    sandbox = Sandbox(market.path, settings.sandbox, settings.workers)
+    sandbox.start()
+    _log(f"sandbox zygote warm in {sandbox.startup_seconds:.2f} s")
+    out: dict[str, Any] = {"dataset": {k: info[k] for k in ("name", "version", "source", "demo")},
+                           "strategies": []}
+    text = [f"Stratagem demo on {info['name']} (real data: {', '.join(info['symbols'])}; "
+            f"{info['first_date']}..{info['last_date']})", ""]
+    symbols = market.symbols
+    for name in ("gap_up_volume", "rsi_oversold", "momentum_20d", "golden_cross"):
+        source, meta = _read_strategy(f"builtin:{name}")
+        findings = check(source)
+        doc: dict[str, Any] = {"name": name, "valid": not findings}
+        if findings:
+            doc["errors"] = [str(f) for f in findings]
+            out["strategies"].append(doc)
+            continue
+        bt = run_backtest(sandbox, market, source, symbols, start=None, end=None, windows=[1, 5, 10],
+                          strategy_info=meta, progress=_Progress(f"backtest {name}"))
+        sc = run_screen(sandbox, market, source, symbols, limit=5, strategy_info=meta)
+        doc["backtest"] = {k: bt[k] for k in ("start", "end", "performance_metrics", "errors")}
+        doc["backtest"]["instances"] = bt["instances"][:5]
+        doc["screen"] = sc
+        out["strategies"].append(doc)
+        text.append(f"== {name}: {source.strip().splitlines()[0].strip(chr(34))}")
+        text.append(_backtest_text(bt))
+        text.append(_screen_text(sc))
+        text.append("")
+    hostile = "import os\n\ndef classify_symbol(symbol):\n    return os.system('id') == 0\n"
+    rejected = check(hostile)
+    out["sandbox_check"] = {"source": hostile, "rejected": bool(rejected), "errors": [str(f) for f in rejected]}
+    text.append("Sandbox check: a strategy that imports os is rejected -> " + (str(rejected[0]) if rejected else "NOT REJECTED"))
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    text.append(f"done in {out['seconds']} s")
+    report_dir = settings.home / "demo"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "demo.json").write_text(json.dumps(out, indent=1, allow_nan=False))
+    text.append(f"full results: {report_dir / 'demo.json'}")
+    sandbox.close()
+    _emit(args, out, "\n".join(text))
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stratagem", description="Plain-English trading ideas as sandboxed strategies.")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
+
+    sp = sub.add_parser("demo", help="run the main job on embedded defaults (no keys, no services)")
+    common(sp)
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("validate", help="validate a strategy file")
+    sp.add_argument("file")
+    common(sp)
+    sp.set_defaults(func=cmd_validate)
+
+    for name, fn, helptext in (("backtest", cmd_backtest, "backtest a strategy"), ("screen", cmd_screen, "rank a universe")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("strategy", metavar="FILE_OR_ID")
+        grp = sp.add_mutually_exclusive_group()
+        grp.add_argument("--symbols", help="comma-separated tickers, e.g. AAPL,MSFT")
+        grp.add_argument("--universe", help="named universe: demo or all (the whole dataset)")
+        sp.add_argument("--data", help="dataset name (default: the bundled 'sample')")
+        if name == "backtest":
+            sp.add_argument("--start", help="first session, ISO date (default: 2 years before --end)")
+            sp.add_argument("--end", help="last session, ISO date (default: the last in the data)")
+            sp.add_argument("--windows", help="forward-return windows in trading days (default 1,5,10)")
+        else:
+            sp.add_argument("--asof", help="as-of date (default: the latest session)")
+            sp.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
+        common(sp)
+        sp.set_defaults(func=fn)
+
+    sp = sub.add_parser("data", help="market data: import, list, info")
+    dsub = sp.add_subparsers(dest="data_cmd", required=True, metavar="SUBCOMMAND")
+    ip = dsub.add_parser("import", help="import CSV/Parquet files (a file or a folder)")
+    ip.add_argument("path")
+    ip.add_argument("--name", help="dataset name (default: the file or folder name)")
+    common(ip)
+    lp = dsub.add_parser("list", help="list datasets")
+    common(lp)
+    nf = dsub.add_parser("info", help="describe a dataset")
+    nf.add_argument("name", nargs="?", default="sample")
+    common(nf)
+    sp.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except StratagemError as exc:
+        if getattr(args, "json", False):
+            sys.stdout.write(json.dumps(exc.to_json()) + "\n")
+        _log(f"error: {exc.message}")
+        if isinstance(exc, StrategyRejected) and exc.details:
+            pass  # the message already lists every finding
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _log("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""Point-in-time view of a dataset: the data functions strategies call (CONTRACT §2).
+
+Everything here is evaluated *as of* a session date that the engine sets with
+:meth:`PointInTime.set_asof`; the strategy never sees that setter. Prices seen on day t are
+``raw_s * (f_s / f_t)`` with ``f`` the piecewise-constant ``adj_close / close`` factor, so
+bars inside the current corporate-action regime are exactly what traded, and earlier bars
+are adjusted only for actions that went ex on or before t. Volume is scaled by splits only.
+
+Sequences handed to strategies are read-only ``memoryview`` slices (see ``docs/decisions``
+and ``bench/sequences.py`` for the measurement behind the choice): O(1) to build whatever
+``days`` is, C-speed indexing that returns Python floats, truthiness and ``len`` like a
+list, and no way to write. The sandbox's attribute guard exposes only ``tolist`` on them,
+so ``.obj`` (the underlying array) is unreachable.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from .store import MarketData
+
+DAILY_ALIASES = frozenset({"1d", "d", "day", "daily", "1day", "1D", "D", "Day", "Daily"})
+SERIES_KEYS = ("timestamps", "open", "high", "low", "close", "volume")
+MAX_SYMBOLS_PER_CALL = 1000
+_PRICE_COLS = ("open", "high", "low", "close")
+
+
+class DataError(ValueError):
+    """A data function was called with arguments it cannot honour; the message says why."""
+
+
+def _days_arg(days: Any) -> int:
+    if isinstance(days, bool) or not isinstance(days, (int, float, np.integer, np.floating)):
+        raise DataError(f"days must be a number of bars (an int >= 0), got {type(days).__name__}")
+    if isinstance(days, (float, np.floating)):
+        if not math.isfinite(days):
+            raise DataError(f"days must be a finite number of bars, got {days}")
+        days = int(days)
+    days = int(days)
+    if days < 0:
+        raise DataError(f"days must be >= 0, got {days}")
+    return days
+
+
+def _timeframe_arg(timeframe: Any) -> None:
+    if timeframe in DAILY_ALIASES:
+        return
+    raise DataError(
+        f"unsupported timeframe {timeframe!r}: this dataset has daily bars only; use timeframe='1d' "
+        "(intraday and weekly bars are not available)")
+
+
+class PointInTime:
+    """The data functions of CONTRACT §2 over one :class:`MarketData`, as of a settable date."""
+
+    def __init__(self, market: MarketData, reference: Any = None, *, cache_bytes: int = 64 << 20) -> None:
+        self.market = market
+        self.reference = reference
+        c = market.columns
+        self._ranges = market.ranges
+        self._dates = memoryview(np.ascontiguousarray(c["date"]))
+        self._raw = {k: memoryview(c[k]) for k in _PRICE_COLS + ("volume",)}
+        self._ts = memoryview(c["ts"])
+        self._regime = memoryview(c["regime"])
+        self._factor = c["factor"]
+        self._split = c["split"]
+        self._regime_np = c["regime"]
+        self._cache: OrderedDict[tuple[str, int], dict[str, memoryview]] = OrderedDict()
+        self._cache_bytes = cache_bytes
+        self._cache_used = 0
+        self._empty = memoryview(np.zeros(0, dtype=np.float64))
+        self._empty_ts = memoryview(np.zeros(0, dtype=np.int64))
+        self.asof: int | None = None
+        self._idx: dict[str, int] = {}
+
+    # -- engine side ---------------------------------------------------------------------
+    def set_asof(self, day: int | None) -> None:
+        """Set the as-of session (days since epoch); ``None`` disables all data access."""
+        if day != self.asof:
+            self.asof = None if day is None else int(day)
+            self._idx = {}
+
+    def index_asof(self, symbol: str) -> tuple[int, int]:
+        """(start, end) global indices of ``symbol``'s bars visible as of the date; end exclusive."""
+        a, b = self._ranges.get(symbol, (0, 0))
+        if self.asof is None:
+            raise DataError("data functions are only available while the strategy is being evaluated "
+                            "(not at module level): call them inside classify_symbol")
+        end = self._idx.get(symbol)
+        if end is None:
+            end = bisect_right(self._dates, self.asof, a, b) if b > a else a
+            self._idx[symbol] = end
+        return a, end
+
+    # -- strategy side -------------------------------------------------------------------
+    def price_data(self, symbol: Any, timeframe: Any = "1d", days: Any = 30) -> dict:
+        _timeframe_arg(timeframe)
+        n = _days_arg(days)
+        sym = symbol.strip().upper() if isinstance(symbol, str) else None
+        if sym is None:
+            raise DataError(f"symbol must be a string like 'AAPL', got {type(symbol).__name__}")
+        a, end = self.index_asof(sym)
+        if end <= a or n == 0:
+            return self._empty_result()
+        lo = max(a, end - n)
+        t = end - 1
+        reg = self._regime
+        if reg[lo] == reg[t]:
+            # The whole window lies in the as-of regime: ratios are exactly 1, show raw bars.
+            raw = self._raw
+            return {"timestamps": self._ts[lo:end], "open": raw["open"][lo:end], "high": raw["high"][lo:end],
+                    "low": raw["low"][lo:end], "close": raw["close"][lo:end], "volume": raw["volume"][lo:end]}
+        adj = self._adjusted(sym, a, t)
+        i, j = lo - a, end - a
+        return {"timestamps": self._ts[lo:end], "open": adj["open"][i:j], "high": adj["high"][i:j],
+                "low": adj["low"][i:j], "close": adj["close"][i:j], "volume": adj["volume"][i:j]}
+
+    def multiple(self, symbols: Any, timeframe: Any = "1d", days: Any = 30) -> dict:
+        syms = self._symbol_list(symbols)
+        return {s: self.price_data(s, timeframe, days) for s in syms}
+
+    def fundamentals(self, symbol: Any) -> dict:
+        if self.reference is None or not isinstance(symbol, str):
+            return {}
+        self._require_asof()
+        return self.reference.fundamentals(symbol.strip().upper(), self.asof)
+
+    def earnings(self, symbol: Any, quarters: Any = 8) -> list:
+        if self.reference is None or not isinstance(symbol, str):
+            return []
+        self._require_asof()
+        return self.reference.earnings(symbol.strip().upper(), self.asof, _days_arg(quarters))
+
+    def sector(self, sector: Any = "Technology", days: Any = 5) -> dict:
+        if self.reference is None:
+            return {}
+        self._require_asof()
+        members = self.reference.sector_members(str(sector), self.listed())
+        return {s: self.price_data(s, "1d", days) for s in members}
+
+    def scan(self, filters: Any = None, limit: Any = 100) -> list:
+        self._require_asof()
+        if filters is None:
+            filters = {}
+        if not isinstance(filters, dict):
+            raise DataError(f"filters must be a dict like {{'min_price': 10}}, got {type(filters).__name__}")
+        lim = _days_arg(limit)
+        if self.reference is None:
+            from .reference import ReferenceData  # noqa: PLC0415 - optional dependency of the view
+
+            self.reference = ReferenceData.load_default()
+        return self.reference.scan(filters, self.listed(), self.asof, self._price_lookup, lim)
+
+    def listed(self) -> list[str]:
+        """Symbols with at least one bar on or before the as-of date (no survivorship of the future)."""
+        out = []
+        for s in sorted(self._ranges):
+            a, end = self.index_asof(s)
+            if end > a:
+                out.append(s)
+        return out
+
+    # -- internals -----------------------------------------------------------------------
+    def _require_asof(self) -> None:
+        if self.asof is None:
+            raise DataError("data functions are only available while the strategy is being evaluated "
+                            "(not at module level): call them inside classify_symbol")
+
+    def _symbol_list(self, symbols: Any) -> list[str]:
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        try:
+            syms = list(symbols)
+        except TypeError:
+            raise DataError("symbols must be a list of strings like ['AAPL', 'MSFT']") from None
+        if len(syms) > MAX_SYMBOLS_PER_CALL:
+            raise DataError(f"at most {MAX_SYMBOLS_PER_CALL} symbols per call, got {len(syms)}")
+        out = []
+        for s in syms:
+            if not isinstance(s, str):
+                raise DataError(f"symbols must be strings, got {type(s).__name__}")
+            out.append(s.strip().upper())
+        return out
+
+    def _price_lookup(self, symbol: str) -> tuple[float | None, float | None]:
+        d = self.price_data(symbol, "1d", 20)
+        closes, vols = d["close"], d["volume"]
+        if not closes:
+            return None, None
+        return closes[-1], sum(vols) / len(vols)
+
+    def _empty_result(self) -> dict:
+        e = self._empty
+        return {"timestamps": self._empty_ts, "open": e, "high": e, "low": e, "close": e, "volume": e}
+
+    def _adjusted(self, sym: str, a: int, t: int) -> dict[str, memoryview]:
+        """Bars ``[a, end of t's regime)`` re-adjusted as of regime(t); cached per regime (LRU)."""
+        k = int(self._regime[t])
+        key = (sym, k)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        _, b = self._ranges[sym]
+        stop = a + int(np.searchsorted(self._regime_np[a:b], k, side="right"))
+        f = np.asarray(self._factor[a:stop])
+        s = np.asarray(self._split[a:stop])
+        ratio = f / f[t - a]          # exactly 1.0 inside regime k
+        vratio = s[t - a] / s         # exactly 1.0 inside the split regime
+        out: dict[str, memoryview] = {}
+        for col in _PRICE_COLS:
+            arr = np.asarray(self.market.columns[col][a:stop]) * ratio
+            arr.flags.writeable = False
+            out[col] = memoryview(arr)
+        vol = np.asarray(self.market.columns["volume"][a:stop]) * vratio
+        vol.flags.writeable = False
+        out["volume"] = memoryview(vol)
+        size = 5 * 8 * (stop - a)
+        self._cache[key] = out
+        self._cache_used += size
+        while self._cache_used > self._cache_bytes and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._cache_used -= 5 * 8 * len(old["close"])
+        return out
+
+    def functions(self) -> dict[str, Callable]:
+        """The strategy-facing data functions, bound to this view (names from CONTRACT §2)."""
+
+        def get_price_data(symbol, timeframe="1d", days=30):
+            """Daily bars of ``symbol`` as of today, oldest first; empty sequences when unknown."""
+            return self.price_data(symbol, timeframe, days)
+
+        def get_multiple_symbols_data(symbols, timeframe="1d", days=30):
+            return self.multiple(symbols, timeframe, days)
+
+        def get_fundamental_data(symbol):
+            return self.fundamentals(symbol)
+
+        def get_earnings_data(symbol, quarters=8):
+            return self.earnings(symbol, quarters)
+
+        def get_sector_data(sector="Technology", days=5):
+            return self.sector(sector, days)
+
+        def scan_universe(filters=None, limit=100):
+            return self.scan(filters, limit)
+
+        return {f.__name__: f for f in (get_price_data, get_multiple_symbols_data, get_fundamental_data,
+                                         get_earnings_data, get_sector_data, scan_universe)}
+
+
+def reference_truth(market: MarketData, symbol: str, asof_day: int, days: int) -> dict[str, np.ndarray]:
+    """Slow, obviously-correct reference for tests: the full history cut at the as-of date and
+    re-adjusted with the literal contract formula ``raw_s * f_s / f_t`` (per-bar f)."""
+    a, b = market.range(symbol)
+    dates = np.asarray(market.columns["date"][a:b])
+    end = int(np.searchsorted(dates, asof_day, side="right"))
+    lo = max(0, end - days)
+    out: dict[str, np.ndarray] = {}
+    if end == 0 or days <= 0:
+        return {k: np.zeros(0) for k in SERIES_KEYS}
+    adj = np.asarray(market.columns["adj_close"][a:b])
+    close = np.asarray(market.columns["close"][a:b])
+    f = adj / close
+    split = np.asarray(market.columns["split"][a:b])
+    t = end - 1
+    for col in _PRICE_COLS:
+        raw = np.asarray(market.columns[col][a:b])
+        out[col] = raw[lo:end] * f[lo:end] / f[t]
+    out["volume"] = np.asarray(market.columns["volume"][a:b])[lo:end] * split[t] / split[lo:end]
+    out["timestamps"] = np.asarray(market.columns["ts"][a:b])[lo:end]
+    return out
+
+
+def iter_symbols(symbols: Iterable[str]) -> list[str]:
+    return sorted({s.strip().upper() for s in symbols})

@@ -1,0 +1,279 @@
+"""Columnar, memory-mapped store of daily bars with derived corporate-action columns.
+
+Layout of a dataset directory (one ``.npy`` file per column, all symbols concatenated,
+sorted by symbol then date, so a symbol is a contiguous ``[start, stop)`` slice)::
+
+    meta.json     format, content version, symbols -> [start, stop), source, actions
+    date.npy      int64 session date, days since 1970-01-01
+    ts.npy        int64 session date at 00:00 UTC in milliseconds (CONTRACT §2 timestamps)
+    open/high/low/close/volume/adj_close.npy   float64, raw (unadjusted) as imported
+    factor.npy    float64 f = adj_close / close, made piecewise constant per regime
+    split.npy     float64 cumulative split multiple (volume adjustment, splits only)
+    regime.npy    int32 corporate-action regime of each bar (changes on every ex-date)
+    sregime.npy   int32 split regime (changes on split ex-dates only)
+
+Files are written to a temporary directory and renamed into place, so a reader never sees
+a half-written dataset; readers map them read-only (``mmap_mode='r'``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadInput, NotFound
+
+FORMAT = 1
+MS_PER_DAY = 86_400_000
+_EPOCH = _dt.date(1970, 1, 1)
+PRICE_COLUMNS = ("open", "high", "low", "close")
+RAW_COLUMNS = ("date", "open", "high", "low", "close", "volume", "adj_close")
+ALL_COLUMNS = RAW_COLUMNS + ("ts", "factor", "split", "regime", "sregime")
+
+# f = adj_close / close carries vendor rounding noise (~1e-13 relative in the bundled data);
+# anything above this is a real corporate action (the smallest real dividends are ~1e-4).
+FACTOR_BREAK_TOL = 1e-7
+# A factor jump is a split only if it is at least this large *and* close to a small
+# fraction; MSFT's 2004 special dividend moved f by 11.2%, which must stay a dividend.
+SPLIT_MIN_RATIO = 1.24
+SPLIT_SNAP_TOL = 0.015
+
+
+def iso_to_day(text: str) -> int:
+    """ISO date string -> days since 1970-01-01 (raises ``ValueError`` when unparsable)."""
+    return (_dt.date.fromisoformat(text) - _EPOCH).days
+
+
+def day_to_iso(day: int) -> str:
+    return (_EPOCH + _dt.timedelta(days=int(day))).isoformat()
+
+
+@dataclass
+class SymbolBars:
+    """Daily bars of one symbol as plain arrays, validated by the importer.
+
+    ``dates`` are int64 days since 1970-01-01, strictly increasing. Prices are raw
+    (unadjusted). ``adj_close`` is the vendor's total-return adjusted close or ``None``
+    when the source has none (then no corporate actions are known).
+    """
+
+    symbol: str
+    dates: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    adj_close: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.dates.shape[0])
+
+
+@dataclass(frozen=True)
+class CorporateAction:
+    symbol: str
+    date: str
+    kind: str  # "split" or "dividend" (any non-split factor change)
+    ratio: float  # factor jump f_new / f_old; for splits the snapped split multiple
+
+
+def _snap_split(ratio: float) -> Fraction | None:
+    """Return the split multiple when ``ratio`` looks like one (2:1, 3:2, 7:1, 1:10...)."""
+    r = ratio if ratio >= 1 else 1 / ratio
+    if r < SPLIT_MIN_RATIO:
+        return None
+    frac = Fraction(r).limit_denominator(10)
+    if frac.numerator > 100 or abs(float(frac) / r - 1) > SPLIT_SNAP_TOL:
+        return None
+    return frac if ratio >= 1 else 1 / frac
+
+
+def derive_actions(symbol: str, dates: np.ndarray, close: np.ndarray,
+                   adj_close: np.ndarray | None) -> tuple[dict[str, np.ndarray], list[CorporateAction]]:
+    """Derive factor, split and regime columns for one symbol.
+
+    ``f = adj_close / close`` is constant between corporate actions (up to vendor noise)
+    and jumps on ex-dates. Each run of constant f is a regime with one canonical factor
+    (its mean), so bars inside one regime are shown exactly as traded. Large jumps that sit
+    on a small fraction are splits; they also scale volume.
+    """
+    n = len(dates)
+    if adj_close is None or n == 0:
+        ones = np.ones(n)
+        zeros = np.zeros(n, dtype=np.int32)
+        return {"factor": ones, "split": ones.copy(), "regime": zeros, "sregime": zeros.copy()}, []
+    f = adj_close / close
+    jump = np.zeros(n, dtype=bool)
+    if n > 1:
+        jump[1:] = np.abs(f[1:] / f[:-1] - 1.0) > FACTOR_BREAK_TOL
+    regime = np.cumsum(jump).astype(np.int32)
+    starts = np.flatnonzero(np.r_[True, jump[1:]] if n > 1 else np.array([True]))
+    bounds = list(starts) + [n]
+    canon = np.empty(len(starts))
+    for k in range(len(starts)):
+        canon[k] = float(np.mean(f[bounds[k]:bounds[k + 1]]))
+    factor = canon[regime]
+    split_mult = np.ones(len(starts))
+    actions: list[CorporateAction] = []
+    for k in range(1, len(starts)):
+        i = bounds[k]
+        ratio = canon[k] / canon[k - 1]
+        snapped = _snap_split(ratio)
+        # A split also shows in the raw prices: the previous close is ~ratio times today's open.
+        if snapped is not None and close[i - 1] > 0:
+            price_ratio = close[i - 1] / close[i]
+            if not (1 / 1.6 < price_ratio / float(snapped) < 1.6):
+                snapped = None
+        if snapped is not None:
+            split_mult[k] = float(snapped)
+            actions.append(CorporateAction(symbol, day_to_iso(dates[i]), "split", float(snapped)))
+        else:
+            actions.append(CorporateAction(symbol, day_to_iso(dates[i]), "dividend", float(ratio)))
+    cum_split = np.cumprod(split_mult)
+    sregime_of_regime = np.cumsum(split_mult != 1.0).astype(np.int32)
+    return {
+        "factor": factor,
+        "split": cum_split[regime],
+        "regime": regime,
+        "sregime": sregime_of_regime[regime],
+    }, actions
+
+
+def build_store(bars: dict[str, SymbolBars], dest: Path, *, source: str, demo: bool = False,
+                description: str = "") -> Path:
+    """Write ``bars`` as a dataset at ``dest`` atomically; returns ``dest``.
+
+    The content version is a hash of the raw columns, so the same input always yields the
+    same version and any change to a single price yields a new one.
+    """
+    if not bars:
+        raise BadInput("nothing to import: no symbols with bars were found")
+    symbols = sorted(bars)
+    cols: dict[str, list[np.ndarray]] = {c: [] for c in ALL_COLUMNS}
+    ranges: dict[str, list[int]] = {}
+    actions: list[CorporateAction] = []
+    digest = hashlib.sha256()
+    pos = 0
+    for sym in symbols:
+        b = bars[sym]
+        n = len(b)
+        ranges[sym] = [pos, pos + n]
+        pos += n
+        adj = b.adj_close
+        raw = {
+            "date": np.asarray(b.dates, dtype=np.int64),
+            "open": np.asarray(b.open, dtype=np.float64),
+            "high": np.asarray(b.high, dtype=np.float64),
+            "low": np.asarray(b.low, dtype=np.float64),
+            "close": np.asarray(b.close, dtype=np.float64),
+            "volume": np.asarray(b.volume, dtype=np.float64),
+            "adj_close": (np.asarray(adj, dtype=np.float64) if adj is not None
+                          else np.asarray(b.close, dtype=np.float64).copy()),
+        }
+        digest.update(sym.encode() + b"\0" + str(n).encode() + (b"A" if adj is not None else b"-"))
+        for c in RAW_COLUMNS:
+            digest.update(np.ascontiguousarray(raw[c]).tobytes())
+            cols[c].append(raw[c])
+        derived, acts = derive_actions(sym, raw["date"], raw["close"], raw["adj_close"] if adj is not None else None)
+        actions.extend(acts)
+        cols["ts"].append(raw["date"] * MS_PER_DAY)
+        for c in ("factor", "split", "regime", "sregime"):
+            cols[c].append(derived[c])
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent))
+    try:
+        for c in ALL_COLUMNS:
+            arr = np.concatenate(cols[c]) if cols[c] else np.zeros(0)
+            np.save(tmp / f"{c}.npy", arr, allow_pickle=False)
+        all_dates = np.concatenate(cols["date"])
+        meta = {
+            "format": FORMAT,
+            "version": digest.hexdigest()[:16],
+            "source": source,
+            "demo": bool(demo),
+            "description": description,
+            "symbols": ranges,
+            "has_adj_close": {s: bars[s].adj_close is not None for s in symbols},
+            "first_date": day_to_iso(int(all_dates.min())),
+            "last_date": day_to_iso(int(all_dates.max())),
+            "bars": int(pos),
+            "actions": [a.__dict__ for a in actions],
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        if dest.exists():
+            old = dest.with_name(f".old-{dest.name}-{os.getpid()}")
+            os.rename(dest, old)
+            os.rename(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+class MarketData:
+    """A read-only dataset: memory-mapped columns plus the symbol index from ``meta.json``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        meta_file = self.path / "meta.json"
+        if not meta_file.exists():
+            raise NotFound(f"no dataset at {self.path} (expected {meta_file})")
+        self.meta = json.loads(meta_file.read_text())
+        if self.meta.get("format") != FORMAT:
+            raise BadInput(f"dataset {self.path} has format {self.meta.get('format')}, expected {FORMAT}; "
+                           "re-import it")
+        self.columns: dict[str, np.ndarray] = {
+            c: np.load(self.path / f"{c}.npy", mmap_mode="r", allow_pickle=False) for c in ALL_COLUMNS
+        }
+        self.ranges: dict[str, tuple[int, int]] = {s: (int(a), int(b)) for s, (a, b) in self.meta["symbols"].items()}
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def version(self) -> str:
+        return str(self.meta["version"])
+
+    @property
+    def demo(self) -> bool:
+        return bool(self.meta.get("demo", False))
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self.ranges)
+
+    def range(self, symbol: str) -> tuple[int, int]:
+        return self.ranges.get(symbol, (0, 0))
+
+    def dates(self, symbol: str) -> np.ndarray:
+        a, b = self.range(symbol)
+        return self.columns["date"][a:b]
+
+    def calendar(self) -> np.ndarray:
+        """Union of all session dates (days since epoch), sorted."""
+        return np.unique(self.columns["date"])
+
+    def info(self) -> dict:
+        out = {k: self.meta[k] for k in ("version", "source", "demo", "description", "first_date", "last_date", "bars")}
+        out["name"] = self.name
+        out["symbols"] = {
+            s: {"bars": b - a, "first": day_to_iso(self.columns["date"][a]), "last": day_to_iso(self.columns["date"][b - 1])}
+            for s, (a, b) in sorted(self.ranges.items()) if b > a
+        }
+        out["actions"] = self.meta.get("actions", [])
+        return out

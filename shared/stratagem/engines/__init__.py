@@ -1,0 +1,1 @@
+"""The three execution modes over one sandboxed strategy: backtest, screen, alert replay."""

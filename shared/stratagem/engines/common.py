@@ -1,0 +1,98 @@
+"""Shared pieces of the engines: universes, date ranges, evaluation plans, JSON rows."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+
+from ..data.store import MarketData, day_to_iso, iso_to_day
+from ..errors import BadInput
+
+UNIVERSE_ALL = ("demo", "all")
+
+
+def parse_date(text: str | None, flag: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return iso_to_day(text)
+    except ValueError:
+        raise BadInput(f"{flag} must be an ISO date like 2012-03-01, got {text!r}") from None
+
+
+def resolve_symbols(market: MarketData, symbols: list[str] | str | None, universe: str | None) -> list[str]:
+    """Symbols to run on: explicit ``symbols`` or a named universe (default: all of the dataset)."""
+    if symbols and universe:
+        raise BadInput("give either --symbols or --universe, not both")
+    if isinstance(symbols, str):
+        symbols = [s for s in symbols.split(",")]
+    if symbols:
+        out = []
+        for s in symbols:
+            s = s.strip().upper()
+            if not s:
+                continue
+            if not all(c.isalnum() or c in ".-^=_" for c in s):
+                raise BadInput(f"not a ticker symbol: {s!r} (expected letters/digits like AAPL or BRK.B)")
+            out.append(s)
+        if not out:
+            raise BadInput("--symbols is empty; expected a comma-separated list like AAPL,MSFT")
+        return sorted(dict.fromkeys(out))
+    if universe is None or universe.lower() in UNIVERSE_ALL:
+        return market.symbols
+    raise BadInput(f"unknown universe {universe!r}; known universes: demo, all (or pass --symbols A,B)")
+
+
+def parse_windows(text: str | list[int] | None) -> list[int]:
+    if text is None:
+        return [1, 5, 10]
+    items = text if isinstance(text, list) else [t for t in str(text).split(",") if t.strip()]
+    out = []
+    for t in items:
+        try:
+            w = int(t)
+        except (TypeError, ValueError):
+            raise BadInput(f"--windows must be positive integers like 1,5,10; got {t!r}") from None
+        if w <= 0 or w > 2520:
+            raise BadInput(f"--windows must be between 1 and 2520 trading days; got {w}")
+        out.append(w)
+    if not out:
+        raise BadInput("--windows is empty; expected e.g. 1,5,10")
+    return sorted(set(out))
+
+
+def trading_days(market: MarketData, symbols: list[str], start: int, end: int) -> dict[int, list[str]]:
+    """Map each session day in [start, end] to the symbols that have a bar that day."""
+    by_day: dict[int, list[str]] = {}
+    for sym in symbols:
+        d = np.asarray(market.dates(sym))
+        lo, hi = np.searchsorted(d, start, "left"), np.searchsorted(d, end, "right")
+        for day in d[lo:hi].tolist():
+            by_day.setdefault(day, []).append(sym)
+    return dict(sorted(by_day.items()))
+
+
+def last_session(market: MarketData, symbols: list[str], asof: int | None) -> int | None:
+    """The latest session on or before ``asof`` (default: the last in the data) among ``symbols``."""
+    best = None
+    for sym in symbols:
+        d = market.dates(sym)
+        if len(d) == 0:
+            continue
+        i = int(np.searchsorted(d, asof, "right")) - 1 if asof is not None else len(d) - 1
+        if i >= 0:
+            best = int(d[i]) if best is None else max(best, int(d[i]))
+    return best
+
+
+def iso(day: int) -> str:
+    return day_to_iso(day)
+
+
+def ms(day: int) -> int:
+    return int(day) * 86_400_000
+
+
+def today_iso() -> str:
+    return _dt.date.today().isoformat()

@@ -1,0 +1,25 @@
+"""Gap up more than 3% on high volume.
+
+Signal at the close of day t when the open gapped more than 3% above the previous close
+and the day's volume is more than 1.5x the average of the previous 20 sessions.
+Score: the gap in percent.
+"""
+
+GAP_MIN = 0.03
+VOLUME_MULTIPLE = 1.5
+LOOKBACK = 20
+
+
+def classify_symbol(symbol):
+    d = get_price_data(symbol, timeframe='1d', days=LOOKBACK + 1)
+    closes, opens, volumes = d['close'], d['open'], d['volume']
+    if len(closes) < LOOKBACK + 1:
+        return False
+    prev_close = closes[-2]
+    avg_volume = sum(volumes[:-1]) / LOOKBACK
+    if prev_close <= 0 or avg_volume <= 0:
+        return False
+    gap = opens[-1] / prev_close - 1.0
+    rel_volume = volumes[-1] / avg_volume
+    return {"signal": gap > GAP_MIN and rel_volume > VOLUME_MULTIPLE, "score": gap * 100.0,
+            "gap_pct": gap * 100.0, "relative_volume": rel_volume}

@@ -1,0 +1,126 @@
+"""Loading and calling a compiled strategy inside a worker, and turning results into plain data.
+
+Everything a strategy returns crosses the process boundary as JSON types only: the signal
+becomes a bool, the score a finite float or ``None``, extra values finite numbers, bools or
+short strings; anything else is dropped. Non-finite numbers (NaN, ±inf) become ``None``, so
+the output is always valid JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .guards import make_globals
+from .policy import FILENAME, compile_strategy
+
+MAX_VALUES = 32
+MAX_KEY_LEN = 64
+MAX_STR_LEN = 200
+MAX_ERROR_LEN = 400
+
+
+class StrategyError(Exception):
+    """The strategy's own code failed (message is safe to show the user)."""
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _scalar(v: Any) -> Any:
+    t = type(v)
+    if t is bool or isinstance(v, np.bool_):
+        return bool(v)
+    if t is int or t is float or isinstance(v, (int, float, np.integer, np.floating)):
+        return _finite(v)
+    if isinstance(v, str):
+        return v[:MAX_STR_LEN]
+    if v is None:
+        return None
+    return _MISSING
+
+
+_MISSING = object()
+
+
+def sanitize_result(res: Any) -> tuple[bool, float | None, dict]:
+    """(signal, score, values) from what ``classify_symbol`` returned; raises StrategyError."""
+    if res is None:
+        return False, None, {}
+    t = type(res)
+    if t is bool or isinstance(res, (np.bool_, int, np.integer)) and not isinstance(res, dict):
+        return bool(res), None, {}
+    if isinstance(res, dict):
+        if "signal" not in res:
+            raise StrategyError("classify_symbol returned a dict without a 'signal' key; "
+                                "expected {'signal': bool, 'score': float, ...}")
+        sig = res["signal"]
+        if not isinstance(sig, (bool, np.bool_, int, np.integer)) and sig is not None:
+            raise StrategyError(f"'signal' must be a bool, got {type(sig).__name__}")
+        score = _finite(res["score"]) if res.get("score") is not None else None
+        values: dict[str, Any] = {}
+        for k, v in res.items():
+            if k in ("signal", "score") or not isinstance(k, str):
+                continue
+            if len(values) >= MAX_VALUES:
+                break
+            s = _scalar(v)
+            if s is not _MISSING:
+                values[k[:MAX_KEY_LEN]] = s
+        return bool(sig), score, values
+    if isinstance(res, (float, np.floating)):
+        return bool(res), None, {}
+    raise StrategyError(f"classify_symbol must return a bool or a dict with 'signal', got {t.__name__}")
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``TypeError: ... (line 12)`` with the strategy's own line, bounded in length."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a hostile __str__ must not break reporting
+        text = "<unprintable>"
+    msg = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if line is not None:
+        msg += f" (line {line})"
+    return msg[:MAX_ERROR_LEN]
+
+
+class LoadedStrategy:
+    """A compiled strategy bound to a fresh module namespace and a set of data functions."""
+
+    def __init__(self, source: str, data_functions: dict[str, Callable]) -> None:
+        self.source = source
+        self.code = compile_strategy(source)
+        self._data_functions = data_functions
+        self.reset()
+
+    def reset(self) -> None:
+        """Fresh module globals (run the module body again)."""
+        g = make_globals(self._data_functions)
+        try:
+            exec(self.code, g)  # noqa: S102 - RestrictedPython-compiled code with guarded globals
+        except Exception as exc:  # noqa: BLE001
+            raise StrategyError(f"the strategy failed while loading: {describe_exception(exc)}") from None
+        self.globals = g
+        fn = g.get("classify_symbol")
+        if not callable(fn):
+            raise StrategyError("the strategy must define classify_symbol(symbol)")
+        self.classify = fn
+
+    def entry(self, name: str) -> Callable | None:
+        fn = self.globals.get(name)
+        return fn if callable(fn) else None

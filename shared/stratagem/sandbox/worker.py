@@ -1,0 +1,390 @@
+"""The sandbox processes: a clean, warm zygote and the per-run workers it forks.
+
+``python -I -m stratagem.sandbox.worker --zygote FD`` starts the zygote with an empty
+environment. It imports numpy, RestrictedPython and the runtime, warms them up with a
+trusted strategy (so later lazy imports never need the filesystem), then forks one worker
+per strategy run on request. A worker is never reused for another strategy: whatever a
+strategy does to its process dies with it. Before touching untrusted code a worker
+applies rlimits (memory, CPU, file size, processes) and a seccomp filter (no open, no
+sockets, no exec or fork, no signals to others) - see :mod:`.oslimits`.
+
+Wire format on every channel: 4-byte big-endian length, then one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from typing import Any
+
+MAX_FRAME = 32 << 20
+FLUSH_SECONDS = 0.2
+FLUSH_ITEMS = 4000
+
+
+# -- framing ---------------------------------------------------------------------------------
+def send_msg(sock: socket.socket, obj: Any) -> None:
+    data = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+    sock.sendall(struct.pack(">I", len(data)) + data)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            raise EOFError("channel closed")
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_msg(sock: socket.socket, max_frame: int = MAX_FRAME) -> Any:
+    (n,) = struct.unpack(">I", _recv_exact(sock, 4))
+    if n > max_frame:
+        raise ValueError(f"frame of {n} bytes exceeds the {max_frame}-byte output limit")
+    return json.loads(_recv_exact(sock, n))
+
+
+# -- worker ----------------------------------------------------------------------------------
+class CallTimeout(BaseException):
+    """Raised in the strategy when one call exceeds its wall-clock limit (not an Exception,
+    so ``except Exception`` in a strategy cannot swallow it)."""
+
+
+class _State:
+    in_strategy = False
+    fired = 0
+    cpu_exceeded = False
+    item = -1
+
+
+def _jsonable(obj: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
+    """Plain JSON data from a strategy's return value (dicts, lists, finite numbers, strings)."""
+    from .runtime import _finite
+
+    if budget is None:
+        budget = [20_000]
+    budget[0] -= 1
+    if budget[0] < 0 or depth > 8:
+        raise ValueError("returned value is too large or too deeply nested")
+    if obj is None or isinstance(obj, bool):
+        return obj
+    import numpy as np
+
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (int, float, np.integer, np.floating)):
+        return _finite(obj)
+    if isinstance(obj, str):
+        return obj[:1000]
+    if isinstance(obj, dict):
+        return {str(k)[:100]: _jsonable(v, depth + 1, budget) for k, v in list(obj.items())[:1000]}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v, depth + 1, budget) for v in list(obj)[:5000]]
+    raise ValueError(f"returned value contains a {type(obj).__name__}; only dicts, lists, numbers and strings")
+
+
+def worker_main(chan: socket.socket, market: Any, reference: Any, limits: dict) -> None:
+    """Serve one strategy run on ``chan``; never returns (exits the process)."""
+    from . import oslimits
+    from ..data.pit import PointInTime
+    from .runtime import LoadedStrategy, StrategyError, describe_exception, sanitize_result
+    from ..errors import StrategyRejected
+
+    oslimits.set_parent_death_signal(signal.SIGKILL)
+    state = _State()
+    call_seconds = float(limits.get("call_seconds", 5.0))
+    memory_mb = int(limits.get("memory_mb", 128))
+    cpu_seconds = float(limits.get("cpu_seconds", 30.0))
+    cache_bytes = 32 << 20
+    pit = PointInTime(market, reference, cache_bytes=cache_bytes)
+    data_functions = pit.functions()
+
+    def fatal(kind: str, message: str, pending: list | None = None, culprit: bool = True) -> None:
+        try:
+            send_msg(chan, {"op": "fatal", "kind": kind, "message": message,
+                            "item": state.item if culprit else None, "pending": pending or []})
+        finally:
+            os._exit(3)
+
+    pending_results: list = []
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        state.fired += 1
+        if state.in_strategy and state.fired >= 4:
+            # The strategy swallowed the timeout three times (bare except): stop the process.
+            fatal("time", f"time limit: one call ran longer than {call_seconds:g} s and ignored the stop",
+                  pending_results)
+        raise CallTimeout()
+
+    def on_xcpu(signum: int, frame: Any) -> None:
+        state.cpu_exceeded = True
+        if state.in_strategy:
+            fatal("cpu", f"CPU limit: the run used more than {cpu_seconds:g} s of CPU", pending_results)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGXCPU, on_xcpu)
+    base = oslimits.current_vm_data_bytes()
+    oslimits.apply_rlimits(data_bytes=base + (memory_mb << 20) + cache_bytes + (16 << 20),
+                           cpu_seconds=cpu_seconds, fsize=0, nofile=64, core=0, nproc=0)
+    seccomp = oslimits.install_seccomp()
+
+    strategy: LoadedStrategy | None = None
+    last_day = -(1 << 62)
+    send_msg(chan, {"op": "ready", "pid": os.getpid(), "seccomp": seccomp})
+    while True:
+        try:
+            msg = recv_msg(chan)
+        except (EOFError, OSError, ValueError):
+            os._exit(0)
+        op = msg.get("op")
+        if op == "exit":
+            os._exit(0)
+        if op == "load":
+            try:
+                state.in_strategy = True
+                signal.setitimer(signal.ITIMER_REAL, call_seconds * 2, 0.1)
+                strategy = LoadedStrategy(msg["source"], data_functions)
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                state.in_strategy = False
+                entries = [n for n in ("classify_symbol", "run_screening", "run_batch_backtest", "run_realtime_scan")
+                           if strategy.entry(n)]
+                send_msg(chan, {"op": "loaded", "entries": entries})
+            except StrategyRejected as exc:
+                send_msg(chan, {"op": "error", "kind": "rejected", "message": exc.message, "details": exc.details})
+            except StrategyError as exc:
+                send_msg(chan, {"op": "error", "kind": "failed", "message": str(exc)})
+            except CallTimeout:
+                send_msg(chan, {"op": "error", "kind": "failed",
+                                "message": f"time limit: loading the strategy took longer than {call_seconds * 2:g} s"})
+            except MemoryError:
+                fatal("memory", f"memory limit: loading the strategy needed more than {memory_mb} MB")
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                state.in_strategy = False
+            continue
+        if strategy is None:
+            send_msg(chan, {"op": "error", "kind": "failed", "message": "no strategy loaded"})
+            continue
+        if op == "eval":
+            sig: list = []
+            err: list = []
+            pending_results[:] = []
+            n = 0
+            tainted = None
+            last_flush = time.monotonic()
+            for day, symbols in msg["plan"]:
+                if day < last_day:
+                    # Never let module state carry information from a later date to an earlier one.
+                    strategy.reset()
+                last_day = day
+                pit.set_asof(day)
+                for sym in symbols:
+                    state.item = n
+                    state.fired = 0
+                    res = None
+                    error = None
+                    state.in_strategy = True
+                    signal.setitimer(signal.ITIMER_REAL, call_seconds, 0.1)
+                    try:
+                        res = sanitize_result(strategy.classify(sym))
+                    except CallTimeout:
+                        error = f"time limit: classify_symbol ran longer than {call_seconds:g} s"
+                    except MemoryError:
+                        error = f"memory limit: the strategy tried to use more than {memory_mb} MB"
+                        tainted = ("memory", error)
+                    except StrategyError as exc:
+                        error = str(exc)
+                    except BaseException as exc:  # noqa: BLE001 - report every strategy failure
+                        error = describe_exception(exc)
+                    finally:
+                        signal.setitimer(signal.ITIMER_REAL, 0)
+                        state.in_strategy = False
+                    if state.fired and error is None:
+                        error = f"time limit: classify_symbol ran longer than {call_seconds:g} s"
+                    if error is not None:
+                        err.append([n, error])
+                        pending_results.append([n, None, error])
+                    elif res[0]:
+                        sig.append([n, res[1], res[2]])
+                        pending_results.append([n, res[1], res[2]])
+                    n += 1
+                    if tainted:
+                        send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err})
+                        fatal(tainted[0], tainted[1], culprit=False)
+                    if state.cpu_exceeded:
+                        send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err})
+                        fatal("cpu", f"CPU limit: the run used more than {cpu_seconds:g} s of CPU", culprit=False)
+                    if len(pending_results) >= FLUSH_ITEMS or time.monotonic() - last_flush > FLUSH_SECONDS:
+                        send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err})
+                        sig, err = [], []
+                        pending_results[:] = []
+                        last_flush = time.monotonic()
+            send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err, "done": True,
+                            "cpu": time.process_time()})
+            pending_results[:] = []
+            continue
+        if op == "call":
+            fn = strategy.entry(msg["fn"])
+            if fn is None:
+                send_msg(chan, {"op": "error", "kind": "failed", "message": f"the strategy defines no {msg['fn']}"})
+                continue
+            day = msg.get("day")
+            if day is not None and day < last_day:
+                strategy.reset()
+                fn = strategy.entry(msg["fn"])
+            if day is not None:
+                last_day = day
+            pit.set_asof(day)
+            state.fired = 0
+            state.in_strategy = True
+            signal.setitimer(signal.ITIMER_REAL, float(msg.get("seconds", call_seconds)), 0.1)
+            try:
+                value = _jsonable(fn(*msg.get("args", [])))
+                reply = {"op": "value", "value": value}
+            except CallTimeout:
+                reply = {"op": "error", "kind": "failed", "message": f"time limit: {msg['fn']} ran too long"}
+            except MemoryError:
+                fatal("memory", f"memory limit: the strategy tried to use more than {memory_mb} MB")
+            except BaseException as exc:  # noqa: BLE001
+                reply = {"op": "error", "kind": "failed", "message": f"{msg['fn']} failed: {describe_exception(exc)}"}
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                state.in_strategy = False
+            if state.fired and reply.get("op") == "value":
+                reply = {"op": "error", "kind": "failed", "message": f"time limit: {msg['fn']} ran too long"}
+            send_msg(chan, reply)
+            continue
+        send_msg(chan, {"op": "error", "kind": "failed", "message": f"unknown op {op!r}"})
+
+
+# -- zygote ----------------------------------------------------------------------------------
+_WARMUP = '''
+import math, statistics, datetime
+from datetime import datetime as dt, timedelta
+def classify_symbol(symbol):
+    d = get_price_data(symbol, timeframe='1d', days=300)
+    c = np.array(d['close'], dtype=float)
+    if len(c) < 30:
+        return False
+    x = [1, 2]
+    x[0] += 1
+    s = '{:.2f} {}'.format(c[-1], symbol) + f"{c[-1]:,.1f}" + '%.1f' % c[-1]
+    v = (np.mean(c), np.std(c), np.percentile(c, 50), np.median(c), np.polyfit(np.arange(5), c[-5:], 1),
+         np.convolve(c, np.ones(5) / 5, mode='valid'), np.linalg.norm(c[-5:]), np.corrcoef(c[-10:], c[-20:-10]),
+         statistics.mean(c[-5:]), statistics.stdev(c[-5:]), statistics.median(c[-5:]), math.log(c[-1]),
+         dt.strptime('2012-01-05', '%Y-%m-%d') + timedelta(days=1), datetime.date(2012, 1, 1).isoformat(),
+         sorted(c[-5:].tolist()), np.nanmean(c), np.diff(c).cumsum()[-1], np.where(c > c.mean(), 1, 0).sum(),
+         np.histogram(c[-20:], bins=4), np.unique(np.round(c[-20:])), np.quantile(c, 0.9))
+    get_fundamental_data(symbol); get_earnings_data(symbol); scan_universe({'min_price': 1})
+    get_sector_data('Technology', 5); get_multiple_symbols_data([symbol], '1d', 5)
+    try:
+        get_price_data(symbol, '1h')
+    except Exception as e:
+        str(e)
+    return {"signal": True, "score": float(c[-1]), "s": s}
+'''
+
+
+def _warm_up(market: Any, reference: Any) -> None:
+    """Run a trusted strategy once so every lazy import happens before any seccomp filter."""
+    from ..data.pit import PointInTime
+    from .runtime import LoadedStrategy, sanitize_result
+
+    pit = PointInTime(market, reference)
+    strat = LoadedStrategy(_WARMUP, pit.functions())
+    syms = market.symbols
+    if syms:
+        a, b = market.range(syms[0])
+        pit.set_asof(int(market.columns["date"][b - 1]))
+        sanitize_result(strat.classify(syms[0]))
+    try:
+        LoadedStrategy("import os\ndef classify_symbol(s):\n    return False\n", {})
+    except Exception:  # noqa: BLE001 - exercising the rejection path is the point
+        pass
+    try:
+        raise ValueError("warm")
+    except ValueError as exc:
+        from .runtime import describe_exception
+
+        describe_exception(exc)
+
+
+def zygote_main(ctrl_fd: int, warm_dataset: str | None = None) -> None:
+    import numpy  # noqa: F401 - preload before any fork
+    import RestrictedPython  # noqa: F401
+
+    from ..data.store import MarketData
+    from . import oslimits, runtime  # noqa: F401
+    try:
+        from ..data.reference import ReferenceData
+
+        reference = ReferenceData.load_default()
+    except Exception:  # noqa: BLE001 - reference data is optional
+        reference = None
+
+    # Children are reaped by the kernel; the engine learns of deaths from their channels.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    ctrl = socket.socket(fileno=ctrl_fd)
+    markets: dict[str, Any] = {}
+    warmed = False
+    if warm_dataset:
+        try:
+            markets[warm_dataset] = MarketData(warm_dataset)
+            _warm_up(markets[warm_dataset], reference)
+            warmed = True
+        except Exception:  # noqa: BLE001 - warming is an optimisation; requests report real errors
+            pass
+    ctrl.send(b'{"op":"ready"}')
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(ctrl, 1 << 16, 4)
+        except OSError:
+            break
+        if not data:
+            break
+        req = json.loads(data)
+        try:
+            path = req["dataset"]
+            market = markets.get(path)
+            if market is None:
+                market = markets[path] = MarketData(path)
+            if not warmed:
+                _warm_up(market, reference)
+                warmed = True
+        except Exception as exc:  # noqa: BLE001
+            for fd in fds:
+                os.close(fd)
+            ctrl.send(json.dumps({"op": "error", "message": f"{type(exc).__name__}: {exc}"}).encode())
+            continue
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctrl.close()
+                chan = socket.socket(fileno=fds[0])
+                for fd in fds[1:]:
+                    os.close(fd)
+                worker_main(chan, market, reference, req.get("limits", {}))
+            finally:
+                os._exit(1)
+        for fd in fds:
+            os.close(fd)
+        ctrl.send(json.dumps({"op": "forked", "pid": pid}).encode())
+    # The engine went away: take every worker with us.
+    try:
+        os.killpg(0, signal.SIGKILL)
+    finally:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "--zygote":
+        zygote_main(int(sys.argv[2]), sys.argv[3] if len(sys.argv) == 4 else None)
+    else:
+        print("usage: python -m stratagem.sandbox.worker --zygote FD", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,89 @@
+"""Settings: the only place that reads ``os.environ``.
+
+Explicit argument beats environment variable beats default. Built once per process with
+:meth:`Settings.from_env` and passed down; nothing else in the package looks at the
+environment, so tests construct ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ENV_HOME = "STRATAGEM_HOME"
+ENV_DATASET = "STRATAGEM_DATASET"
+ENV_SANDBOX_MEMORY_MB = "STRATAGEM_SANDBOX_MEMORY_MB"
+ENV_SANDBOX_CPU_SECONDS = "STRATAGEM_SANDBOX_CPU_SECONDS"
+ENV_SANDBOX_CALL_SECONDS = "STRATAGEM_SANDBOX_CALL_SECONDS"
+ENV_SANDBOX_WORKERS = "STRATAGEM_SANDBOX_WORKERS"
+
+
+def _default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "stratagem"
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """OS and runtime limits for one sandboxed strategy run.
+
+    ``memory_mb`` is what the strategy may allocate on top of the warm worker's baseline;
+    ``cpu_seconds`` is the CPU budget of one run (one worker process serves one run);
+    ``call_seconds`` bounds one ``classify_symbol`` call in wall-clock time so one symbol
+    cannot stall a whole screen.
+    """
+
+    memory_mb: int = 128
+    cpu_seconds: float = 30.0
+    call_seconds: float = 5.0
+    max_output_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide configuration, immutable once built."""
+
+    home: Path = field(default_factory=_default_home)
+    dataset: str = "sample"
+    sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+    workers: int = 2
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> "Settings":
+        """Build settings from ``env`` (default ``os.environ``); keyword overrides win."""
+        env = dict(os.environ if env is None else env)
+        s = cls()
+        if env.get(ENV_HOME):
+            s = replace(s, home=Path(env[ENV_HOME]).expanduser())
+        if env.get(ENV_DATASET):
+            s = replace(s, dataset=env[ENV_DATASET])
+        limits = s.sandbox
+        if env.get(ENV_SANDBOX_MEMORY_MB):
+            limits = replace(limits, memory_mb=_positive(env, ENV_SANDBOX_MEMORY_MB, int))
+        if env.get(ENV_SANDBOX_CPU_SECONDS):
+            limits = replace(limits, cpu_seconds=_positive(env, ENV_SANDBOX_CPU_SECONDS, float))
+        if env.get(ENV_SANDBOX_CALL_SECONDS):
+            limits = replace(limits, call_seconds=_positive(env, ENV_SANDBOX_CALL_SECONDS, float))
+        s = replace(s, sandbox=limits)
+        if env.get(ENV_SANDBOX_WORKERS):
+            s = replace(s, workers=_positive(env, ENV_SANDBOX_WORKERS, int))
+        return replace(s, **overrides) if overrides else s
+
+
+def _positive(env: dict[str, str], name: str, kind: type) -> int | float:
+    from .errors import BadInput
+
+    raw = env[name]
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise BadInput(f"{name} must be a positive {kind.__name__}, got {raw!r}") from None
+    if value <= 0:
+        raise BadInput(f"{name} must be a positive {kind.__name__}, got {raw!r}")
+    return value

@@ -1,0 +1,35 @@
+"""Shared fixtures: a private Stratagem home with the bundled dataset, and a warm sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stratagem.data.catalog import ensure_sample
+from stratagem.data.store import MarketData
+from stratagem.settings import SandboxLimits, Settings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
+if not EXAMPLES.exists():  # the team's samples live beside the repo; tests using them skip otherwise
+    EXAMPLES = Path("/work/shared/examples")
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(home=tmp_path_factory.mktemp("stratagem-home"))
+
+
+@pytest.fixture(scope="session")
+def market(settings: Settings) -> MarketData:
+    return ensure_sample(settings)
+
+
+@pytest.fixture(scope="session")
+def sandbox(market: MarketData):
+    from stratagem.sandbox.pool import Sandbox
+
+    sbx = Sandbox(market.path, SandboxLimits(memory_mb=128, cpu_seconds=20, call_seconds=2.0), workers=2)
+    sbx.start()
+    yield sbx
+    sbx.close()

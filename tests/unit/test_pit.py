@@ -1,0 +1,126 @@
+"""Point-in-time data: what a strategy sees equals history cut at the as-of date and
+re-adjusted as of that date - never a later bar, never a later corporate action."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from stratagem.data.pit import DataError, PointInTime, reference_truth
+from stratagem.data.store import MS_PER_DAY, iso_to_day
+
+
+@pytest.fixture(scope="module")
+def pit(market):
+    return PointInTime(market)
+
+
+def test_bundled_dataset_shape(market):
+    assert market.symbols == ["AAPL", "FB", "GOOG", "IBM", "MSFT"]
+    assert market.range("AAPL")[1] - market.range("AAPL")[0] == 3270
+    assert market.range("FB")[1] - market.range("FB")[0] == 196
+    splits = [(a["symbol"], a["date"], a["ratio"]) for a in market.meta["actions"] if a["kind"] == "split"]
+    assert splits == [("AAPL", "2000-06-21", 2.0), ("AAPL", "2005-02-28", 2.0), ("MSFT", "2003-02-18", 2.0)]
+    # MSFT's 2004 special dividend moved the factor by ~11%; it must not be taken for a split.
+    msft_2004 = [a for a in market.meta["actions"] if a["symbol"] == "MSFT" and a["date"] == "2004-11-15"]
+    assert msft_2004 and msft_2004[0]["kind"] == "dividend"
+
+
+def test_last_bar_is_exactly_what_traded(pit, market):
+    day = iso_to_day("2005-03-10")
+    pit.set_asof(day)
+    d = pit.price_data("AAPL", "1d", 12)
+    a, _ = market.range("AAPL")
+    i = a + int(np.searchsorted(market.dates("AAPL"), day))
+    assert d["close"][-1] == market.columns["close"][i]
+    assert d["timestamps"][-1] == day * MS_PER_DAY
+    # Bars before the 2005-02-28 2:1 split are halved as of 2005-03-10 ...
+    assert d["close"][0] == pytest.approx(market.columns["close"][i - 11] / 2, rel=1e-9)
+    # ... and volume doubled (splits only).
+    assert d["volume"][0] == pytest.approx(market.columns["volume"][i - 11] * 2, rel=1e-12)
+
+
+def test_before_the_split_nothing_is_adjusted_for_it(pit, market):
+    pit.set_asof(iso_to_day("2005-02-25"))
+    d = pit.price_data("AAPL", "1d", 3)
+    assert list(d["close"]) == [88.23, 88.93, 88.99]  # raw prices the day before the split
+
+
+@pytest.mark.parametrize("days", [0, 1, 5, 30, 10**9])
+def test_never_a_bar_after_asof(pit, days):
+    day = iso_to_day("2008-10-13")
+    pit.set_asof(day)
+    d = pit.price_data("MSFT", "1d", days)
+    assert len(d["close"]) == min(days, len(d["timestamps"]))
+    assert all(t <= day * MS_PER_DAY for t in d["timestamps"])
+    if days:
+        assert d["timestamps"][-1] == day * MS_PER_DAY
+
+
+def test_unknown_symbol_and_no_history_are_empty(pit):
+    pit.set_asof(iso_to_day("2010-01-04"))
+    for sym in ("NOPE", "FB"):
+        d = pit.price_data(sym)
+        assert not d["close"] and len(d["open"]) == 0 and not d["timestamps"]
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), "30", None])
+def test_bad_days(pit, bad):
+    pit.set_asof(iso_to_day("2010-01-04"))
+    with pytest.raises(DataError, match="days"):
+        pit.price_data("AAPL", "1d", bad)
+
+
+@pytest.mark.parametrize("tf", ["1h", "5m", "1wk", "", None, 1])
+def test_unsupported_timeframe_is_a_clear_error(pit, tf):
+    pit.set_asof(iso_to_day("2010-01-04"))
+    with pytest.raises(DataError, match="unsupported timeframe"):
+        pit.price_data("AAPL", tf, 5)
+
+
+def test_no_asof_means_no_data(market):
+    p = PointInTime(market)
+    with pytest.raises(DataError, match="inside classify_symbol"):
+        p.price_data("AAPL")
+
+
+def test_sequences_are_read_only_and_list_like(pit):
+    pit.set_asof(iso_to_day("2012-06-01"))
+    d = pit.price_data("AAPL", "1d", 5)
+    c = d["close"]
+    assert len(c) == 5 and c[-2] == list(c)[-2] and sum(c) == pytest.approx(sum(list(c)))
+    assert isinstance(c[-1], float) and isinstance(d["timestamps"][-1], int)
+    assert float(np.mean(c)) == pytest.approx(sum(c) / 5)
+    with pytest.raises(TypeError):
+        c[0] = 1.0
+    arr = np.asarray(c)
+    with pytest.raises(ValueError):
+        arr[0] = 1.0
+    with pytest.raises(ValueError):
+        arr.setflags(write=True)
+
+
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sym=st.sampled_from(["AAPL", "MSFT", "IBM", "GOOG", "FB"]),
+       offset=st.integers(min_value=0, max_value=4760), days=st.integers(min_value=0, max_value=400))
+def test_property_equals_history_cut_and_readjusted(pit, market, sym, offset, days):
+    day = iso_to_day("2000-02-15") + offset
+    pit.set_asof(day)
+    got = pit.price_data(sym, "1d", days)
+    want = reference_truth(market, sym, day, days)
+    assert len(got["close"]) == len(want["close"])
+    for k in ("open", "high", "low", "close", "volume"):
+        np.testing.assert_allclose(np.asarray(got[k]), want[k], rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(np.asarray(got["timestamps"]), want["timestamps"])
+    if len(want["timestamps"]):
+        assert want["timestamps"][-1] <= day * MS_PER_DAY
+
+
+def test_regime_cache_is_consistent_after_many_asofs(market):
+    p = PointInTime(market, cache_bytes=1)  # force eviction on every new regime
+    for day in range(iso_to_day("2004-01-02"), iso_to_day("2006-01-02"), 3):
+        p.set_asof(day)
+        got = p.price_data("MSFT", "1d", 120)
+        want = reference_truth(market, "MSFT", day, 120)
+        np.testing.assert_allclose(np.asarray(got["close"]), want["close"], rtol=1e-12)
