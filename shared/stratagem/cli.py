@@ -312,6 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _log("interrupted")
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug of ours still yields one JSON document
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        if getattr(args, "json", False):
+            sys.stdout.write(json.dumps({"error": {"code": "internal_error",
+                                                   "message": f"{type(exc).__name__}: {exc}"}}) + "\n")
+        return 3
 
 
 if __name__ == "__main__":

@@ -229,6 +229,27 @@ class PointInTime:
             self._cache_used -= 5 * 8 * len(old["close"])
         return out
 
+    def prewarm(self, budget_bytes: int = 256 << 20) -> int:
+        """Compute the re-adjusted arrays of every (symbol, regime) up to ``budget_bytes``.
+
+        Done once in the sandbox zygote, the arrays are then shared read-only by every forked
+        worker, so no run pays for them. Returns the number of regimes prepared.
+        """
+        self._cache_bytes = max(self._cache_bytes, budget_bytes)
+        done = 0
+        for sym, (a, b) in sorted(self._ranges.items()):
+            if b <= a:
+                continue
+            regimes = np.asarray(self._regime_np[a:b])
+            starts = np.flatnonzero(np.r_[True, regimes[1:] != regimes[:-1]])
+            for i in starts.tolist():
+                need = 5 * 8 * (b - a)
+                if self._cache_used + need > budget_bytes:
+                    return done
+                self._adjusted(sym, a, a + i)
+                done += 1
+        return done
+
     def functions(self) -> dict[str, Callable]:
         """The strategy-facing data functions, bound to this view (names from CONTRACT §2)."""
 

@@ -211,6 +211,8 @@ def build_store(bars: dict[str, SymbolBars], dest: Path, *, source: str, demo: b
             "actions": [a.__dict__ for a in actions],
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        if dest.is_symlink():
+            dest.unlink()
         if dest.exists():
             old = dest.with_name(f".old-{dest.name}-{os.getpid()}")
             os.rename(dest, old)

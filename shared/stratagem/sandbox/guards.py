@@ -212,6 +212,11 @@ class Namespace(types.SimpleNamespace):
     def __repr__(self) -> str:
         return f"<module {self._name!r} (sandbox)>"  # type: ignore[attr-defined]
 
+    def __getattr__(self, name: str) -> Any:
+        # Only called for missing names: say it is the curated module, not a typo of ours.
+        raise AttributeError(f"{self._name} in the sandbox has no attribute {name!r} "  # type: ignore[attr-defined]
+                             "(file, process and memory functions are not available)")
+
 
 _NP_FUNCS = """
 array asarray zeros ones full zeros_like ones_like full_like arange linspace logspace eye identity
@@ -277,6 +282,11 @@ def curated_modules() -> dict[str, Namespace]:
             "functools": func_ns}
 
 
+# True only while the zygote runs its trusted warm-up strategy: C-level lazy imports may then
+# load modules from disk, so that later (untrusted) runs find them preloaded.
+WARMING_UP = [False]
+
+
 def make_import(modules: dict[str, Namespace]) -> Callable:
     def guarded_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
         if level != 0:
@@ -291,7 +301,11 @@ def make_import(modules: dict[str, Namespace]) -> Callable:
 
             mod = sys.modules.get(name)
             if mod is None:
-                raise ImportError(f"module {name!r} is not preloaded in the sandbox")
+                if not WARMING_UP[0]:
+                    raise ImportError(f"module {name!r} is not preloaded in the sandbox")
+                import importlib
+
+                mod = importlib.import_module(name)
             return mod
         if name == "__future__":
             import __future__

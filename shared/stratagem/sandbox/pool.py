@@ -68,8 +68,14 @@ class Worker:
         self.seccomp = bool(msg.get("seccomp"))
 
     def load(self, source: str) -> list[str]:
-        send_msg(self.sock, {"op": "load", "source": source})
-        msg = self._recv(self.limits.call_seconds * 2 + 10)
+        try:
+            send_msg(self.sock, {"op": "load", "source": source})
+            msg = self._recv(self.limits.call_seconds * 2 + 10)
+        except (EOFError, OSError, ValueError) as exc:
+            self.kill()
+            why = "it stopped responding" if isinstance(exc, socket.timeout) else "its process died"
+            raise StrategyFailed(f"the strategy could not be loaded in the sandbox: {why} "
+                                 "(a memory, CPU or time limit, or a crash)") from None
         if msg.get("op") == "loaded":
             return list(msg["entries"])
         if msg.get("kind") == "rejected":
@@ -106,6 +112,9 @@ class Sandbox:
         self._lock = threading.Lock()
         self._tmp = tempfile.mkdtemp(prefix="stratagem-sbx-")
         self.startup_seconds: float | None = None
+        self._spares: list[Worker] = []
+        self._spare_thread: threading.Thread | None = None
+        self.prefork = True
         atexit.register(self.close)
 
     # -- zygote --------------------------------------------------------------------------
@@ -141,7 +150,47 @@ class Sandbox:
         self.startup_seconds = time.perf_counter() - t0
 
     def spawn(self) -> Worker:
-        """Fork a fresh worker from the zygote (restarting the zygote if it died)."""
+        """A fresh, never-used worker: a pre-forked spare when there is one, else a new fork.
+
+        No worker ever serves two runs. Spares are forked (and warmed) after a run ends, in
+        the background, so the next run neither waits for a fork nor competes with one.
+        """
+        t = self._spare_thread
+        if t is not None:
+            t.join()
+        with self._lock:
+            w = self._spares.pop() if self._spares else None
+        if w is None or not w.alive:
+            w = self._fork()
+        return w
+
+    def release(self, w: Worker) -> None:
+        """End a worker's run (the process exits) and top the spares up in the background."""
+        w.close()
+        if not self.prefork or self._ctrl is None:
+            return
+        with self._lock:
+            if len(self._spares) >= self.workers or (self._spare_thread is not None and self._spare_thread.is_alive()):
+                return
+            self._spare_thread = threading.Thread(target=self._refill, daemon=True)
+            self._spare_thread.start()
+
+    def _refill(self) -> None:
+        while True:
+            with self._lock:
+                if len(self._spares) >= self.workers or self._ctrl is None:
+                    return
+            try:
+                w = self._fork()
+            except Exception:  # noqa: BLE001 - the next spawn() forks synchronously and reports
+                return
+            with self._lock:
+                if self._ctrl is None:
+                    w.kill()
+                    return
+                self._spares.append(w)
+
+    def _fork(self) -> Worker:
         with self._lock:
             self._start_locked()
             assert self._ctrl is not None
@@ -170,6 +219,13 @@ class Sandbox:
         return w
 
     def close(self) -> None:
+        t = self._spare_thread
+        if t is not None:
+            t.join(timeout=10)
+        with self._lock:
+            spares, self._spares = self._spares, []
+        for w in spares:
+            w.kill()
         if self._ctrl is not None:
             self._ctrl.close()
             self._ctrl = None
@@ -188,7 +244,7 @@ class Sandbox:
         try:
             return w.load(source)
         finally:
-            w.close()
+            self.release(w)
 
     def run(self, source: str, plan: Iterable[tuple[int, list[str]]], *, workers: int | None = None,
             progress: Callable[[int], None] | None = None) -> EvalOutcome:
@@ -288,16 +344,17 @@ class Sandbox:
                             break
                     elif op == "fatal":
                         # The worker stopped itself. "item" is the call that broke a limit (None when
-                        # the culprit was already reported); "pending" holds results since the last flush.
+                        # the culprit was already reported); sig/err are results since the last flush.
                         culprit = msg.get("item")
                         stop = reported if culprit is None or culprit < reported else culprit
-                        for i, score, extra in msg.get("pending", []):
+                        for i, score, values in msg.get("sig", []):
                             if reported <= i < stop:
                                 d, s = items[pos + i]
-                                if isinstance(extra, str):
-                                    out.errors.append((s, d, extra))
-                                else:
-                                    out.signals.append((s, d, score, extra))
+                                out.signals.append((s, d, score, values))
+                        for i, message in msg.get("err", []):
+                            if reported <= i < stop:
+                                d, s = items[pos + i]
+                                out.errors.append((s, d, message))
                         if culprit is not None and culprit >= reported and pos + culprit < len(items):
                             d, s = items[pos + culprit]
                             out.errors.append((s, d, msg.get("message", "the sandbox stopped")))
@@ -320,7 +377,7 @@ class Sandbox:
                         out.errors.append((s, d, f"skipped: the strategy broke the sandbox limits {restarts} times"))
                     pos = len(items)
             finally:
-                w.close()
+                self.release(w)
         return out
 
     @staticmethod
@@ -348,4 +405,4 @@ class Sandbox:
                 raise StrategyFailed(msg.get("message", f"{fn} stopped"))
             raise StrategyFailed(msg.get("message", f"{fn} failed"))
         finally:
-            w.close()
+            self.release(w)

@@ -24,7 +24,6 @@ from typing import Any
 
 MAX_FRAME = 32 << 20
 FLUSH_SECONDS = 0.2
-FLUSH_ITEMS = 4000
 
 
 # -- framing ---------------------------------------------------------------------------------
@@ -61,6 +60,11 @@ class _State:
     fired = 0
     cpu_exceeded = False
     item = -1
+    t0 = 0.0
+    limit = 5.0
+
+
+TICK_SECONDS = 0.05
 
 
 def _jsonable(obj: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
@@ -89,10 +93,9 @@ def _jsonable(obj: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
     raise ValueError(f"returned value contains a {type(obj).__name__}; only dicts, lists, numbers and strings")
 
 
-def worker_main(chan: socket.socket, market: Any, reference: Any, limits: dict) -> None:
+def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
     """Serve one strategy run on ``chan``; never returns (exits the process)."""
     from . import oslimits
-    from ..data.pit import PointInTime
     from .runtime import LoadedStrategy, StrategyError, describe_exception, sanitize_result
     from ..errors import StrategyRejected
 
@@ -102,30 +105,38 @@ def worker_main(chan: socket.socket, market: Any, reference: Any, limits: dict) 
     memory_mb = int(limits.get("memory_mb", 128))
     cpu_seconds = float(limits.get("cpu_seconds", 30.0))
     cache_bytes = 32 << 20
-    pit = PointInTime(market, reference, cache_bytes=cache_bytes)
     data_functions = pit.functions()
+    # Trusted warm-up in this very process, before any untrusted code: it takes the copy-on-write
+    # faults and first-use costs now (workers are forked ahead of need), not during the run.
+    _warm_up_run(pit.market, pit.reference, pit)
+    pit.set_asof(None)
 
-    def fatal(kind: str, message: str, pending: list | None = None, culprit: bool = True) -> None:
+    def fatal(kind: str, message: str, pending: dict | None = None, culprit: bool = True) -> None:
         try:
             send_msg(chan, {"op": "fatal", "kind": kind, "message": message,
-                            "item": state.item if culprit else None, "pending": pending or []})
+                            "item": state.item if culprit else None,
+                            "sig": (pending or {}).get("sig", []), "err": (pending or {}).get("err", [])})
         finally:
             os._exit(3)
 
-    pending_results: list = []
+    # Results not yet flushed to the engine; a fatal stop sends them along with its reason.
+    buffers: dict[str, list] = {"sig": [], "err": []}
 
     def on_alarm(signum: int, frame: Any) -> None:
+        # A periodic tick (no syscall per call): stop the strategy once its call is over time.
+        if not state.in_strategy or time.monotonic() - state.t0 <= state.limit:
+            return
         state.fired += 1
-        if state.in_strategy and state.fired >= 4:
-            # The strategy swallowed the timeout three times (bare except): stop the process.
-            fatal("time", f"time limit: one call ran longer than {call_seconds:g} s and ignored the stop",
-                  pending_results)
+        if state.fired >= 4:
+            # The strategy swallowed the stop three times (bare except): end the process.
+            fatal("time", f"time limit: one call ran longer than {state.limit:g} s and ignored the stop",
+                  buffers)
         raise CallTimeout()
 
     def on_xcpu(signum: int, frame: Any) -> None:
         state.cpu_exceeded = True
         if state.in_strategy:
-            fatal("cpu", f"CPU limit: the run used more than {cpu_seconds:g} s of CPU", pending_results)
+            fatal("cpu", f"CPU limit: the run used more than {cpu_seconds:g} s of CPU", buffers)
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGXCPU, on_xcpu)
@@ -147,10 +158,10 @@ def worker_main(chan: socket.socket, market: Any, reference: Any, limits: dict) 
             os._exit(0)
         if op == "load":
             try:
+                state.limit, state.fired, state.t0 = call_seconds * 2, 0, time.monotonic()
                 state.in_strategy = True
-                signal.setitimer(signal.ITIMER_REAL, call_seconds * 2, 0.1)
+                signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
                 strategy = LoadedStrategy(msg["source"], data_functions)
-                signal.setitimer(signal.ITIMER_REAL, 0)
                 state.in_strategy = False
                 entries = [n for n in ("classify_symbol", "run_screening", "run_batch_backtest", "run_realtime_scan")
                            if strategy.entry(n)]
@@ -174,25 +185,35 @@ def worker_main(chan: socket.socket, market: Any, reference: Any, limits: dict) 
         if op == "eval":
             sig: list = []
             err: list = []
-            pending_results[:] = []
+            buffers["sig"], buffers["err"] = sig, err
             n = 0
             tainted = None
             last_flush = time.monotonic()
+            classify = strategy.classify
+            state.limit = call_seconds
+            signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
             for day, symbols in msg["plan"]:
                 if day < last_day:
                     # Never let module state carry information from a later date to an earlier one.
-                    strategy.reset()
+                    state.t0, state.fired, state.in_strategy = time.monotonic(), 0, True
+                    try:
+                        strategy.reset()
+                    except BaseException as exc:  # noqa: BLE001 - the module body is strategy code
+                        fatal("failed", f"the strategy failed while reloading: {describe_exception(exc)}",
+                              buffers, culprit=False)
+                    finally:
+                        state.in_strategy = False
+                    classify = strategy.classify
                 last_day = day
                 pit.set_asof(day)
                 for sym in symbols:
                     state.item = n
                     state.fired = 0
-                    res = None
                     error = None
+                    state.t0 = time.monotonic()
                     state.in_strategy = True
-                    signal.setitimer(signal.ITIMER_REAL, call_seconds, 0.1)
                     try:
-                        res = sanitize_result(strategy.classify(sym))
+                        res = sanitize_result(classify(sym))
                     except CallTimeout:
                         error = f"time limit: classify_symbol ran longer than {call_seconds:g} s"
                     except MemoryError:
@@ -203,31 +224,28 @@ def worker_main(chan: socket.socket, market: Any, reference: Any, limits: dict) 
                     except BaseException as exc:  # noqa: BLE001 - report every strategy failure
                         error = describe_exception(exc)
                     finally:
-                        signal.setitimer(signal.ITIMER_REAL, 0)
                         state.in_strategy = False
                     if state.fired and error is None:
                         error = f"time limit: classify_symbol ran longer than {call_seconds:g} s"
                     if error is not None:
                         err.append([n, error])
-                        pending_results.append([n, None, error])
                     elif res[0]:
                         sig.append([n, res[1], res[2]])
-                        pending_results.append([n, res[1], res[2]])
                     n += 1
-                    if tainted:
+                    if tainted or state.cpu_exceeded:
                         send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err})
-                        fatal(tainted[0], tainted[1], culprit=False)
-                    if state.cpu_exceeded:
-                        send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err})
+                        if tainted:
+                            fatal(tainted[0], tainted[1], culprit=False)
                         fatal("cpu", f"CPU limit: the run used more than {cpu_seconds:g} s of CPU", culprit=False)
-                    if len(pending_results) >= FLUSH_ITEMS or time.monotonic() - last_flush > FLUSH_SECONDS:
+                    if n % 256 == 0 and time.monotonic() - last_flush > FLUSH_SECONDS:
                         send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err})
                         sig, err = [], []
-                        pending_results[:] = []
+                        buffers["sig"], buffers["err"] = sig, err
                         last_flush = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, 0)
             send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err, "done": True,
                             "cpu": time.process_time()})
-            pending_results[:] = []
+            buffers["sig"], buffers["err"] = [], []
             continue
         if op == "call":
             fn = strategy.entry(msg["fn"])
@@ -236,14 +254,18 @@ def worker_main(chan: socket.socket, market: Any, reference: Any, limits: dict) 
                 continue
             day = msg.get("day")
             if day is not None and day < last_day:
-                strategy.reset()
+                try:
+                    strategy.reset()
+                except BaseException as exc:  # noqa: BLE001
+                    send_msg(chan, {"op": "error", "kind": "failed", "message": describe_exception(exc)})
+                    continue
                 fn = strategy.entry(msg["fn"])
             if day is not None:
                 last_day = day
             pit.set_asof(day)
-            state.fired = 0
+            state.fired, state.t0, state.limit = 0, time.monotonic(), float(msg.get("seconds", call_seconds))
             state.in_strategy = True
-            signal.setitimer(signal.ITIMER_REAL, float(msg.get("seconds", call_seconds)), 0.1)
+            signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
             try:
                 value = _jsonable(fn(*msg.get("args", [])))
                 reply = {"op": "value", "value": value}
@@ -294,19 +316,34 @@ def classify_symbol(symbol):
 def _warm_up(market: Any, reference: Any) -> None:
     """Run a trusted strategy once so every lazy import happens before any seccomp filter."""
     from ..data.pit import PointInTime
+    from . import guards
     from .runtime import LoadedStrategy, sanitize_result
 
-    pit = PointInTime(market, reference)
+    guards.WARMING_UP[0] = True
+    try:
+        _warm_up_run(market, reference)
+    finally:
+        guards.WARMING_UP[0] = False
+
+
+def _warm_up_run(market: Any, reference: Any, pit: Any = None) -> None:
+    from ..data.pit import PointInTime
+    from .runtime import LoadedStrategy, sanitize_result
+
+    pit = pit or PointInTime(market, reference)
     strat = LoadedStrategy(_WARMUP, pit.functions())
     syms = market.symbols
     if syms:
         a, b = market.range(syms[0])
         pit.set_asof(int(market.columns["date"][b - 1]))
         sanitize_result(strat.classify(syms[0]))
-    try:
-        LoadedStrategy("import os\ndef classify_symbol(s):\n    return False\n", {})
-    except Exception:  # noqa: BLE001 - exercising the rejection path is the point
-        pass
+    for bad in ("import os\ndef classify_symbol(s):\n    return False\n",
+                "\u00e9t\u00e9 = 1\nb = __\uff42uiltins__\ndef classify_symbol(s):\n    return False\n",
+                "def classify_symbol(s):\n    return (\n"):
+        try:
+            LoadedStrategy(bad, {})
+        except Exception:  # noqa: BLE001 - exercising the rejection paths is the point
+            pass
     try:
         raise ValueError("warm")
     except ValueError as exc:
@@ -315,9 +352,24 @@ def _warm_up(market: Any, reference: Any) -> None:
         describe_exception(exc)
 
 
+# Modules the interpreter or the curated libraries import lazily (the parser imports
+# unicodedata to normalise non-ASCII identifiers; strptime imports _strptime...). Workers
+# cannot open files, so everything is imported here, before any fork.
+PRELOAD = ("unicodedata", "_strptime", "encodings.idna", "encodings.latin_1", "encodings.ascii", "fractions",
+           "decimal", "re", "json", "string", "_string", "numpy.linalg", "numpy.fft", "numpy.polynomial")
+
+
 def zygote_main(ctrl_fd: int, warm_dataset: str | None = None) -> None:
+    import importlib
+
     import numpy  # noqa: F401 - preload before any fork
     import RestrictedPython  # noqa: F401
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
 
     from ..data.store import MarketData
     from . import oslimits, runtime  # noqa: F401
@@ -331,15 +383,30 @@ def zygote_main(ctrl_fd: int, warm_dataset: str | None = None) -> None:
     # Children are reaped by the kernel; the engine learns of deaths from their channels.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     ctrl = socket.socket(fileno=ctrl_fd)
-    markets: dict[str, Any] = {}
+    from ..data.pit import PointInTime
+
+    pits: dict[str, Any] = {}
     warmed = False
+
+    def open_pit(path: str) -> Any:
+        # One point-in-time view per dataset, its re-adjusted regime arrays computed once here
+        # and shared copy-on-write (never written) by every worker forked afterwards.
+        pit = PointInTime(MarketData(path), reference, cache_bytes=32 << 20)
+        pit.prewarm()
+        pits[path] = pit
+        return pit
+
     if warm_dataset:
         try:
-            markets[warm_dataset] = MarketData(warm_dataset)
-            _warm_up(markets[warm_dataset], reference)
+            _warm_up(open_pit(warm_dataset).market, reference)
             warmed = True
         except Exception:  # noqa: BLE001 - warming is an optimisation; requests report real errors
             pass
+    # Objects that exist now are never collected: keeping the GC off them avoids copy-on-write
+    # page faults in every forked worker.
+    import gc
+
+    gc.freeze()
     ctrl.send(b'{"op":"ready"}')
     while True:
         try:
@@ -351,11 +418,9 @@ def zygote_main(ctrl_fd: int, warm_dataset: str | None = None) -> None:
         req = json.loads(data)
         try:
             path = req["dataset"]
-            market = markets.get(path)
-            if market is None:
-                market = markets[path] = MarketData(path)
+            pit = pits.get(path) or open_pit(path)
             if not warmed:
-                _warm_up(market, reference)
+                _warm_up(pit.market, reference)
                 warmed = True
         except Exception as exc:  # noqa: BLE001
             for fd in fds:
@@ -369,7 +434,7 @@ def zygote_main(ctrl_fd: int, warm_dataset: str | None = None) -> None:
                 chan = socket.socket(fileno=fds[0])
                 for fd in fds[1:]:
                     os.close(fd)
-                worker_main(chan, market, reference, req.get("limits", {}))
+                worker_main(chan, pit, req.get("limits", {}))
             finally:
                 os._exit(1)
         for fd in fds:
