@@ -132,6 +132,7 @@ def _backtest_text(r: dict) -> str:
                      f"{_pct(m['benchmark']['mean']):>9} {_pct(m['excess_mean']):>9}")
     for e in r["errors"]["examples"][:5]:
         lines.append(f"  error {e['symbol']} {e['date']}: {e['message']}")
+    lines.extend(f"WARNING: {w}" for w in r.get("warnings", []))
     return "\n".join(lines)
 
 
@@ -156,6 +157,7 @@ def _screen_text(r: dict) -> str:
         lines.append(f"{i:>3}. {row['symbol']:<8} score {score:>10}  {vals}")
     for e in r["errors"][:5]:
         lines.append(f"  error {e.get('symbol')}: {e['message']}")
+    lines.extend(f"WARNING: {w}" for w in r.get("warnings", []))
     return "\n".join(lines)
 
 

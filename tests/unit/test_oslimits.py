@@ -22,11 +22,16 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+# numpy 2 imports submodules lazily; import them now, as the worker does, because importing
+# (open) is denied under the filter.
 import numpy as np
+import numpy.linalg
+import numpy.random
 import pytest
 
 try:
@@ -84,8 +89,8 @@ def run_in_child(
                 else:
                     res = action()
                     code, detail = res if isinstance(res, tuple) else (res, "")
-            except BaseException as exc:  # noqa: BLE001 - everything is reported
-                code, detail = CRASH, repr(exc)
+            except BaseException:  # noqa: BLE001 - everything is reported
+                code, detail = CRASH, traceback.format_exc()[-1500:]
             os.write(w, bytes([code]) + detail.encode("utf-8", "replace")[:2000])
         finally:
             os._exit(0)
@@ -242,16 +247,19 @@ def test_syscall_tables_are_consistent() -> None:
         assert any(name in oslimits._SYSCALLS[a] for a in ARCHES), name
 
 
-@pytest.mark.parametrize(
-    ("arch", "header"),
-    [("x86_64", "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"),
-     ("x86_64", "/usr/include/asm/unistd_64.h"),
-     ("aarch64", "/usr/include/asm-generic/unistd.h")],
-)
-def test_syscall_tables_match_kernel_headers(arch: str, header: str) -> None:
+UAPI_HEADERS = {
+    # aarch64 uses the asm-generic table
+    "x86_64": ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h"),
+    "aarch64": ("/usr/include/asm-generic/unistd.h",),
+}
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_syscall_tables_match_kernel_headers(arch: str) -> None:
     """When the kernel UAPI headers are installed, every number we know must agree."""
-    if not os.path.exists(header):
-        pytest.skip(f"{header} not installed")
+    header = next((h for h in UAPI_HEADERS[arch] if os.path.exists(h)), None)
+    if header is None:
+        pytest.skip(f"kernel UAPI headers not installed ({', '.join(UAPI_HEADERS[arch])})")
     defs: dict[str, str] = {}
     for line in Path(header).read_text().splitlines():
         m = re.match(r"#define (__NR3264_\w+|__NR_\w+)\s+(\w+)", line)
@@ -352,7 +360,7 @@ def test_read_denied_by_default(seccomp_ok: None, tmp_path: Path) -> None:
 
     def act() -> int | tuple[int, str]:
         return all_denied(
-            ("open(r)", lambda: open(src).read()),  # noqa: SIM115
+            ("open(r)", lambda: open(src).read()),
             ("listdir", lambda: os.listdir(tmp_path)),
         )
 
@@ -384,10 +392,10 @@ def test_readonly_mode_allows_reading_not_writing(seccomp_ok: None, tmp_path: Pa
                 raise OSError(err, os.strerror(err))
 
         return all_denied(
-            ("open(new, w)", lambda: open(new, "w")),  # noqa: SIM115
-            ("open(src, w)", lambda: open(src, "w")),  # noqa: SIM115
-            ("open(src, a)", lambda: open(src, "a")),  # noqa: SIM115
-            ("open(src, r+)", lambda: open(src, "r+")),  # noqa: SIM115
+            ("open(new, w)", lambda: open(new, "w")),
+            ("open(src, w)", lambda: open(src, "w")),
+            ("open(src, a)", lambda: open(src, "a")),
+            ("open(src, r+)", lambda: open(src, "r+")),
             ("O_RDONLY|O_TRUNC", lambda: os.open(src, os.O_RDONLY | os.O_TRUNC)),
             ("O_RDONLY|O_CREAT", lambda: os.open(new, os.O_RDONLY | os.O_CREAT)),
             ("O_TMPFILE", lambda: os.open(tmp_path, os.O_TMPFILE | os.O_RDWR)),
@@ -524,7 +532,7 @@ def test_signalling_other_processes_denied_self_allowed(seccomp_ok: None) -> Non
     def act() -> int | tuple[int, str]:
         bad = all_denied(
             ("kill(ppid, 0)", lambda: os.kill(os.getppid(), 0)),
-            ("kill(ppid, SIGTERM)", lambda: os.kill(os.getppid(), signal.SIGTERM)),
+            ("kill(ppid, SIGCONT)", lambda: os.kill(os.getppid(), signal.SIGCONT)),
             ("kill(1, 0)", lambda: os.kill(1, 0)),
             ("killpg", lambda: os.killpg(os.getpgrp(), 0)),
             ("pidfd_open", lambda: os.pidfd_open(os.getppid())),
@@ -539,10 +547,8 @@ def test_signalling_other_processes_denied_self_allowed(seccomp_ok: None) -> Non
             return WRONG, f"self-signals not delivered: {got}"
         return DENIED
 
-    parent_alive = os.getpid()
     out = run_in_child(act, seccomp={})
     assert out.code == DENIED, str(out)
-    assert os.getpid() == parent_alive  # (we would not be here after a SIGTERM)
 
 
 def test_worker_essentials_still_work(seccomp_ok: None) -> None:
@@ -556,7 +562,7 @@ def test_worker_essentials_still_work(seccomp_ok: None) -> None:
         if not np.allclose(m @ np.linalg.inv(m), np.eye(400), atol=1e-6):
             return WRONG, "numpy matmul/inv (BLAS)"
         d = {i: [i] * 3 for i in range(1000)}
-        if sum(len(v) for v in d.values()) != 3000 or sorted(d)[-1] != 999:
+        if sum(len(v) for v in d.values()) != 3000 or max(d) != 999:
             return WRONG, "list/dict"
         time.sleep(0)
         time.sleep(0.001)

@@ -78,6 +78,9 @@ class PointInTime:
         self._empty_ts = memoryview(np.zeros(0, dtype=np.int64))
         self.asof: int | None = None
         self._idx: dict[str, int] = {}
+        # Set when a data function handed out illustrative (demo) values, so every output
+        # built on them can say so.
+        self.demo_used = False
 
     # -- engine side ---------------------------------------------------------------------
     def set_asof(self, day: int | None) -> None:
@@ -129,13 +132,19 @@ class PointInTime:
         if self.reference is None or not isinstance(symbol, str):
             return {}
         self._require_asof()
-        return self.reference.fundamentals(symbol.strip().upper(), self.asof)
+        out = self.reference.fundamentals(symbol.strip().upper(), self.asof)
+        if out.get("demo"):
+            self.demo_used = True
+        return out
 
     def earnings(self, symbol: Any, quarters: Any = 8) -> list:
         if self.reference is None or not isinstance(symbol, str):
             return []
         self._require_asof()
-        return self.reference.earnings(symbol.strip().upper(), self.asof, _days_arg(quarters))
+        rows = self.reference.earnings(symbol.strip().upper(), self.asof, _days_arg(quarters))
+        if any(r.get("demo") for r in rows):
+            self.demo_used = True
+        return rows
 
     def sector(self, sector: Any = "Technology", days: Any = 5) -> dict:
         if self.reference is None:
@@ -155,6 +164,8 @@ class PointInTime:
             from .reference import ReferenceData  # noqa: PLC0415 - optional dependency of the view
 
             self.reference = ReferenceData.load_default()
+        if any(k in filters for k in ("min_market_cap", "max_market_cap")) and self.reference.demo_fields:
+            self.demo_used = True  # market caps come from the illustrative demo fundamentals
         return self.reference.scan(filters, self.listed(), self.asof, self._price_lookup, lim)
 
     def listed(self) -> list[str]:

@@ -20,6 +20,8 @@ from . import metrics
 from .common import iso, ms, trading_days
 
 MAX_ERROR_EXAMPLES = 20
+DEMO_WARNING = ("DEMO DATA: the strategy used the bundled illustrative fundamentals/earnings; "
+                "results that depend on them are not real")
 
 
 def forward_returns(adj: np.ndarray, w: int) -> np.ndarray:
@@ -106,5 +108,8 @@ def run_backtest(sandbox: Sandbox, market: MarketData, source: str, symbols: lis
         "errors": {"count": len(outcome.errors), "examples": err_examples},
         "skipped": skipped,
         "sandbox": {"worker_restarts": outcome.worker_restarts, "cpu_seconds": round(outcome.cpu_seconds, 3)},
+        "demo_data": outcome.demo_data_used,
     }
+    if outcome.demo_data_used:
+        result["warnings"] = [DEMO_WARNING]
     return metrics.nan_to_none(result)

@@ -14,6 +14,7 @@ from ..data.store import MarketData
 from ..errors import BadInput, StrategyFailed
 from ..sandbox.pool import Sandbox
 from . import metrics
+from .backtest import DEMO_WARNING
 from .common import iso, last_session
 
 
@@ -36,10 +37,12 @@ def run_screen(sandbox: Sandbox, market: MarketData, source: str, symbols: list[
     errors: list[dict] = []
     if "run_screening" in entries:
         raw = sandbox.call(source, "run_screening", [listed, limit], day)
+        demo = sandbox.last_call_demo
         ranked = _validate_custom(raw, set(listed), errors)
         evaluated = len(listed)
     else:
         outcome = sandbox.run(source, [(day, listed)] if listed else [])
+        demo = outcome.demo_data_used
         ranked = [{"symbol": s, "score": score, "values": values} for s, _d, score, values in outcome.signals]
         errors = [{"symbol": s, "date": iso(d), "message": m} for s, d, m in outcome.errors]
         evaluated = outcome.evaluated
@@ -50,7 +53,10 @@ def run_screen(sandbox: Sandbox, market: MarketData, source: str, symbols: list[
         "strategy": strategy_info or {},
         "dataset": {"name": market.name, "version": market.version, "demo": market.demo},
         "ranking": "run_screening" if "run_screening" in entries else "score descending (unscored signals last)",
+        "demo_data": demo,
     }
+    if demo:
+        result["warnings"] = [DEMO_WARNING]
     return metrics.nan_to_none(result)
 
 

@@ -535,7 +535,8 @@ def limit_native_threads(n: int = 1) -> list[str]:
             try:
                 fn.restype = None
                 fn(ctypes.c_int(n))
-            except Exception:  # noqa: BLE001 - best effort
+            except Exception as exc:  # noqa: BLE001 - best effort
+                _log.debug("%s:%s failed: %r", path, sym, exc)
                 continue
             done.append(f"{os.path.basename(path)}:{sym}")
             if "openblas" in sym:

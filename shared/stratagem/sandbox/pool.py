@@ -41,6 +41,7 @@ class EvalOutcome:
     evaluated: int = 0
     worker_restarts: int = 0
     cpu_seconds: float = 0.0
+    demo_data_used: bool = False
 
 
 def _clean_env() -> dict[str, str]:
@@ -115,6 +116,7 @@ class Sandbox:
         self._spares: list[Worker] = []
         self._spare_thread: threading.Thread | None = None
         self.prefork = True
+        self.last_call_demo = False
         atexit.register(self.close)
 
     # -- zygote --------------------------------------------------------------------------
@@ -294,6 +296,7 @@ class Sandbox:
             total.evaluated += o.evaluated
             total.worker_restarts += o.worker_restarts
             total.cpu_seconds += o.cpu_seconds
+            total.demo_data_used = total.demo_data_used or o.demo_data_used
         total.signals.sort(key=lambda r: (r[1], r[0]))
         total.errors.sort(key=lambda r: (r[1], r[0]))
         return total
@@ -341,6 +344,7 @@ class Sandbox:
                         reported = msg["n"]
                         if msg.get("done"):
                             out.cpu_seconds += float(msg.get("cpu", 0.0))
+                            out.demo_data_used = out.demo_data_used or bool(msg.get("demo"))
                             break
                     elif op == "fatal":
                         # The worker stopped itself. "item" is the call that broke a limit (None when
@@ -400,6 +404,7 @@ class Sandbox:
             except (EOFError, OSError, ValueError, socket.timeout):
                 raise StrategyFailed(f"{fn} broke the sandbox limits (memory, CPU or time)") from None
             if msg.get("op") == "value":
+                self.last_call_demo = bool(msg.get("demo"))
                 return msg["value"]
             if msg.get("op") == "fatal":
                 raise StrategyFailed(msg.get("message", f"{fn} stopped"))

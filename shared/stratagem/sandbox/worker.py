@@ -110,6 +110,7 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
     # faults and first-use costs now (workers are forked ahead of need), not during the run.
     _warm_up_run(pit.market, pit.reference, pit)
     pit.set_asof(None)
+    pit.demo_used = False
 
     def fatal(kind: str, message: str, pending: dict | None = None, culprit: bool = True) -> None:
         try:
@@ -244,7 +245,7 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
                         last_flush = time.monotonic()
             signal.setitimer(signal.ITIMER_REAL, 0)
             send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err, "done": True,
-                            "cpu": time.process_time()})
+                            "cpu": time.process_time(), "demo": pit.demo_used})
             buffers["sig"], buffers["err"] = [], []
             continue
         if op == "call":
@@ -268,7 +269,7 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
             signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
             try:
                 value = _jsonable(fn(*msg.get("args", [])))
-                reply = {"op": "value", "value": value}
+                reply = {"op": "value", "value": value, "demo": pit.demo_used}
             except CallTimeout:
                 reply = {"op": "error", "kind": "failed", "message": f"time limit: {msg['fn']} ran too long"}
             except MemoryError:

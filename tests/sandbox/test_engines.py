@@ -1,0 +1,82 @@
+"""Backtest and screen engines end to end through the sandbox, with exact numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stratagem.data.store import iso_to_day
+from stratagem.engines.backtest import run_backtest
+from stratagem.engines.screen import run_screen
+from stratagem.errors import BadInput
+
+ALWAYS = "def classify_symbol(symbol):\n    d = get_price_data(symbol, days=1)\n    return {'signal': True, 'score': d['close'][-1]}\n"
+
+
+def test_backtest_instances_and_forward_returns_are_exact(sandbox, market):
+    r = run_backtest(sandbox, market, ALWAYS, ["AAPL", "MSFT"], start=iso_to_day("2012-12-20"),
+                     end=iso_to_day("2013-03-01"), windows=[1, 5])
+    inst = r["instances"]
+    # one instance per (symbol, session), ordered by date then ticker
+    assert [(i["date"], i["ticker"]) for i in inst[:4]] == [("2012-12-20", "AAPL"), ("2012-12-20", "MSFT"),
+                                                             ("2012-12-21", "AAPL"), ("2012-12-21", "MSFT")]
+    a, b = market.range("AAPL")
+    adj = np.asarray(market.columns["adj_close"][a:b])
+    dates = np.asarray(market.dates("AAPL"))
+    for i in (x for x in inst if x["ticker"] == "AAPL"):
+        t = int(np.searchsorted(dates, iso_to_day(i["date"])))
+        for w in (1, 5):
+            want = adj[t + w] / adj[t] - 1 if t + w < len(adj) else None
+            assert i["returns"][str(w)] == want
+        assert i["timestamp"] == iso_to_day(i["date"]) * 86_400_000
+        assert i["score"] == float(market.columns["close"][a + t])
+    last = [i for i in inst if i["date"] == "2013-03-01"]
+    assert all(i["returns"]["1"] is None for i in last)
+    pm = r["performance_metrics"]
+    assert pm["evaluated"] == len(inst) and pm["by_window"]["1"]["count"] == len(inst) - 2
+    # equal-weight benchmark over the same days, here the same two symbols -> mean excess 0
+    assert pm["by_window"]["1"]["excess_mean"] == pytest.approx(0.0, abs=1e-15)
+
+
+def test_backtest_reports_errors_and_skips(sandbox, market):
+    src = "def classify_symbol(symbol):\n    if symbol == 'IBM':\n        return 1 / 0\n    return False\n"
+    r = run_backtest(sandbox, market, src, ["IBM", "AAPL", "ZZZZ"], start=iso_to_day("2013-02-20"),
+                     end=iso_to_day("2013-03-01"))
+    assert r["errors"]["count"] == 8 and r["errors"]["examples"][0]["symbol"] == "IBM"
+    assert "ZeroDivisionError" in r["errors"]["examples"][0]["message"]
+    assert r["skipped"] == [{"symbol": "ZZZZ", "reason": "no data in this dataset"}]
+
+
+def test_backtest_bad_range(sandbox, market):
+    with pytest.raises(BadInput, match="after"):
+        run_backtest(sandbox, market, ALWAYS, ["AAPL"], start=iso_to_day("2013-01-10"), end=iso_to_day("2013-01-01"))
+
+
+def test_screen_ranks_by_score_and_limits(sandbox, market):
+    r = run_screen(sandbox, market, ALWAYS, market.symbols, asof=iso_to_day("2012-06-01"), limit=3)
+    scores = [x["score"] for x in r["ranked_results"]]
+    assert r["asof"] == "2012-06-01" and len(scores) == 3 and scores == sorted(scores, reverse=True)
+    assert r["ranked_results"][0]["symbol"] == "GOOG" and r["evaluated"] == 5
+
+
+def test_screen_before_a_listing_treats_it_as_no_data(sandbox, market):
+    r = run_screen(sandbox, market, ALWAYS, ["FB", "AAPL"], asof=iso_to_day("2010-01-04"), limit=5)
+    assert [x["symbol"] for x in r["ranked_results"]] == ["AAPL"] and r["errors"] == []
+
+
+def test_screen_with_run_screening_drops_forged_symbols(sandbox, market):
+    src = ALWAYS + "\ndef run_screening(universe, limit):\n    return {'ranked_results': [{'symbol': 'PWNED', 'score': 1e308}] + [{'symbol': s, 'score': 1.0, 'values': {'x': 1}} for s in universe]}\n"
+    r = run_screen(sandbox, market, src, ["AAPL", "MSFT"], limit=5)
+    assert [x["symbol"] for x in r["ranked_results"]] == ["AAPL", "MSFT"]
+    assert any("outside the universe" in e["message"] for e in r["errors"])
+
+
+def test_demo_fundamentals_are_labelled_in_results(sandbox, market):
+    src = ("def classify_symbol(symbol):\n    f = get_fundamental_data(symbol)\n"
+           "    return {'signal': (f.get('pe_ratio') or 99) < 100, 'score': f.get('pe_ratio')}\n")
+    r = run_screen(sandbox, market, src, ["AAPL", "MSFT"], asof=iso_to_day("2012-06-01"), limit=5)
+    assert r["demo_data"] is True and "DEMO DATA" in r["warnings"][0]
+    b = run_backtest(sandbox, market, src, ["AAPL"], start=iso_to_day("2012-06-01"), end=iso_to_day("2012-06-08"))
+    assert b["demo_data"] is True and "DEMO DATA" in b["warnings"][0]
+    plain = run_screen(sandbox, market, ALWAYS, ["AAPL"], limit=5)
+    assert plain["demo_data"] is False and "warnings" not in plain
