@@ -10,9 +10,8 @@ from stratagem.data.catalog import ensure_sample
 from stratagem.data.store import MarketData
 from stratagem.settings import SandboxLimits, Settings
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
-if not EXAMPLES.exists():  # the team's samples live beside the repo; tests using them skip otherwise
-    EXAMPLES = Path("/work/shared/examples")
+# Vendored copies of the team's samples (shared/examples), so a clean clone tests the same.
+EXAMPLES = Path(__file__).resolve().parent / "samples"
 
 
 @pytest.fixture(scope="session")
