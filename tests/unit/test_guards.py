@@ -134,3 +134,15 @@ def test_imports_bind_curated_modules(pit):
 
 def test_numpy_methods_work_despite_lazy_internal_imports(pit):
     assert run(pit, "a = np.array([1.0, 2.0, 3.0])\nreturn float(a.mean()) == 2.0 and float(a.std()) > 0")
+
+
+@pytest.mark.parametrize("expr", ["type(int)", "type(np.ndarray)", "type(type(1))"])
+def test_no_metaclass_reachable(pit, expr):
+    with pytest.raises(TypeError, match="type\\(\\) of a class"):
+        run(pit, f"return {expr}")
+
+
+def test_instance_only_stand_ins_hide_the_real_class(pit):
+    assert run(pit, "return isinstance(np.array([1.0]), np.ndarray) and not isinstance([1], np.ndarray)")
+    with pytest.raises(AttributeError):
+        run(pit, "return getattr(np.ndarray, 'wrapped')")

@@ -176,9 +176,14 @@ def inplace_attr(obj: Any, name: str, op: str, value: Any) -> None:
 
 
 def guarded_type(*args: Any) -> type:
+    """``type(x)`` for type checks; never hands out a metaclass (which could build classes
+    around the validator's rules on method names)."""
     if len(args) != 1:
         raise TypeError("type() takes exactly one argument in a strategy")
-    return type(args[0])
+    t = type(args[0])
+    if issubclass(t, type):
+        raise TypeError("type() of a class is not available in a strategy")
+    return t
 
 
 def _apply(f: Callable, *a: Any, **kw: Any) -> Any:
@@ -189,17 +194,17 @@ class _InstanceOnly(type):
     """A stand-in class usable with ``isinstance`` but never to construct the real type."""
 
     def __instancecheck__(cls, obj: Any) -> bool:
-        return isinstance(obj, cls.wrapped)  # type: ignore[attr-defined]
+        return isinstance(obj, cls._wrapped)  # type: ignore[attr-defined]
 
     def __subclasscheck__(cls, sub: Any) -> bool:
-        return isinstance(sub, type) and issubclass(sub, cls.wrapped)  # type: ignore[attr-defined]
+        return isinstance(sub, type) and issubclass(sub, cls._wrapped)  # type: ignore[attr-defined]
 
     def __call__(cls, *a: Any, **kw: Any) -> Any:
         raise TypeError(f"{cls.__name__} cannot be constructed in a strategy; use np.array(...)")
 
 
 def _instance_only(name: str, real: type) -> type:
-    return _InstanceOnly(name, (), {"wrapped": real})
+    return _InstanceOnly(name, (), {"_wrapped": real})
 
 
 class Namespace(types.SimpleNamespace):

@@ -357,7 +357,8 @@ def _warm_up_run(market: Any, reference: Any, pit: Any = None) -> None:
 # unicodedata to normalise non-ASCII identifiers; strptime imports _strptime...). Workers
 # cannot open files, so everything is imported here, before any fork.
 PRELOAD = ("unicodedata", "_strptime", "encodings.idna", "encodings.latin_1", "encodings.ascii", "fractions",
-           "decimal", "re", "json", "string", "_string", "numpy.linalg", "numpy.fft", "numpy.polynomial")
+           "decimal", "re", "json", "string", "_string", "numpy.linalg", "numpy.fft", "numpy.polynomial",
+           "numpy.random", "numpy.ma")
 
 
 def zygote_main(ctrl_fd: int, warm_dataset: str | None = None) -> None:
