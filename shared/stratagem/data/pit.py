@@ -19,7 +19,7 @@ import math
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,6 +29,25 @@ DAILY_ALIASES = frozenset({"1d", "d", "day", "daily", "1day", "1D", "D", "Day", 
 SERIES_KEYS = ("timestamps", "open", "high", "low", "close", "volume")
 MAX_SYMBOLS_PER_CALL = 1000
 _PRICE_COLS = ("open", "high", "low", "close")
+
+
+class ReferenceProvider(Protocol):
+    """Point-in-time fundamentals/earnings/classification port (see ``data.reference``).
+
+    Every value carries the date it became known; nothing known after ``asof_day`` is
+    returned. Implementations flag illustrative values with ``'demo': True``.
+    """
+
+    demo_fields: frozenset[str]
+
+    def fundamentals(self, symbol: str, asof_day: int) -> dict: ...
+
+    def earnings(self, symbol: str, asof_day: int, quarters: int = 8) -> list[dict]: ...
+
+    def sector_members(self, sector: str, symbols: Iterable[str]) -> list[str]: ...
+
+    def scan(self, filters: dict, symbols: Iterable[str], asof_day: int,
+             price_lookup: Callable[[str], tuple[float | None, float | None]], limit: int = 100) -> list[str]: ...
 
 
 class DataError(ValueError):
@@ -59,7 +78,8 @@ def _timeframe_arg(timeframe: Any) -> None:
 class PointInTime:
     """The data functions of CONTRACT §2 over one :class:`MarketData`, as of a settable date."""
 
-    def __init__(self, market: MarketData, reference: Any = None, *, cache_bytes: int = 64 << 20) -> None:
+    def __init__(self, market: MarketData, reference: ReferenceProvider | None = None, *,
+                 cache_bytes: int = 64 << 20) -> None:
         self.market = market
         self.reference = reference
         c = market.columns

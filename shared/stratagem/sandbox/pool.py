@@ -166,6 +166,12 @@ class Sandbox:
             w = self._fork()
         return w
 
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the background refill of spare workers has finished."""
+        t = self._spare_thread
+        if t is not None:
+            t.join(timeout)
+
     def release(self, w: Worker) -> None:
         """End a worker's run (the process exits) and top the spares up in the background."""
         w.close()
@@ -311,12 +317,15 @@ class Sandbox:
             try:
                 w.load(source)
                 remaining = items[pos:]
-                sub_plan: list[list] = []
-                for d, s in remaining:
-                    if sub_plan and sub_plan[-1][0] == d:
-                        sub_plan[-1][1].append(s)
-                    else:
-                        sub_plan.append([d, [s]])
+                if pos == 0:
+                    sub_plan: list = shard
+                else:
+                    sub_plan = []
+                    for d, s in remaining:
+                        if sub_plan and sub_plan[-1][0] == d:
+                            sub_plan[-1][1].append(s)
+                        else:
+                            sub_plan.append([d, [s]])
                 send_msg(w.sock, {"op": "eval", "plan": sub_plan})
                 reported = 0
                 silence = self.limits.call_seconds + 5.0

@@ -65,6 +65,8 @@ class _State:
 
 
 TICK_SECONDS = 0.05
+_FALSE = (False, None, {})
+_TRUE = (True, None, {})
 
 
 def _jsonable(obj: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
@@ -109,6 +111,7 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
     # Trusted warm-up in this very process, before any untrusted code: it takes the copy-on-write
     # faults and first-use costs now (workers are forked ahead of need), not during the run.
     _warm_up_run(pit.market, pit.reference, pit)
+    _touch_data(pit)
     pit.set_asof(None)
     pit.demo_used = False
 
@@ -214,7 +217,9 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
                     state.t0 = time.monotonic()
                     state.in_strategy = True
                     try:
-                        res = sanitize_result(classify(sym))
+                        res = classify(sym)
+                        # Plain bools are the common case: skip the general sanitiser.
+                        res = _FALSE if res is False else _TRUE if res is True else sanitize_result(res)
                     except CallTimeout:
                         error = f"time limit: classify_symbol ran longer than {call_seconds:g} s"
                     except MemoryError:
@@ -325,6 +330,24 @@ def _warm_up(market: Any, reference: Any) -> None:
         _warm_up_run(market, reference)
     finally:
         guards.WARMING_UP[0] = False
+
+
+def _touch_data(pit: Any, stride: int = 5) -> None:
+    """Walk the data the way a backtest does (dates, bars, regime arrays), in this process.
+
+    After a fork the page tables for the mapped data and the copy-on-write state of the
+    shared objects start cold; paying for that here, in a spare worker, keeps it out of runs.
+    """
+    import numpy as np
+
+    market = pit.market
+    cal = np.asarray(market.calendar())
+    for day in cal[::stride].tolist():
+        pit.set_asof(day)
+        for sym in market.symbols:
+            d = pit.price_data(sym, "1d", 30)
+            if d["close"]:
+                d["close"][-1]
 
 
 def _warm_up_run(market: Any, reference: Any, pit: Any = None) -> None:
