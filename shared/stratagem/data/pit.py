@@ -272,7 +272,9 @@ class PointInTime:
             if b <= a:
                 continue
             regimes = np.asarray(self._regime_np[a:b])
-            starts = np.flatnonzero(np.r_[True, regimes[1:] != regimes[:-1]])
+            # Regime 0 never needs re-adjusting (no earlier action); later regimes do when a
+            # window reaches back across an ex-date.
+            starts = np.flatnonzero(regimes[1:] != regimes[:-1]) + 1
             for i in starts.tolist():
                 need = 5 * 8 * (b - a)
                 if self._cache_used + need > budget_bytes:

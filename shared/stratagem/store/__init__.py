@@ -1,0 +1,1 @@
+"""Persistence ports: strategies with versions (and, later, jobs and alert logs)."""
