@@ -89,6 +89,28 @@ def _context(args: argparse.Namespace):
     return settings, market, sandbox
 
 
+def _cached(settings: Settings, mode: str, source: str, market: Any, symbols: list[str], params: dict, run: Any) -> dict:
+    """Serve a result from the cache (memory, then Redis when STRATAGEM_REDIS_URL is set)."""
+    from .cache import make_cache, result_key
+
+    cache = make_cache(settings.redis_url)
+    key = result_key(mode, source, market.version, symbols, params)
+    hit = cache.get_json(key)
+    if hit is not None:
+        _log(f"{mode}: served from the result cache")
+        return hit
+    result = run()
+    cache.set_json(key, result)
+    return result
+
+
+def _write_report(path: str, backtest: dict, market: Any, screen: dict | None = None, replay: dict | None = None) -> None:
+    from .report import render_report
+
+    Path(path).write_text(render_report(backtest, market=market, screen=screen, replay=replay), encoding="utf-8")
+    _log(f"report written to {path}")
+
+
 def _pct(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x * 100:+.{digits}f}%"
 
@@ -107,16 +129,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from .engines.backtest import run_backtest
-    from .engines.common import parse_date, parse_windows, resolve_symbols
+    from .engines.common import parse_date, parse_windows
+    from .universe import resolve
 
     source, info = _read_strategy(args.strategy)
-    _settings, market, sandbox = _context(args)
-    symbols = resolve_symbols(market, args.symbols, args.universe)
-    result = run_backtest(sandbox, market, source, symbols, start=parse_date(args.start, "--start"),
-                          end=parse_date(args.end, "--end"), windows=parse_windows(args.windows),
-                          strategy_info=info, progress=_Progress("backtest"))
+    settings, market, sandbox = _context(args)
+    start, end = parse_date(args.start, "--start"), parse_date(args.end, "--end")
+    symbols, label = resolve(settings, market, args.symbols, args.universe, start)
+    windows = parse_windows(args.windows)
+    if args.hold is not None and args.hold <= 0:
+        raise BadInput(f"--hold must be a positive number of sessions, got {args.hold}")
+    params = {"start": start, "end": end, "windows": windows, "entry": args.entry, "hold": args.hold,
+              "probe": args.probe, "universe": label}
+    result = _cached(settings, "backtest", source, market, symbols, params, lambda: run_backtest(
+        sandbox, market, source, symbols, start=start, end=end, windows=windows, entry=args.entry, hold=args.hold,
+        strategy_info=info, universe_label=label, probe=args.probe, progress=_Progress("backtest")))
+    if args.report:
+        _write_report(args.report, result, market)
     _emit(args, result, _backtest_text(result))
-    return 0
+    sandbox.close()
+    return _status(result["performance_metrics"]["evaluated"], result["errors"]["count"])
+
+
+def _status(evaluated: int, errors: int) -> int:
+    """Exit 1 when the strategy failed on every evaluation (it is broken, not the data)."""
+    return 1 if evaluated and errors >= evaluated else 0
 
 
 def _backtest_text(r: dict) -> str:
@@ -137,15 +174,61 @@ def _backtest_text(r: dict) -> str:
 
 
 def cmd_screen(args: argparse.Namespace) -> int:
-    from .engines.common import parse_date, resolve_symbols
+    from .engines.common import parse_date
     from .engines.screen import run_screen
+    from .universe import resolve
 
     source, info = _read_strategy(args.strategy)
-    _settings, market, sandbox = _context(args)
-    symbols = resolve_symbols(market, args.symbols, args.universe)
-    result = run_screen(sandbox, market, source, symbols, asof=parse_date(args.asof, "--asof"), limit=args.limit,
-                        strategy_info=info)
+    settings, market, sandbox = _context(args)
+    asof = parse_date(args.asof, "--asof")
+    symbols, label = resolve(settings, market, args.symbols, args.universe, asof)
+    params = {"asof": asof, "limit": args.limit, "universe": label}
+    result = _cached(settings, "screen", source, market, symbols, params, lambda: run_screen(
+        sandbox, market, source, symbols, asof=asof, limit=args.limit, strategy_info=info))
     _emit(args, result, _screen_text(result))
+    sandbox.close()
+    return _status(result["evaluated"], len([e for e in result["errors"] if e.get("date")]))
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from .engines.alerts import replay_alerts
+    from .engines.common import parse_date
+    from .universe import resolve
+
+    source, info = _read_strategy(args.strategy)
+    settings, market, sandbox = _context(args)
+    start, end = parse_date(args.start, "--start"), parse_date(args.end, "--end")
+    if start > end:
+        raise BadInput(f"--start ({args.start}) is after --end ({args.end})")
+    symbols, _label = resolve(settings, market, args.symbols, args.universe, start)
+    result = replay_alerts(sandbox, market, source, symbols, start, end, strategy_id=info.get("id", "local"),
+                           name=info.get("name", "strategy"), version=info.get("version", 1),
+                           progress=_Progress("replay"))
+    human = [f"{len(result['alerts'])} alerts over {result['sessions']} sessions ({result['start']}..{result['end']})"]
+    for a in result["alerts"]:
+        human.append(f"[{a['date']}] " + a["message"].replace("\n", " | "))
+    _emit(args, result, "\n".join(human))
+    sandbox.close()
+    return 0
+
+
+def cmd_universe(args: argparse.Namespace) -> int:
+    from .universe import list_universes, load_universe, parse_symbols, save_universe
+
+    settings = Settings.from_env()
+    if args.universe_cmd == "save":
+        text = Path(args.symbols).read_text() if Path(args.symbols).is_file() else args.symbols
+        symbols = parse_symbols(text)
+        path = save_universe(settings, args.name, symbols)
+        _emit(args, {"name": args.name, "symbols": symbols, "path": str(path)},
+              f"saved universe {args.name!r}: {len(symbols)} symbols")
+        return 0
+    if args.universe_cmd == "show":
+        symbols = load_universe(settings, args.name)
+        _emit(args, {"name": args.name, "symbols": symbols}, " ".join(symbols))
+        return 0
+    names = list_universes(settings)
+    _emit(args, {"universes": ["demo", "all"] + names}, "\n".join(["demo (bundled)", "all (whole dataset)"] + names))
     return 0
 
 
@@ -272,17 +355,48 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("strategy", metavar="FILE_OR_ID")
         grp = sp.add_mutually_exclusive_group()
         grp.add_argument("--symbols", help="comma-separated tickers, e.g. AAPL,MSFT")
-        grp.add_argument("--universe", help="named universe: demo or all (the whole dataset)")
+        grp.add_argument("--universe", help="demo/all (the whole dataset), a saved list, or scan:key=value,...")
         sp.add_argument("--data", help="dataset name (default: the bundled 'sample')")
         if name == "backtest":
             sp.add_argument("--start", help="first session, ISO date (default: 2 years before --end)")
             sp.add_argument("--end", help="last session, ISO date (default: the last in the data)")
             sp.add_argument("--windows", help="forward-return windows in trading days (default 1,5,10)")
+            sp.add_argument("--entry", choices=("close", "next_open"), default="close",
+                            help="enter at the signal day's close (default) or the next session's open")
+            sp.add_argument("--hold", type=int, help="sessions each position is held in the equity curve (default 5)")
+            sp.add_argument("--probe", type=int, default=3, help="days re-run on truncated data (look-ahead probe)")
+            sp.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
         else:
             sp.add_argument("--asof", help="as-of date (default: the latest session)")
             sp.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
         common(sp)
         sp.set_defaults(func=fn)
+
+    sp = sub.add_parser("alerts", help="alerts: replay history as if live")
+    asub = sp.add_subparsers(dest="alerts_cmd", required=True, metavar="SUBCOMMAND")
+    rp = asub.add_parser("replay", help="run the alert path over history, day by day")
+    rp.add_argument("strategy", metavar="FILE_OR_ID")
+    grp = rp.add_mutually_exclusive_group()
+    grp.add_argument("--symbols", help="comma-separated tickers")
+    grp.add_argument("--universe", help="demo/all, a saved list, or scan:key=value,...")
+    rp.add_argument("--data", help="dataset name (default: the bundled 'sample')")
+    rp.add_argument("--start", required=True, help="first session, ISO date")
+    rp.add_argument("--end", required=True, help="last session, ISO date")
+    common(rp)
+    sp.set_defaults(func=cmd_alerts)
+
+    sp = sub.add_parser("universe", help="saved symbol lists")
+    usub = sp.add_subparsers(dest="universe_cmd", required=True, metavar="SUBCOMMAND")
+    up = usub.add_parser("save", help="save a list: NAME A,B,C (or a file with one symbol per line)")
+    up.add_argument("name")
+    up.add_argument("symbols")
+    common(up)
+    up = usub.add_parser("show", help="print a saved list")
+    up.add_argument("name")
+    common(up)
+    up = usub.add_parser("list", help="list universes")
+    common(up)
+    sp.set_defaults(func=cmd_universe)
 
     sp = sub.add_parser("data", help="market data: import, list, info")
     dsub = sp.add_subparsers(dest="data_cmd", required=True, metavar="SUBCOMMAND")

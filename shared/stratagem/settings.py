@@ -17,6 +17,7 @@ ENV_SANDBOX_MEMORY_MB = "STRATAGEM_SANDBOX_MEMORY_MB"
 ENV_SANDBOX_CPU_SECONDS = "STRATAGEM_SANDBOX_CPU_SECONDS"
 ENV_SANDBOX_CALL_SECONDS = "STRATAGEM_SANDBOX_CALL_SECONDS"
 ENV_SANDBOX_WORKERS = "STRATAGEM_SANDBOX_WORKERS"
+ENV_REDIS_URL = "STRATAGEM_REDIS_URL"
 
 
 def _default_home() -> Path:
@@ -49,6 +50,7 @@ class Settings:
     dataset: str = "sample"
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
     workers: int = 2
+    redis_url: str | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -71,6 +73,8 @@ class Settings:
         if env.get(ENV_SANDBOX_CALL_SECONDS):
             limits = replace(limits, call_seconds=_positive(env, ENV_SANDBOX_CALL_SECONDS, float))
         s = replace(s, sandbox=limits)
+        if env.get(ENV_REDIS_URL):
+            s = replace(s, redis_url=env[ENV_REDIS_URL])
         if env.get(ENV_SANDBOX_WORKERS):
             s = replace(s, workers=_positive(env, ENV_SANDBOX_WORKERS, int))
         return replace(s, **overrides) if overrides else s

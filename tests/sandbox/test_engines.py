@@ -44,7 +44,8 @@ def test_backtest_reports_errors_and_skips(sandbox, market):
                      end=iso_to_day("2013-03-01"))
     assert r["errors"]["count"] == 8 and r["errors"]["examples"][0]["symbol"] == "IBM"
     assert "ZeroDivisionError" in r["errors"]["examples"][0]["message"]
-    assert r["skipped"] == [{"symbol": "ZZZZ", "reason": "no data in this dataset"}]
+    assert r["skipped"] == [{"symbol": "ZZZZ", "reason": "no data in dataset 'sample'"}]
+    assert r["bias"]["skipped_symbols"] == r["skipped"]
 
 
 def test_backtest_bad_range(sandbox, market):
@@ -80,3 +81,66 @@ def test_demo_fundamentals_are_labelled_in_results(sandbox, market):
     assert b["demo_data"] is True and "DEMO DATA" in b["warnings"][0]
     plain = run_screen(sandbox, market, ALWAYS, ["AAPL"], limit=5)
     assert plain["demo_data"] is False and "warnings" not in plain
+
+
+def test_next_open_entry_returns_are_exact(sandbox, market):
+    r = run_backtest(sandbox, market, ALWAYS, ["MSFT"], start=iso_to_day("2013-02-20"), end=iso_to_day("2013-03-01"),
+                     windows=[1, 3], entry="next_open", probe=0)
+    a, b = market.range("MSFT")
+    c = {k: np.asarray(market.columns[k][a:b]) for k in ("open", "close", "adj_close", "date")}
+    for inst in r["instances"]:
+        t = int(np.searchsorted(c["date"], iso_to_day(inst["date"])))
+        for w in (1, 3):
+            if t + w < len(c["date"]):
+                entry_px = c["open"][t + 1] * c["adj_close"][t + 1] / c["close"][t + 1]
+                assert inst["returns"][str(w)] == pytest.approx(c["adj_close"][t + w] / entry_px - 1, rel=1e-12)
+            else:
+                assert inst["returns"][str(w)] is None
+    assert r["entry"] == "next_open" and "open[t+1]" in r["performance_metrics"]["returns_rule"]
+
+
+def test_equity_curve_hand_check(sandbox, market):
+    # One signal (AAPL on 2013-02-20), hold 2: the equity moves only on the two following sessions.
+    src = ("def classify_symbol(symbol):\n    d = get_price_data(symbol, days=1)\n"
+           "    return symbol == 'AAPL' and d['timestamps'][-1] == 1361318400000\n")
+    r = run_backtest(sandbox, market, src, ["AAPL", "MSFT"], start=iso_to_day("2013-02-19"),
+                     end=iso_to_day("2013-02-26"), windows=[2], probe=0)
+    assert [(i["ticker"], i["date"]) for i in r["instances"]] == [("AAPL", "2013-02-20")]
+    eq = r["equity"]
+    a, b = market.range("AAPL")
+    adj = np.asarray(market.columns["adj_close"][a:b])
+    t = int(np.searchsorted(market.dates("AAPL"), iso_to_day("2013-02-20")))
+    by_day = dict(zip(eq["dates"], eq["strategy"]))
+    assert by_day["2013-02-20"] == 1.0  # nothing held yet
+    assert by_day["2013-02-22"] == pytest.approx(adj[t + 2] / adj[t], rel=1e-7)
+    assert by_day["2013-02-26"] == by_day["2013-02-22"]  # position closed: cash
+    assert eq["total_return"] == pytest.approx(adj[t + 2] / adj[t] - 1, rel=1e-12)
+    assert 0 < eq["exposure"] < 1 and eq["hold"] == 2
+
+
+def test_bias_report(sandbox, market):
+    r = run_backtest(sandbox, market, ALWAYS, ["AAPL", "FB"], start=iso_to_day("2012-12-20"),
+                     end=iso_to_day("2013-03-01"), probe=2, universe_label="demo")
+    bias = r["bias"]
+    probe = bias["lookahead_probe"]
+    assert probe["identical"] is True and len(probe["days"]) == 2
+    assert "survivorship" in bias["survivorship"]["warning"]
+    assert bias["missing_sessions"]["count"] == 0 and bias["zero_volume_days"]["count"] == 0
+    assert "warnings" not in r
+
+
+def test_probe_reports_mismatches(sandbox, market):
+    from stratagem.engines.bias import lookahead_probe
+
+    day = iso_to_day("2013-02-20")
+    never = "def classify_symbol(symbol):\n    return False\n"
+    # Claim the full run saw a signal the truncated run cannot reproduce: a mismatch must be reported.
+    res = lookahead_probe(sandbox, market, never, {day: ["AAPL"]}, {("AAPL", day): 1.0}, set(), 1)
+    assert res["identical"] is False and res["mismatches"][0]["symbol"] == "AAPL"
+
+
+def test_dates_outside_the_data(sandbox, market):
+    with pytest.raises(BadInput, match="covers 2000-03-01..2013-03-01"):
+        run_backtest(sandbox, market, ALWAYS, ["AAPL"], start=iso_to_day("2015-01-01"), end=iso_to_day("2016-01-01"))
+    r = run_backtest(sandbox, market, ALWAYS, ["AAPL"], start=iso_to_day("2013-02-25"), end=iso_to_day("2014-01-01"), probe=0)
+    assert "beyond the data" in r["warnings"][0]

@@ -102,3 +102,37 @@ def test_demo_json(capsys):
     assert code == 0 and doc["dataset"]["name"] == "sample" and doc["dataset"]["demo"] is False
     assert len(doc["strategies"]) == 4 and all(s["valid"] for s in doc["strategies"])
     assert doc["sandbox_check"]["rejected"] is True
+
+
+def test_alerts_replay_json(tmp_path, capsys):
+    code, doc, _ = run(capsys, "alerts", "replay", "builtin:rsi_oversold", "--start", "2012-10-01", "--end", "2012-12-31",
+                       "--json")
+    assert code == 0 and doc["alerts"]
+    keys = [(a["timestamp"], a["symbol"]) for a in doc["alerts"]]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)  # time order, once per symbol x bar
+    a = doc["alerts"][0]
+    assert {"strategy_id", "symbol", "date", "timestamp", "message"} <= set(a) and a["symbol"] in a["message"]
+
+
+def test_universes(capsys):
+    assert run(capsys, "universe", "save", "mine", "msft, aapl", "--json")[1]["symbols"] == ["AAPL", "MSFT"]
+    assert run(capsys, "universe", "show", "mine", "--json")[1]["symbols"] == ["AAPL", "MSFT"]
+    code, doc, _ = run(capsys, "screen", "builtin:momentum_20d", "--universe", "mine", "--json")
+    assert code == 0 and doc["universe_size"] == 2
+    code, doc, _ = run(capsys, "screen", "builtin:momentum_20d", "--universe", "scan:sector=Technology", "--json")
+    assert code == 0 and doc["universe_size"] == 3  # AAPL, IBM, MSFT
+    code, doc, _ = run(capsys, "screen", "builtin:momentum_20d", "--universe", "nope", "--json")
+    assert code == 2 and "known" in doc["error"]["message"]
+    code, doc, _ = run(capsys, "screen", "builtin:momentum_20d", "--universe", "scan:bogus=1", "--json")
+    assert code == 2 and "min_market_cap" in doc["error"]["message"]
+
+
+def test_result_cache_serves_the_second_run(capsys):
+    args = ("backtest", "builtin:golden_cross", "--symbols", "AAPL,MSFT", "--start", "2010-01-01", "--end", "2010-12-31",
+            "--json")
+    first = run(capsys, *args)
+    second = run(capsys, *args)
+    assert first[1] == second[1] and "served from the result cache" in second[2]
+    # a different strategy is never served the cached result
+    third = run(capsys, "backtest", "builtin:momentum_20d", *args[2:])
+    assert "served from the result cache" not in third[2] and third[1] != first[1]

@@ -61,3 +61,21 @@ def test_forward_returns_counts_bars_and_ends_with_nan():
 
 def test_nan_to_none_recurses():
     assert metrics.nan_to_none({"a": [math.nan, 1.0], "b": {"c": math.inf}}) == {"a": [None, 1.0], "b": {"c": None}}
+
+
+def test_equity_metrics_hand_values():
+    r = [0.10, -0.50, 0.20]
+    assert metrics.total_return(r) == pytest.approx(1.1 * 0.5 * 1.2 - 1)
+    np.testing.assert_allclose(metrics.equity_curve(r), [1.1, 0.55, 0.66])
+    assert metrics.max_drawdown(r) == pytest.approx(0.55 / 1.1 - 1)  # -50%
+    assert metrics.cagr([0.01] * 252) == pytest.approx(1.01 ** 252 - 1)
+    assert metrics.cagr([0.0] * 126) == 0.0
+    m, s = np.mean(r), np.std(r, ddof=1)
+    assert metrics.sharpe(r) == pytest.approx(m / s * math.sqrt(252))
+
+
+def test_drawdown_properties():
+    assert metrics.max_drawdown([0.01, 0.02, 0.03]) == 0.0  # rising returns never draw down
+    assert metrics.max_drawdown([]) == 0.0 and metrics.total_return([]) == 0.0
+    assert metrics.max_drawdown([-0.1]) == pytest.approx(-0.1)  # a first-day loss counts from 1.0
+    assert math.isnan(metrics.sharpe([0.01])) and math.isnan(metrics.cagr([]))

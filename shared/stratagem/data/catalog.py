@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import BadInput, NotFound
 from ..settings import Settings
-from .store import MarketData, SymbolBars, build_store, iso_to_day
+from .store import FORMAT, MarketData, SymbolBars, build_store, iso_to_day
 
 SAMPLE = "sample"
 _SAMPLE_DESCRIPTION = ("Real daily OHLCV (unadjusted) plus adjusted close for AAPL, GOOG, IBM, MSFT "
@@ -64,7 +64,8 @@ def ensure_sample(settings: Settings) -> MarketData:
     src_hash = _file_hash(src)
     if meta.exists():
         try:
-            if json.loads(meta.read_text()).get("source_hash") == src_hash:
+            m = json.loads(meta.read_text())
+            if m.get("source_hash") == src_hash and m.get("format") == FORMAT:
                 return MarketData(dest)
         except (OSError, ValueError):
             pass  # a damaged dataset is rebuilt below

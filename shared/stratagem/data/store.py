@@ -32,7 +32,8 @@ import numpy as np
 
 from ..errors import BadInput, NotFound
 
-FORMAT = 1
+# Bump when the derived columns change: the data version (and every cache key) changes with it.
+FORMAT = 2
 MS_PER_DAY = 86_400_000
 _EPOCH = _dt.date(1970, 1, 1)
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -104,7 +105,7 @@ def derive_actions(symbol: str, dates: np.ndarray, close: np.ndarray,
 
     ``f = adj_close / close`` is constant between corporate actions (up to vendor noise)
     and jumps on ex-dates. Each run of constant f is a regime with one canonical factor
-    (its mean), so bars inside one regime are shown exactly as traded. Large jumps that sit
+    (its first bar's), so bars inside one regime are shown exactly as traded. Large jumps that sit
     on a small fraction are splits; they also scale volume.
     """
     n = len(dates)
@@ -119,9 +120,10 @@ def derive_actions(symbol: str, dates: np.ndarray, close: np.ndarray,
     regime = np.cumsum(jump).astype(np.int32)
     starts = np.flatnonzero(np.r_[True, jump[1:]] if n > 1 else np.array([True]))
     bounds = list(starts) + [n]
-    canon = np.empty(len(starts))
-    for k in range(len(starts)):
-        canon[k] = float(np.mean(f[bounds[k]:bounds[k + 1]]))
+    # The canonical factor of a regime is its first bar's: known on the ex-date itself, so
+    # adjusting as of any day never depends on a later bar (a mean over the regime would, by
+    # a few ulps - and a copy of the data cut at that day would then disagree).
+    canon = f[starts].astype(np.float64)
     factor = canon[regime]
     split_mult = np.ones(len(starts))
     actions: list[CorporateAction] = []
@@ -162,7 +164,7 @@ def build_store(bars: dict[str, SymbolBars], dest: Path, *, source: str, demo: b
     cols: dict[str, list[np.ndarray]] = {c: [] for c in ALL_COLUMNS}
     ranges: dict[str, list[int]] = {}
     actions: list[CorporateAction] = []
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"format:{FORMAT}".encode())
     pos = 0
     for sym in symbols:
         b = bars[sym]
@@ -265,6 +267,17 @@ class MarketData:
     def dates(self, symbol: str) -> np.ndarray:
         a, b = self.range(symbol)
         return self.columns["date"][a:b]
+
+    def bars(self, symbol: str, until_day: int | None = None) -> SymbolBars:
+        """The raw bars of ``symbol`` (optionally only those on or before ``until_day``)."""
+        a, b = self.range(symbol)
+        if until_day is not None:
+            b = a + int(np.searchsorted(self.columns["date"][a:b], until_day, side="right"))
+        c = self.columns
+        has_adj = self.meta.get("has_adj_close", {}).get(symbol, True)
+        return SymbolBars(symbol, np.array(c["date"][a:b]), np.array(c["open"][a:b]), np.array(c["high"][a:b]),
+                          np.array(c["low"][a:b]), np.array(c["close"][a:b]), np.array(c["volume"][a:b]),
+                          np.array(c["adj_close"][a:b]) if has_adj else None)
 
     def calendar(self) -> np.ndarray:
         """Union of all session dates (days since epoch), sorted."""

@@ -17,6 +17,7 @@ from ..data.store import MarketData
 from ..errors import BadInput
 from ..sandbox.pool import Sandbox
 from . import metrics
+from .bias import data_quality, lookahead_probe, survivorship
 from .common import iso, ms, trading_days
 
 MAX_ERROR_EXAMPLES = 20
@@ -32,43 +33,161 @@ def forward_returns(adj: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+def entry_prices(market: MarketData, symbol: str, entry: str) -> tuple[np.ndarray, np.ndarray]:
+    """(adjusted close, adjusted entry price per signal bar) for one symbol.
+
+    ``close``: enter at the signal day's close. ``next_open``: enter at the next session's
+    open (for strategies that use the signal day's close), adjusted with that day's factor.
+    NaN where there is no next session.
+    """
+    a, b = market.range(symbol)
+    adj = np.asarray(market.columns["adj_close"][a:b], dtype=np.float64)
+    if entry == "close":
+        return adj, adj
+    close = np.asarray(market.columns["close"][a:b], dtype=np.float64)
+    opn = np.asarray(market.columns["open"][a:b], dtype=np.float64)
+    nxt = np.full(adj.shape[0], np.nan)
+    nxt[:-1] = opn[1:] * (adj[1:] / close[1:])
+    return adj, nxt
+
+
+def window_returns(adj: np.ndarray, entry_px: np.ndarray, w: int) -> np.ndarray:
+    """``adj[t+w] / entry_px[t] - 1`` for every signal bar t (NaN past the data)."""
+    out = np.full(adj.shape[0], np.nan)
+    if w < adj.shape[0]:
+        out[:-w] = adj[w:] / entry_px[:-w] - 1.0
+    return out
+
+
+def _equity(market: MarketData, symbols: list[str], signals: list[tuple[str, int]], start: int, end: int,
+            hold: int, entry: str) -> dict:
+    """Daily equity of the stated rule, against the equal-weight universe.
+
+    Rule: every signal opens one position at the entry price and holds it ``hold`` sessions
+    of its symbol; each day the portfolio return is the equal-weight mean of the open
+    positions' returns that day (0 when none is open: cash). Benchmark: the equal-weight
+    mean daily return of the universe's symbols trading that day.
+    """
+    cal = np.asarray(market.calendar())
+    lo = int(np.searchsorted(cal, start, "left"))
+    hi = int(np.searchsorted(cal, end, "right"))
+    days = cal[lo:min(len(cal), hi + hold)]
+    if days.size == 0:
+        return {}
+    pos_of = {int(d): i for i, d in enumerate(days.tolist())}
+    total = np.zeros(days.size)
+    count = np.zeros(days.size)
+    bench_sum = np.zeros(days.size)
+    bench_n = np.zeros(days.size)
+    by_symbol: dict[str, list[int]] = {}
+    for s, d in signals:
+        by_symbol.setdefault(s, []).append(d)
+    for s in symbols:
+        a, b = market.range(s)
+        if b <= a:
+            continue
+        sd = np.asarray(market.columns["date"][a:b])
+        adj = np.asarray(market.columns["adj_close"][a:b], dtype=np.float64)
+        daily = np.full(adj.shape[0], np.nan)
+        daily[1:] = adj[1:] / adj[:-1] - 1.0
+        cols = np.array([pos_of.get(int(x), -1) for x in sd.tolist()])
+        ok = (cols >= 0) & np.isfinite(daily)
+        # the benchmark holds the symbol from the day after the range starts
+        okb = ok & (sd > start) & (sd <= end)
+        np.add.at(bench_sum, cols[okb], daily[okb])
+        np.add.at(bench_n, cols[okb], 1)
+        if s not in by_symbol:
+            continue
+        close = np.asarray(market.columns["close"][a:b], dtype=np.float64)
+        opn = np.asarray(market.columns["open"][a:b], dtype=np.float64)
+        idx = np.searchsorted(sd, np.array(sorted(by_symbol[s])))
+        for t in idx.tolist():
+            for k in range(1, hold + 1):
+                u = t + k
+                if u >= adj.shape[0] or cols[u] < 0:
+                    break
+                if entry == "next_open" and k == 1:
+                    r = close[u] / opn[u] - 1.0  # open-to-close of the entry day (ratio is split-free)
+                else:
+                    r = daily[u]
+                if np.isfinite(r):
+                    total[cols[u]] += r
+                    count[cols[u]] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        strat = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+        bench = np.where(bench_n > 0, bench_sum / np.maximum(bench_n, 1), 0.0)
+    # the curves start the day after `start` (the first signal can only earn from then on)
+    keep = days > start
+    days, strat, bench, count = days[keep], strat[keep], bench[keep], count[keep]
+    eq = metrics.equity_curve(strat)
+    beq = metrics.equity_curve(bench)
+    return {
+        "rule": (f"each signal opens one position at the {'next open' if entry == 'next_open' else 'signal-day close'} "
+                 f"and holds it {hold} sessions; equal weight across open positions, cash when none is open; "
+                 "benchmark: equal-weight universe, rebalanced daily"),
+        "hold": hold, "dates": [iso(d) for d in days.tolist()],
+        "strategy": eq.round(8).tolist(), "benchmark": beq.round(8).tolist(),
+        "total_return": metrics.total_return(strat), "cagr": metrics.cagr(strat), "sharpe": metrics.sharpe(strat),
+        "max_drawdown": metrics.max_drawdown(strat), "exposure": float((count > 0).mean()) if count.size else 0.0,
+        "benchmark_total_return": metrics.total_return(bench), "benchmark_cagr": metrics.cagr(bench),
+        "benchmark_sharpe": metrics.sharpe(bench), "benchmark_max_drawdown": metrics.max_drawdown(bench),
+    }
+
+
 def run_backtest(sandbox: Sandbox, market: MarketData, source: str, symbols: list[str], *,
                  start: int | None = None, end: int | None = None, windows: list[int] | None = None,
-                 strategy_info: dict | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Run ``source`` over ``symbols`` for every session in [start, end]; CONTRACT §3 JSON."""
+                 entry: str = "close", hold: int | None = None, strategy_info: dict | None = None,
+                 universe_label: str = "explicit symbol list", probe: int = 3,
+                 progress: Callable[[int, int], None] | None = None) -> dict:
+    """Run ``source`` over ``symbols`` for every session in [start, end]; CONTRACT §3 JSON
+    plus metrics per window, the equity curve of a stated rule, and the bias report."""
     windows = windows or [1, 5, 10]
+    if entry not in ("close", "next_open"):
+        raise BadInput(f"--entry must be 'close' or 'next_open', got {entry!r}")
     known = [s for s in symbols if market.range(s)[1] > market.range(s)[0]]
-    skipped = [{"symbol": s, "reason": "no data in this dataset"} for s in symbols if s not in known]
-    last = max((int(market.dates(s)[-1]) for s in known), default=None)
-    if last is None:
-        raise BadInput(f"none of the symbols {', '.join(symbols)} has data in dataset {market.name!r}")
+    skipped = [{"symbol": s, "reason": f"no data in dataset {market.name!r}"} for s in symbols if s not in known]
+    if not known:
+        raise BadInput(f"none of the symbols {', '.join(symbols)} has data in dataset {market.name!r}; "
+                       f"available: {', '.join(market.symbols[:20])}{' ...' if len(market.symbols) > 20 else ''}")
+    first = min(int(market.dates(s)[0]) for s in known)
+    last = max(int(market.dates(s)[-1]) for s in known)
     end = last if end is None else end
-    start = end - 730 if start is None else start
+    start = max(first, end - 730) if start is None else start
     if start > end:
         raise BadInput(f"--start ({iso(start)}) is after --end ({iso(end)})")
+    if start > last or end < first:
+        raise BadInput(f"no data between {iso(start)} and {iso(end)}: the data for these symbols covers "
+                       f"{iso(first)}..{iso(last)}")
+    warnings: list[str] = []
+    if start < first or end > last:
+        warnings.append(f"the requested range {iso(start)}..{iso(end)} extends beyond the data "
+                        f"({iso(first)}..{iso(last)}); only sessions with data were evaluated")
+    hold = hold or (5 if 5 in windows else windows[0])
     plan_map = trading_days(market, known, start, end)
     total = sum(len(v) for v in plan_map.values())
     outcome = sandbox.run(source, list(plan_map.items()),
                           progress=(lambda n: progress(n, total)) if progress else None)
 
-    # Forward returns per symbol, indexed by the symbol's own bar positions.
     fwd: dict[str, dict[int, np.ndarray]] = {}
     pos: dict[str, dict[int, int]] = {}
     for s in known:
-        a, b = market.range(s)
-        adj = np.asarray(market.columns["adj_close"][a:b], dtype=np.float64)
-        fwd[s] = {w: forward_returns(adj, w) for w in windows}
+        adj, px = entry_prices(market, s, entry)
+        fwd[s] = {w: window_returns(adj, px, w) for w in windows}
         pos[s] = {int(d): i for i, d in enumerate(np.asarray(market.dates(s)).tolist())}
 
+    bench_cache: dict[tuple[int, int], float] = {}
+
     def bench(day: int, w: int) -> float:
-        vals = [fwd[s][w][pos[s][day]] for s in known if day in pos[s]]
-        vals = [v for v in vals if np.isfinite(v)]
-        return float(np.mean(vals)) if vals else float("nan")
+        key = (day, w)
+        if key not in bench_cache:
+            vals = [fwd[s][w][pos[s][day]] for s in known if day in pos[s]]
+            vals = [v for v in vals if np.isfinite(v)]
+            bench_cache[key] = float(np.mean(vals)) if vals else float("nan")
+        return bench_cache[key]
 
     instances = []
     per_window: dict[int, list[float]] = {w: [] for w in windows}
     bench_window: dict[int, list[float]] = {w: [] for w in windows}
-    bench_cache: dict[tuple[int, int], float] = {}
     for sym, day, score, values in outcome.signals:
         i = pos[sym][day]
         rets = {}
@@ -76,40 +195,54 @@ def run_backtest(sandbox: Sandbox, market: MarketData, source: str, symbols: lis
             r = float(fwd[sym][w][i])
             rets[str(w)] = r if np.isfinite(r) else None
             per_window[w].append(r)
-            key = (day, w)
-            if key not in bench_cache:
-                bench_cache[key] = bench(day, w)
-            bench_window[w].append(bench_cache[key])
+            bench_window[w].append(bench(day, w))
         instances.append({"ticker": sym, "date": iso(day), "timestamp": ms(day), "classification": True,
                           "score": score, "values": values, "returns": rets})
     by_window = {}
     for w in windows:
         strat = metrics.summary(per_window[w])
-        # The benchmark is measured only on instances whose own return is known, so both
+        # The benchmark is measured only where the instance's own return is known, so both
         # sides of the excess cover the same days.
-        mask = np.isfinite(np.asarray(per_window[w], dtype=float)) if per_window[w] else np.zeros(0, bool)
-        bvals = np.asarray(bench_window[w], dtype=float)[mask] if per_window[w] else np.zeros(0)
+        mine = np.asarray(per_window[w], dtype=float)
+        bvals = np.asarray(bench_window[w], dtype=float)[np.isfinite(mine)] if mine.size else np.zeros(0)
         b = metrics.summary(bvals)
         strat["benchmark"] = b
         strat["excess_mean"] = strat["mean"] - b["mean"]
         by_window[str(w)] = strat
+    sig_keys = {(s, d): sc for s, d, sc, _v in outcome.signals}
+    err_keys = {(s, d) for s, d, _m in outcome.errors}
+    bias = {
+        "lookahead_probe": (lookahead_probe(sandbox, market, source, plan_map, sig_keys, err_keys, probe)
+                            if probe > 0 and plan_map else {"skipped": True}),
+        "survivorship": survivorship(market, known, universe_label),
+        **data_quality(market, known, start, end),
+        "skipped_symbols": skipped,
+    }
+    if bias["lookahead_probe"].get("identical") is False:
+        warnings.append("LOOK-AHEAD: the strategy gave different signals when the future was removed from the data")
     err_examples = [{"symbol": s, "date": iso(d), "message": m} for s, d, m in outcome.errors[:MAX_ERROR_EXAMPLES]]
     result = {
         "strategy": strategy_info or {"sha256": hashlib.sha256(source.encode()).hexdigest()[:16]},
         "dataset": {"name": market.name, "version": market.version, "demo": market.demo},
-        "start": iso(start), "end": iso(end), "windows": windows, "symbols": known,
+        "start": iso(start), "end": iso(end), "windows": windows, "symbols": known, "entry": entry,
         "instances": instances,
         "performance_metrics": {
             "evaluated": outcome.evaluated, "signals": len(instances),
             "signal_rate": (len(instances) / outcome.evaluated) if outcome.evaluated else None,
             "by_window": by_window,
-            "benchmark_rule": "equal-weight average forward return of the universe on the same signal days",
+            "benchmark_rule": "equal-weight average forward return of the universe on the same signal days, same entry",
+            "returns_rule": ("adj_close[t+w] / adj_close[t] - 1" if entry == "close"
+                             else "adj_close[t+w] / adjusted open[t+1] - 1"),
         },
+        "equity": _equity(market, known, [(s, d) for s, d, *_ in outcome.signals], start, end, hold, entry),
+        "bias": bias,
         "errors": {"count": len(outcome.errors), "examples": err_examples},
         "skipped": skipped,
         "sandbox": {"worker_restarts": outcome.worker_restarts, "cpu_seconds": round(outcome.cpu_seconds, 3)},
         "demo_data": outcome.demo_data_used,
     }
     if outcome.demo_data_used:
-        result["warnings"] = [DEMO_WARNING]
+        warnings.append(DEMO_WARNING)
+    if warnings:
+        result["warnings"] = warnings
     return metrics.nan_to_none(result)

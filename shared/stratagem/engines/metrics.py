@@ -78,3 +78,50 @@ def nan_to_none(obj):
     if isinstance(obj, list):
         return [nan_to_none(v) for v in obj]
     return obj
+
+
+# -- equity-curve metrics (daily simple returns) ------------------------------------------------
+TRADING_DAYS = 252
+
+
+def total_return(daily) -> float:
+    """Compounded return of a series of daily simple returns; 0.0 for an empty series."""
+    a = _clean(daily)
+    return float(np.prod(1.0 + a) - 1.0) if a.size else 0.0
+
+
+def cagr(daily, periods_per_year: int = TRADING_DAYS) -> float:
+    """Compound annual growth rate, years = number of daily returns / 252."""
+    a = _clean(daily)
+    if a.size == 0:
+        return math.nan
+    growth = float(np.prod(1.0 + a))
+    if growth <= 0:
+        return -1.0
+    return growth ** (periods_per_year / a.size) - 1.0
+
+
+def sharpe(daily, periods_per_year: int = TRADING_DAYS) -> float:
+    """Annualised Sharpe ratio with a zero risk-free rate: mean / std (ddof=1) * sqrt(252)."""
+    a = _clean(daily)
+    if a.size < 2:
+        return math.nan
+    s = a.std(ddof=1)
+    if s == 0:
+        return math.nan
+    return float(a.mean() / s * math.sqrt(periods_per_year))
+
+
+def equity_curve(daily) -> np.ndarray:
+    """Growth of 1 unit: cumulative product of (1 + r); NaN returns count as 0 (in cash)."""
+    a = np.nan_to_num(np.asarray(daily, dtype=np.float64), nan=0.0)
+    return np.cumprod(1.0 + a)
+
+
+def max_drawdown(daily) -> float:
+    """Largest peak-to-trough fall of the equity curve, as a negative fraction (0.0 if none)."""
+    eq = equity_curve(daily)
+    if eq.size == 0:
+        return 0.0
+    peak = np.maximum.accumulate(np.r_[1.0, eq])[1:]
+    return float(min(0.0, (eq / peak - 1.0).min()))

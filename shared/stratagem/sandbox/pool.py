@@ -43,6 +43,14 @@ class EvalOutcome:
     cpu_seconds: float = 0.0
     demo_data_used: bool = False
 
+    def merge(self, o: "EvalOutcome") -> None:
+        self.signals.extend(o.signals)
+        self.errors.extend(o.errors)
+        self.evaluated += o.evaluated
+        self.worker_restarts += o.worker_restarts
+        self.cpu_seconds += o.cpu_seconds
+        self.demo_data_used = self.demo_data_used or o.demo_data_used
+
 
 def _clean_env() -> dict[str, str]:
     # No secrets cross into the sandbox: only what Python and numpy need to start.
@@ -151,12 +159,14 @@ class Sandbox:
         self._ctrl = parent
         self.startup_seconds = time.perf_counter() - t0
 
-    def spawn(self) -> Worker:
+    def spawn(self, dataset: str | None = None) -> Worker:
         """A fresh, never-used worker: a pre-forked spare when there is one, else a new fork.
 
         No worker ever serves two runs. Spares are forked (and warmed) after a run ends, in
         the background, so the next run neither waits for a fork nor competes with one.
         """
+        if dataset is not None and str(Path(dataset).resolve()) != self.dataset_path:
+            return self._fork(str(Path(dataset).resolve()))  # spares serve the default dataset only
         t = self._spare_thread
         if t is not None:
             t.join()
@@ -198,13 +208,13 @@ class Sandbox:
                     return
                 self._spares.append(w)
 
-    def _fork(self) -> Worker:
+    def _fork(self, dataset: str | None = None) -> Worker:
         with self._lock:
             self._start_locked()
             assert self._ctrl is not None
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                req = {"dataset": self.dataset_path, "limits": {
+                req = {"dataset": dataset or self.dataset_path, "limits": {
                     "memory_mb": self.limits.memory_mb, "cpu_seconds": self.limits.cpu_seconds,
                     "call_seconds": self.limits.call_seconds}}
                 socket.send_fds(self._ctrl, [json.dumps(req).encode()], [theirs.fileno()])
@@ -254,21 +264,42 @@ class Sandbox:
         finally:
             self.release(w)
 
+    def session(self, source: str) -> "Session":
+        """A strategy loaded in a worker for several evaluations in increasing date order
+        (the alert path: one tick after another). Close it (or use ``with``) when done."""
+        return Session(self, source)
+
     def run(self, source: str, plan: Iterable[tuple[int, list[str]]], *, workers: int | None = None,
-            progress: Callable[[int], None] | None = None) -> EvalOutcome:
+            progress: Callable[[int], None] | None = None, order: str = "symbol",
+            dataset: str | Path | None = None) -> EvalOutcome:
         """Evaluate ``classify_symbol`` for every (day, symbol) in ``plan``.
+
+        Symbols are split across ``workers`` processes. ``order="symbol"`` evaluates each
+        worker's symbols one after another, each over its days in increasing order (cache
+        friendly; the module is re-run between symbols so no state crosses from a later
+        date to an earlier one); ``order="day"`` evaluates day by day across symbols.
 
         Raises :class:`StrategyRejected`/:class:`StrategyFailed` when the strategy cannot be
         loaded at all; per-call failures are returned in ``EvalOutcome.errors``.
         """
-        plan = [(int(d), list(s)) for d, s in plan]
+        if order not in ("symbol", "day"):
+            raise ValueError("order must be 'symbol' or 'day'")
+        plan = sorted((int(d), list(s)) for d, s in plan)
         symbols = sorted({s for _, syms in plan for s in syms})
         n_workers = max(1, min(workers or self.workers, len(symbols) or 1))
-        shards: list[list[tuple[int, list[str]]]] = []
+        shards: list[list[tuple[int, str]]] = []
         for k in range(n_workers):
             mine = set(symbols[k::n_workers])
-            shard = [(d, [s for s in syms if s in mine]) for d, syms in plan]
-            shards.append([(d, syms) for d, syms in shard if syms])
+            if order == "day":
+                shards.append([(d, s) for d, syms in plan for s in syms if s in mine])
+            else:
+                by_sym: dict[str, list[int]] = {}
+                for d, syms in plan:
+                    for s in syms:
+                        if s in mine:
+                            by_sym.setdefault(s, []).append(d)
+                shards.append([(d, s) for s in sorted(by_sym) for d in by_sym[s]])
+        shards = [sh for sh in shards if sh]
         outcomes: list[EvalOutcome | BaseException] = [EvalOutcome() for _ in shards]
         lock = threading.Lock()
         done_total = [0]
@@ -281,7 +312,8 @@ class Sandbox:
 
         def work(k: int) -> None:
             try:
-                outcomes[k] = self._run_shard(source, shards[k], tick)
+                with Session(self, source, dataset=str(dataset) if dataset else None) as sess:
+                    outcomes[k] = sess.evaluate(shards[k], tick)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 outcomes[k] = exc
 
@@ -297,107 +329,10 @@ class Sandbox:
         for o in outcomes:
             if isinstance(o, BaseException):
                 raise o
-            total.signals.extend(o.signals)
-            total.errors.extend(o.errors)
-            total.evaluated += o.evaluated
-            total.worker_restarts += o.worker_restarts
-            total.cpu_seconds += o.cpu_seconds
-            total.demo_data_used = total.demo_data_used or o.demo_data_used
+            total.merge(o)
         total.signals.sort(key=lambda r: (r[1], r[0]))
         total.errors.sort(key=lambda r: (r[1], r[0]))
         return total
-
-    def _run_shard(self, source: str, shard: list[tuple[int, list[str]]], tick: Callable[[int], None]) -> EvalOutcome:
-        out = EvalOutcome()
-        items: list[tuple[int, str]] = [(d, s) for d, syms in shard for s in syms]
-        pos = 0
-        restarts = 0
-        while pos < len(items):
-            w = self.spawn()
-            try:
-                w.load(source)
-                remaining = items[pos:]
-                if pos == 0:
-                    sub_plan: list = shard
-                else:
-                    sub_plan = []
-                    for d, s in remaining:
-                        if sub_plan and sub_plan[-1][0] == d:
-                            sub_plan[-1][1].append(s)
-                        else:
-                            sub_plan.append([d, [s]])
-                send_msg(w.sock, {"op": "eval", "plan": sub_plan})
-                reported = 0
-                silence = self.limits.call_seconds + 5.0
-                while True:
-                    try:
-                        msg = w._recv(silence)
-                    except socket.timeout:
-                        self._record_death(out, items, pos + reported,
-                                           f"time limit: the sandbox stopped responding for {silence:g} s")
-                        break
-                    except (EOFError, OSError, ValueError) as exc:
-                        reason = ("output limit: the strategy's results were too large" if isinstance(exc, ValueError)
-                                  else "the sandbox process crashed (memory or CPU limit, or a fatal error)")
-                        self._record_death(out, items, pos + reported, reason)
-                        break
-                    op = msg.get("op")
-                    if op == "res":
-                        for i, score, values in msg["sig"]:
-                            d, s = items[pos + i]
-                            out.signals.append((s, d, score, values))
-                        for i, message in msg["err"]:
-                            d, s = items[pos + i]
-                            out.errors.append((s, d, message))
-                        tick(msg["n"] - reported)
-                        reported = msg["n"]
-                        if msg.get("done"):
-                            out.cpu_seconds += float(msg.get("cpu", 0.0))
-                            out.demo_data_used = out.demo_data_used or bool(msg.get("demo"))
-                            break
-                    elif op == "fatal":
-                        # The worker stopped itself. "item" is the call that broke a limit (None when
-                        # the culprit was already reported); sig/err are results since the last flush.
-                        culprit = msg.get("item")
-                        stop = reported if culprit is None or culprit < reported else culprit
-                        for i, score, values in msg.get("sig", []):
-                            if reported <= i < stop:
-                                d, s = items[pos + i]
-                                out.signals.append((s, d, score, values))
-                        for i, message in msg.get("err", []):
-                            if reported <= i < stop:
-                                d, s = items[pos + i]
-                                out.errors.append((s, d, message))
-                        if culprit is not None and culprit >= reported and pos + culprit < len(items):
-                            d, s = items[pos + culprit]
-                            out.errors.append((s, d, msg.get("message", "the sandbox stopped")))
-                            stop = culprit + 1
-                        tick(stop - reported)
-                        reported = stop
-                        break
-                    else:
-                        raise StrategyFailed(f"unexpected message from the sandbox: {op!r}")
-                if reported >= len(remaining):
-                    out.evaluated += reported
-                    pos = len(items)
-                    break
-                out.evaluated += reported
-                pos += reported
-                restarts += 1
-                out.worker_restarts += 1
-                if restarts > MAX_RESTARTS:
-                    for d, s in items[pos:]:
-                        out.errors.append((s, d, f"skipped: the strategy broke the sandbox limits {restarts} times"))
-                    pos = len(items)
-            finally:
-                self.release(w)
-        return out
-
-    @staticmethod
-    def _record_death(out: EvalOutcome, items: list, index: int, reason: str) -> None:
-        if index < len(items):
-            d, s = items[index]
-            out.errors.append((s, d, reason))
 
     def call(self, source: str, fn: str, args: list, day: int | None, seconds: float | None = None) -> Any:
         """Call an optional entry point (``run_screening``...) once in a fresh worker."""
@@ -420,3 +355,145 @@ class Sandbox:
             raise StrategyFailed(msg.get("message", f"{fn} failed"))
         finally:
             self.release(w)
+
+
+def _encode_plan(items: list[tuple[int, str]]) -> dict:
+    """Compact wire form: runs of one day (``plan``) or of one symbol (``splan``)."""
+    day_runs = 1 + sum(1 for i in range(1, len(items)) if items[i][0] != items[i - 1][0])
+    sym_runs = 1 + sum(1 for i in range(1, len(items)) if items[i][1] != items[i - 1][1])
+    out: list[list] = []
+    if sym_runs < day_runs:
+        for d, s in items:
+            if out and out[-1][0] == s:
+                out[-1][1].append(d)
+            else:
+                out.append([s, [d]])
+        return {"splan": out}
+    for d, s in items:
+        if out and out[-1][0] == d:
+            out[-1][1].append(s)
+        else:
+            out.append([d, [s]])
+    return {"plan": out}
+
+
+class Session:
+    """One strategy loaded in one worker, evaluated in increasing date order.
+
+    A worker that dies (memory, CPU or time limit, crash) costs the call that killed it:
+    that call is reported with the limit it broke and the remaining calls continue in a fresh
+    worker (at most ``MAX_RESTARTS`` times).
+    """
+
+    def __init__(self, sandbox: Sandbox, source: str, dataset: str | None = None) -> None:
+        self.sandbox = sandbox
+        self.source = source
+        self.dataset = dataset
+        self.worker: Worker | None = None
+        self.restarts = 0
+        self.entries: list[str] = []
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.sandbox.release(self.worker)
+            self.worker = None
+
+    def _ensure_worker(self) -> Worker:
+        if self.worker is None or not self.worker.alive:
+            w = self.sandbox.spawn(self.dataset)
+            try:
+                self.entries = w.load(self.source)
+            except BaseException:
+                self.sandbox.release(w)
+                raise
+            self.worker = w
+        return self.worker
+
+    def evaluate(self, items: list[tuple[int, str]], tick: Callable[[int], None] | None = None) -> EvalOutcome:
+        """Evaluate ``classify_symbol`` for each (day, symbol) of ``items``, in that order."""
+        out = EvalOutcome()
+        limits = self.sandbox.limits
+        pos = 0
+        while pos < len(items):
+            w = self._ensure_worker()
+            send_msg(w.sock, {"op": "eval", **_encode_plan(items[pos:])})
+            reported = 0
+            silence = limits.call_seconds + 5.0
+            died = None
+            while True:
+                try:
+                    msg = w._recv(silence)
+                except socket.timeout:
+                    died = (reported, f"time limit: the sandbox stopped responding for {silence:g} s")
+                    break
+                except (EOFError, OSError, ValueError) as exc:
+                    died = (reported, "output limit: the strategy's results were too large" if isinstance(exc, ValueError)
+                            else "the sandbox process crashed (memory or CPU limit, or a fatal error)")
+                    break
+                op = msg.get("op")
+                if op == "res":
+                    for i, score, values in msg["sig"]:
+                        d, s = items[pos + i]
+                        out.signals.append((s, d, score, values))
+                    for i, message in msg["err"]:
+                        d, s = items[pos + i]
+                        out.errors.append((s, d, message))
+                    if tick is not None:
+                        tick(msg["n"] - reported)
+                    reported = msg["n"]
+                    if msg.get("done"):
+                        out.cpu_seconds += float(msg.get("cpu", 0.0))
+                        out.demo_data_used = out.demo_data_used or bool(msg.get("demo"))
+                        break
+                elif op == "fatal":
+                    # The worker stopped itself. "item" is the call that broke a limit (None when
+                    # the culprit was already reported); sig/err are results since the last flush.
+                    culprit = msg.get("item")
+                    stop = reported if culprit is None or culprit < reported else culprit
+                    for i, score, values in msg.get("sig", []):
+                        if reported <= i < stop:
+                            d, s = items[pos + i]
+                            out.signals.append((s, d, score, values))
+                    for i, message in msg.get("err", []):
+                        if reported <= i < stop:
+                            d, s = items[pos + i]
+                            out.errors.append((s, d, message))
+                    if culprit is not None and culprit >= reported and pos + culprit < len(items):
+                        d, s = items[pos + culprit]
+                        out.errors.append((s, d, msg.get("message", "the sandbox stopped")))
+                        stop = culprit + 1
+                    if tick is not None:
+                        tick(stop - reported)
+                    reported = stop
+                    died = (None, "")
+                    break
+                else:
+                    raise StrategyFailed(f"unexpected message from the sandbox: {op!r}")
+            if died is not None:
+                index, reason = died
+                if index is not None and pos + index < len(items):
+                    d, s = items[pos + index]
+                    out.errors.append((s, d, reason))
+                    reported = index + 1
+                    if tick is not None:
+                        tick(1)
+                w.kill()
+                self.sandbox.release(w)
+                self.worker = None
+            out.evaluated += reported
+            pos += reported
+            if died is not None and pos < len(items):
+                self.restarts += 1
+                out.worker_restarts += 1
+                if self.restarts > MAX_RESTARTS:
+                    for d, s in items[pos:]:
+                        out.errors.append((s, d, f"skipped: the strategy broke the sandbox limits {self.restarts} times"))
+                    out.evaluated += len(items) - pos
+                    break
+        return out

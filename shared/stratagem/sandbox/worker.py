@@ -196,7 +196,10 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
             classify = strategy.classify
             state.limit = call_seconds
             signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
-            for day, symbols in msg["plan"]:
+            plan = msg.get("plan")
+            if plan is None:  # symbol-major runs: [[symbol, [day, ...]], ...]
+                plan = ([d, [sym]] for sym, days in msg["splan"] for d in days)
+            for day, symbols in plan:
                 if day < last_day:
                     # Never let module state carry information from a later date to an earlier one.
                     state.t0, state.fired, state.in_strategy = time.monotonic(), 0, True

@@ -1,0 +1,112 @@
+"""The bias report that comes with every backtest.
+
+* **Look-ahead probe**: re-run a sample of days against a copy of the data physically cut
+  at each day's close, and confirm the signals (and scores) are identical. Whatever path a
+  strategy uses (prices, other symbols, sectors, scans), it cannot see what is not there.
+* **Survivorship**: a universe chosen today and applied to the past leaves out companies
+  that were delisted; say so.
+* **Data gaps and zero-volume days** met in the range, and **symbols skipped** and why.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..data.store import MarketData, build_store
+from ..sandbox.pool import Sandbox
+from .common import iso
+
+MAX_EXAMPLES = 10
+PROBE_DAYS = 3
+PROBE_MAX_BARS = 3_000_000  # above this, probe a single day (the copy costs O(dataset))
+
+
+def probe_days(signal_days: list[int], all_days: list[int], n: int = PROBE_DAYS) -> list[int]:
+    """Days to probe: signal days spread over the range first (they matter most), then others."""
+    picks: list[int] = []
+    for pool in (sorted(set(signal_days)), sorted(set(all_days))):
+        if len(picks) >= n or not pool:
+            continue
+        idx = np.linspace(0, len(pool) - 1, num=min(n - len(picks), len(pool))).round().astype(int)
+        for i in idx.tolist():
+            if pool[i] not in picks:
+                picks.append(pool[i])
+    return sorted(picks[:n])
+
+
+def lookahead_probe(sandbox: Sandbox, market: MarketData, source: str, plan: dict[int, list[str]],
+                    signals: dict[tuple[str, int], float | None], errors: set[tuple[str, int]],
+                    n: int = PROBE_DAYS) -> dict:
+    """Re-run sampled days on truncated copies of the data; compare with the main run."""
+    if market.meta.get("bars", 0) > PROBE_MAX_BARS:
+        n = 1
+    days = probe_days([d for (_s, d) in signals], list(plan), n)
+    checked, mismatches = [], []
+    tmp = Path(tempfile.mkdtemp(prefix="stratagem-probe-"))
+    try:
+        for day in days:
+            bars = {s: market.bars(s, until_day=day) for s in market.symbols}
+            bars = {s: b for s, b in bars.items() if len(b)}
+            path = build_store(bars, tmp / f"cut-{day}", source=f"probe:{market.name}@{iso(day)}")
+            out = sandbox.run(source, [(day, plan[day])], dataset=path, workers=1)
+            cut = {s: sc for s, d, sc, _v in out.signals}
+            cut_err = {s for s, _d, _m in out.errors}
+            for sym in plan[day]:
+                if (sym, day) in errors or sym in cut_err:
+                    if ((sym, day) in errors) != (sym in cut_err):
+                        mismatches.append({"symbol": sym, "date": iso(day), "full": "error" if (sym, day) in errors else "ok",
+                                           "truncated": "error" if sym in cut_err else "ok"})
+                    continue
+                full_sig = (sym, day) in signals
+                if full_sig != (sym in cut) or (full_sig and signals[(sym, day)] != cut[sym]):
+                    mismatches.append({"symbol": sym, "date": iso(day),
+                                       "full": {"signal": full_sig, "score": signals.get((sym, day))},
+                                       "truncated": {"signal": sym in cut, "score": cut.get(sym)}})
+            checked.append({"date": iso(day), "symbols": len(plan[day])})
+            shutil.rmtree(path, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "method": "re-ran these days on a copy of the data cut at each day's close; signals and scores must match",
+        "days": checked, "identical": not mismatches, "mismatches": mismatches[:MAX_EXAMPLES],
+    }
+
+
+def data_quality(market: MarketData, symbols: list[str], start: int, end: int) -> dict:
+    """Missing sessions (vs the dataset calendar, inside each symbol's own history) and
+    zero-volume days met in [start, end]."""
+    cal = np.asarray(market.calendar())
+    cal = cal[(cal >= start) & (cal <= end)]
+    gaps, zero = [], []
+    n_gaps = n_zero = 0
+    for s in symbols:
+        a, b = market.range(s)
+        d = np.asarray(market.columns["date"][a:b])
+        if d.size == 0:
+            continue
+        inside = cal[(cal >= d[0]) & (cal <= d[-1])]
+        missing = np.setdiff1d(inside, d, assume_unique=True)
+        n_gaps += int(missing.size)
+        gaps.extend({"symbol": s, "date": iso(x)} for x in missing[:MAX_EXAMPLES].tolist())
+        v = np.asarray(market.columns["volume"][a:b])
+        sel = (d >= start) & (d <= end) & (v == 0)
+        zd = d[sel]
+        n_zero += int(zd.size)
+        zero.extend({"symbol": s, "date": iso(x)} for x in zd[:MAX_EXAMPLES].tolist())
+    return {"missing_sessions": {"count": n_gaps, "examples": gaps[:MAX_EXAMPLES]},
+            "zero_volume_days": {"count": n_zero, "examples": zero[:MAX_EXAMPLES]}}
+
+
+def survivorship(market: MarketData, symbols: list[str], universe_label: str) -> dict:
+    """Warn when the universe is a list chosen today and applied to the past."""
+    last = max((int(market.dates(s)[-1]) for s in symbols if len(market.dates(s))), default=None)
+    stopped = [s for s in symbols if len(market.dates(s)) and last is not None and int(market.dates(s)[-1]) < last]
+    warn = (f"the universe ({universe_label}) is a fixed list applied to the whole period: companies that were "
+            "delisted or dropped before the end of the data are missing, which flatters results (survivorship bias)")
+    if stopped:
+        warn += f"; {len(stopped)} of its symbols stop trading before the end of the data and are kept"
+    return {"warning": warn, "universe": universe_label, "symbols_ending_early": stopped}
