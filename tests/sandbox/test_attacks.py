@@ -104,9 +104,12 @@ def test_attack_is_contained(path: Path, tmp_path: Path, settings, market) -> No
                 assert secret not in out and secret not in err, "secret leaked"
             assert listener.connections == 0, "a connection reached the canary port"
             assert not _pids_mentioning(str(home)), "a sandbox process outlived the command"
-            if proc.returncode == 1:
-                assert doc["error"]["message"]
+            if "error" in doc:
+                assert proc.returncode == 1 and doc["error"]["message"]
             else:
+                # exit 1 with a result document means every evaluation failed, each with a reason
+                errs = doc["errors"] if isinstance(doc["errors"], list) else doc["errors"]["examples"]
+                assert proc.returncode == 0 or all(e["message"] for e in errs)
                 assert "ranked_results" in doc or "instances" in doc
                 if "ranked_results" in doc:
                     assert all(r["symbol"] in ("AAPL", "MSFT") for r in doc["ranked_results"])

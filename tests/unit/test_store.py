@@ -14,10 +14,9 @@ import sys
 import textwrap
 import threading
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from stratagem.errors import BadInput, InfraUnavailable, NotFound, StratagemError
 from stratagem.store.base import (
     MAX_CODE_BYTES,
@@ -41,7 +40,7 @@ class TickClock:
     """Each reading is one second after the last, from 2024-01-02T00:00:00Z."""
 
     def __init__(self) -> None:
-        self.t = datetime(2024, 1, 2, tzinfo=timezone.utc)
+        self.t = datetime(2024, 1, 2, tzinfo=UTC)
         self.lock = threading.Lock()
 
     def __call__(self) -> datetime:
@@ -61,8 +60,8 @@ def store(request, tmp_path):
 
 
 def make(store, user="alice", name="Gap up", code=CODE_V1, **kw) -> StrategyRecord:
-    fields = dict(description="gaps up on volume", prompt="find gap ups", parameters={"gap": 0.02},
-                  explanation="why it works")
+    fields = {"description": "gaps up on volume", "prompt": "find gap ups", "parameters": {"gap": 0.02},
+              "explanation": "why it works"}
     fields.update(kw)
     return store.create(user, name=name, code=code, **fields)
 
@@ -268,7 +267,7 @@ BAD_INPUTS = [
     (lambda st: st.record_run(RunRecord("r", 1, 1, "alice", "screening")),
      "run mode must be one of backtest, screen, replay, got 'screening'"),
     (lambda st: st.record_run(RunRecord("r", 1, 0, "alice", "screen")), "version must be a positive integer, got 0"),
-    (lambda st: st.record_run(RunRecord("r", 1, 1, "alice", "screen", params=[1])),
+    (lambda st: st.record_run(RunRecord("r", 1, 1, "alice", "screen", params=[1])),  # type: ignore[arg-type]
      "run params must be a JSON object"),
     (lambda st: st.record_run(RunRecord("r", 1, 1, "alice", "screen", result_summary={"f": object()})),
      "run result summary must be JSON-serialisable"),
@@ -330,7 +329,7 @@ def test_concurrent_threads_never_share_an_id(store):
             for i in range(25):
                 ids.append(store.create(f"user{n % 3}", name=f"s{n}-{i}", code=CODE_V1).id)
                 store.list(f"user{n % 3}")
-        except BaseException as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
@@ -452,7 +451,7 @@ def test_sqlite_connection_is_reopened_after_fork(tmp_path):
         code = 0
         try:
             code = 0 if make(store).id == 2 else 1
-        except BaseException:
+        except Exception:  # noqa: BLE001 - any failure is the child's exit code
             code = 2
         os._exit(code)
     _, status = os.waitpid(pid, 0)

@@ -36,9 +36,10 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import BadInput, NotFound
 
@@ -66,14 +67,14 @@ Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso_utc(moment: datetime) -> str:
     """``2024-05-01T12:00:00.000123Z``: fixed width, so string order is time order."""
     if moment.tzinfo is None:
         raise BadInput(f"timestamps must be timezone-aware, got naive {moment.isoformat()}")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def code_sha256(code: str) -> str:
@@ -111,7 +112,7 @@ class StrategyVersion:
         }
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> "StrategyVersion":
+    def from_json(cls, doc: Mapping[str, Any]) -> StrategyVersion:
         return cls(
             id=doc["id"], version=doc["version"], name=doc["name"], description=doc["description"],
             prompt=doc["prompt"], code=doc["code"], parameters=doc["parameters"],
@@ -169,7 +170,7 @@ class StrategyRecord:
         return doc
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> "StrategyRecord":
+    def from_json(cls, doc: Mapping[str, Any]) -> StrategyRecord:
         versions = doc.get("versions")
         return cls(
             id=doc["id"], user_id=doc["userId"], name=doc["name"], description=doc["description"],
@@ -213,7 +214,7 @@ class RunRecord:
         }
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> "RunRecord":
+    def from_json(cls, doc: Mapping[str, Any]) -> RunRecord:
         return cls(
             run_id=doc["runId"], strategy_id=doc["strategyId"], version=doc["version"],
             user_id=doc["userId"], mode=doc["mode"], params=doc.get("params") or {},
@@ -281,7 +282,9 @@ class StrategyStore(Protocol):
 class SaveDispatch:
     """``save`` in terms of ``create`` and the adapter's ``_append_version``."""
 
-    def create(self, user_id: str, **kwargs: Any) -> StrategyRecord:  # pragma: no cover - adapters
+    def create(self, user_id: str, *, name: str, code: str, description: str = "", prompt: str = "",
+               parameters: Any = None, explanation: str = "",
+               request_id: str | None = None) -> StrategyRecord:  # pragma: no cover - adapters
         raise NotImplementedError
 
     def _append_version(self, user_id: str, strategy_id: int, fields: dict[str, Any],
@@ -349,6 +352,7 @@ def check_request_id(request_id: object) -> str | None:
     if not isinstance(request_id, str) or not request_id.strip() or len(request_id) > MAX_REQUEST_ID_CHARS:
         raise BadInput(f"request id must be a non-empty string of at most {MAX_REQUEST_ID_CHARS} "
                        f"characters, or None; got {request_id!r:.60}")
+    _utf8(request_id, "request id")
     return request_id
 
 
@@ -445,6 +449,7 @@ def check_run(run: object) -> RunRecord:
     if not isinstance(run.run_id, str) or not run.run_id.strip() or len(run.run_id) > MAX_RUN_ID_CHARS:
         raise BadInput(f"run id must be a non-empty string of at most {MAX_RUN_ID_CHARS} characters, "
                        f"got {run.run_id!r:.60}")
+    _utf8(run.run_id, "run id")
     check_user_id(run.user_id)
     check_strategy_id(run.strategy_id)
     check_version(run.version)

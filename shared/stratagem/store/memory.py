@@ -115,8 +115,8 @@ class MemoryStore(SaveDispatch):
                request_id: str | None = None) -> StrategyRecord:
         check_user_id(user_id)
         request_id = check_request_id(request_id)
-        f = check_fields(dict(name=name, code=code, description=description, prompt=prompt,
-                              parameters=parameters, explanation=explanation), partial=False)
+        f = check_fields({"name": name, "code": code, "description": description, "prompt": prompt,
+                          "parameters": parameters, "explanation": explanation}, partial=False)
         with self._lock:
             done = self._replay(user_id, request_id)
             if done is not None:

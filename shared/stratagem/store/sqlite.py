@@ -21,9 +21,10 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Self
 
 from ..errors import BadInput, InfraUnavailable, StratagemError
 from .base import (
@@ -133,7 +134,7 @@ class SqliteStore(SaveDispatch):
         self._ready_pid: int | None = None
 
     @classmethod
-    def in_home(cls, home: str | os.PathLike[str], **kwargs: Any) -> "SqliteStore":
+    def in_home(cls, home: str | os.PathLike[str], **kwargs: Any) -> SqliteStore:
         """The default store of a Stratagem home (``Settings.home``)."""
         return cls(Path(home) / DEFAULT_FILENAME, **kwargs)
 
@@ -232,7 +233,7 @@ class SqliteStore(SaveDispatch):
                 pass
         self._local = threading.local()
 
-    def __enter__(self) -> "SqliteStore":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -311,8 +312,8 @@ class SqliteStore(SaveDispatch):
                request_id: str | None = None) -> StrategyRecord:
         check_user_id(user_id)
         request_id = check_request_id(request_id)
-        f = check_fields(dict(name=name, code=code, description=description, prompt=prompt,
-                              parameters=parameters, explanation=explanation), partial=False)
+        f = check_fields({"name": name, "code": code, "description": description, "prompt": prompt,
+                          "parameters": parameters, "explanation": explanation}, partial=False)
         with self._tx(write=True) as conn:
             done = self._replay(conn, user_id, request_id)
             if done is not None:
