@@ -279,8 +279,12 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_STRATEGIES = ("gap_up_volume", "momentum_5d", "value_pe", "rsi_oversold", "golden_cross")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .data.catalog import open_dataset
+    from .engines.alerts import replay_alerts
     from .engines.backtest import run_backtest
     from .engines.screen import run_screen
     from .sandbox.policy import check
@@ -299,7 +303,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     text = [f"Stratagem demo on {info['name']} (real data: {', '.join(info['symbols'])}; "
             f"{info['first_date']}..{info['last_date']})", ""]
     symbols = market.symbols
-    for name in ("gap_up_volume", "rsi_oversold", "momentum_20d", "golden_cross"):
+    last = int(market.calendar()[-1])
+    report_dir = settings.home / "demo"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    best_report: tuple[int, dict, dict, dict] | None = None
+    for name in DEMO_STRATEGIES:
         source, meta = _read_strategy(f"builtin:{name}")
         findings = check(source)
         doc: dict[str, Any] = {"name": name, "valid": not findings}
@@ -307,25 +315,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
             doc["errors"] = [str(f) for f in findings]
             out["strategies"].append(doc)
             continue
-        bt = run_backtest(sandbox, market, source, symbols, start=None, end=None, windows=[1, 5, 10],
-                          strategy_info=meta, progress=_Progress(f"backtest {name}"))
+        bt = run_backtest(sandbox, market, source, symbols, strategy_info=meta, universe_label="demo",
+                          progress=_Progress(f"backtest {name}"))
         sc = run_screen(sandbox, market, source, symbols, limit=5, strategy_info=meta)
-        doc["backtest"] = {k: bt[k] for k in ("start", "end", "performance_metrics", "errors")}
-        doc["backtest"]["instances"] = bt["instances"][:5]
+        rp = replay_alerts(sandbox, market, source, symbols, last - 91, last, name=name)
+        doc["backtest"] = {k: bt[k] for k in ("start", "end", "performance_metrics", "errors", "demo_data")}
+        doc["backtest"]["equity"] = {k: v for k, v in bt["equity"].items() if k not in ("dates", "strategy", "benchmark")}
+        doc["backtest"]["lookahead_probe_identical"] = bt["bias"]["lookahead_probe"].get("identical")
+        doc["backtest"]["instances"] = bt["instances"][-5:]
         doc["screen"] = sc
+        doc["alerts_last_quarter"] = rp["alerts"]
         out["strategies"].append(doc)
         text.append(f"== {name}: {source.strip().splitlines()[0].strip(chr(34))}")
         text.append(_backtest_text(bt))
+        eq = bt["equity"]
+        if eq:
+            text.append(f"equity (hold {eq['hold']}d): total {_pct(eq['total_return'])} vs benchmark "
+                        f"{_pct(eq['benchmark_total_return'])}, max drawdown {_pct(eq['max_drawdown'])}, "
+                        f"exposure {eq['exposure'] * 100:.0f}%; look-ahead probe: "
+                        f"{'identical' if bt['bias']['lookahead_probe'].get('identical') else 'MISMATCH'}")
         text.append(_screen_text(sc))
+        recent = rp["alerts"][-3:]
+        text.append(f"alerts replayed over the last quarter: {len(rp['alerts'])}"
+                    + "".join(f"\n  [{a['date']}] {a['message'].splitlines()[0]}" for a in recent))
         text.append("")
+        if not bt["demo_data"] and (best_report is None or len(bt["instances"]) > best_report[0]):
+            best_report = (len(bt["instances"]), bt, sc, rp)
     hostile = "import os\n\ndef classify_symbol(symbol):\n    return os.system('id') == 0\n"
     rejected = check(hostile)
     out["sandbox_check"] = {"source": hostile, "rejected": bool(rejected), "errors": [str(f) for f in rejected]}
     text.append("Sandbox check: a strategy that imports os is rejected -> " + (str(rejected[0]) if rejected else "NOT REJECTED"))
+    if best_report is not None:
+        try:
+            path = report_dir / "report.html"
+            _write_report(str(path), best_report[1], market, screen=best_report[2], replay=best_report[3])
+            out["report"] = str(path)
+            text.append(f"HTML report ({best_report[1]['strategy']['name']}): {path}")
+        except ImportError:
+            pass
     out["seconds"] = round(time.perf_counter() - t0, 2)
     text.append(f"done in {out['seconds']} s")
-    report_dir = settings.home / "demo"
-    report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "demo.json").write_text(json.dumps(out, indent=1, allow_nan=False))
     text.append(f"full results: {report_dir / 'demo.json'}")
     sandbox.close()

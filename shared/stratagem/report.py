@@ -18,7 +18,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -103,9 +103,13 @@ td.win{font-weight:650;white-space:nowrap}
 .small{font-size:12px}
 .msg{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
 font-size:12px;margin:0}
+.msg,.vals{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace,"Apple Color Emoji","Segoe UI Emoji",
+"Noto Color Emoji"}
 .vals{font-size:12px;color:var(--muted);word-break:break-word}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:18px 22px}
 .panel{border:1px solid var(--line);border-radius:8px;padding:12px 14px}
+.panel+.panel{margin-top:14px}
+.grid>.panel+.panel{margin-top:0}
 .panel h3{margin:0 0 2px}
 .panel .sub{font-size:12px;color:var(--muted);margin:0 0 6px}
 .legend{display:flex;flex-wrap:wrap;gap:4px 16px;font-size:12px;color:var(--muted);margin:4px 0 0}
@@ -120,6 +124,7 @@ summary{cursor:pointer;color:var(--strat);font-size:13px}
 footer{margin-top:44px;padding-top:10px;border-top:1px solid var(--line);font-size:12px;color:var(--muted)}
 svg.chart{width:100%;height:auto;display:block;overflow:visible}
 svg.chart text{font-size:11px;fill:var(--muted);font-family:inherit}
+svg.chart.hist text{font-size:10.5px}
 svg.chart .t-strong{fill:var(--fg);font-weight:600}
 svg.chart .gl{stroke:var(--line);stroke-width:1}
 svg.chart .ax{stroke:#9aa5b1;stroke-width:1}
@@ -264,7 +269,7 @@ def _window_sort_key(w: str) -> tuple[int, float, str]:
 
 
 def _nice_step(span: float, n: int) -> float:
-    if not span > 0:
+    if not (span > 0 and math.isfinite(span)):
         return 1.0
     raw = span / max(n, 1)
     mag = 10 ** math.floor(math.log10(raw))
@@ -276,6 +281,8 @@ def _nice_step(span: float, n: int) -> float:
 
 def _ticks(lo: float, hi: float, n: int = 5) -> tuple[list[float], float]:
     step = _nice_step(hi - lo, n)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [], step
     first = math.ceil(lo / step - 1e-9)
     out = []
     k = first
@@ -287,7 +294,7 @@ def _ticks(lo: float, hi: float, n: int = 5) -> tuple[list[float], float]:
 
 def _nice_domain(lo: float, hi: float, n: int = 5) -> tuple[float, float, list[float], float]:
     """Extend [lo, hi] to tick boundaries; returns (lo, hi, ticks, step)."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
+    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(hi - lo)):
         lo, hi = 0.0, 1.0
     if hi - lo <= abs(hi) * 1e-12 or hi <= lo:
         pad = abs(hi) * 0.05 or 0.01
@@ -295,14 +302,16 @@ def _nice_domain(lo: float, hi: float, n: int = 5) -> tuple[float, float, list[f
     step = _nice_step(hi - lo, n)
     lo2 = math.floor(lo / step + 1e-9) * step
     hi2 = math.ceil(hi / step - 1e-9) * step
-    ticks, _ = _ticks(lo2, hi2, n)
-    ticks = [lo2 + i * step for i in range(int(round((hi2 - lo2) / step)) + 1)]
+    count = round((hi2 - lo2) / step) + 1
+    if not 1 <= count <= 50:  # degenerate (huge or tiny numbers): plain ends, no rounding
+        return lo, hi, [lo, hi], hi - lo
+    ticks = [lo2 + i * step for i in range(count)]
     return lo2, hi2, ticks, step
 
 
 def _step_digits(step: float, scale: float = 1.0) -> int:
     s = abs(step * scale)
-    for d in range(0, 6):
+    for d in range(6):
         if abs(round(s, d) - s) <= s * 1e-6:
             return d
     return 6
@@ -372,7 +381,7 @@ class _Lin:
 def _f(v: float) -> str:
     """Compact coordinate."""
     s = f"{v:.1f}"
-    return s[:-2] if s.endswith(".0") else s
+    return s.removesuffix(".0")
 
 
 def _path(xs: Sequence[float], ys: Sequence[float | None]) -> str:
@@ -414,14 +423,15 @@ def _svg_open(w: int, h: int, label: str, cls: str = "chart") -> str:
             f'aria-label="{_esc(label)}" preserveAspectRatio="xMidYMid meet">')
 
 
-def _x_axis(ticks: list[tuple[int, str]], sx: _Lin, y0: float, y1: float, label_y: float, grid: bool = True) -> str:
+def _x_axis(ticks: list[tuple[int, str]], sx: _Lin, y0: float, y1: float, label_y: float | None) -> str:
+    """Vertical grid lines from y0 to y1 at the ticks; tick marks and labels when label_y is given."""
     out = []
     for k, lab in ticks:
         x = _f(sx(k))
-        if grid:
-            out.append(f'<line class="gl" x1="{x}" x2="{x}" y1="{_f(y0)}" y2="{_f(y1)}"/>')
-        out.append(f'<line class="ax" x1="{x}" x2="{x}" y1="{_f(y1)}" y2="{_f(y1 + 4)}"/>')
-        out.append(f'<text x="{x}" y="{_f(label_y)}" text-anchor="middle">{_esc(lab)}</text>')
+        out.append(f'<line class="gl" x1="{x}" x2="{x}" y1="{_f(y0)}" y2="{_f(y1)}"/>')
+        if label_y is not None:
+            out.append(f'<line class="ax" x1="{x}" x2="{x}" y1="{_f(y1)}" y2="{_f(y1 + 4)}"/>')
+            out.append(f'<text x="{x}" y="{_f(label_y)}" text-anchor="middle">{_esc(lab)}</text>')
     return "".join(out)
 
 
@@ -439,8 +449,8 @@ def _y_axis(ticks: list[float], sy: _Lin, x0: float, x1: float, fmt, cls: str = 
 
 def _histogram_svg(rets: list[float], w: str, strat_mean: float | None, bench_mean: float | None) -> str:
     """Histogram of forward returns with zero, the strategy mean and the benchmark mean marked."""
-    W, H = 480, 236
-    L, R, T, B = 46, 14, 26, 34
+    W, H = 360, 220
+    L, R, T, B = 36, 8, 24, 30
     a = np.asarray(rets, dtype=float)
     n = a.size
     lo, hi = (float(np.percentile(a, 1)), float(np.percentile(a, 99))) if n >= 60 else (float(a.min()), float(a.max()))
@@ -455,18 +465,22 @@ def _histogram_svg(rets: list[float], w: str, strat_mean: float | None, bench_me
     e1 = math.ceil(hi / step - 1e-9) * step
     if e1 <= e0:
         e1 = e0 + step
-    k = int(round((e1 - e0) / step))
+    k = round((e1 - e0) / step) if math.isfinite((e1 - e0) / step) else 0
+    if not 1 <= k <= 4 * nbins:  # degenerate range: plain equal-width bins
+        e0, e1, k = lo, hi, nbins
+        step = (e1 - e0) / k
     edges = e0 + step * np.arange(k + 1)
-    idx = np.clip(np.floor((a - e0) / step + 1e-9).astype(int), 0, k - 1)
+    pos = np.clip((a - e0) / step, -1.0, k + 1.0)
+    idx = np.clip(np.floor(pos + 1e-9).astype(int), 0, k - 1)
     counts = np.bincount(idx, minlength=k)
     clipped_lo = int((a < e0).sum())
     clipped_hi = int((a > e1).sum())
-    sx = _Lin(e0, e1, L, W - R)
+    sx = _Lin(e0, e1, L + 3, W - R)
     cmax = int(counts.max()) if counts.size else 1
-    _ylo, yhi, yt, ystep = _nice_domain(0, max(cmax, 1), 4)
+    _ylo, yhi, yt, _ystep = _nice_domain(0, max(cmax, 1), 4)
     yt = [t for t in yt if float(t).is_integer()] or [0.0, float(yhi)]
     sy = _Lin(0, yhi, H - B, T)
-    out = [_svg_open(W, H, f"distribution of {_window_label(w)} forward returns")]
+    out = [_svg_open(W, H, f"distribution of {_window_label(w)} forward returns", "chart hist")]
     out.append(_y_axis(yt, sy, L, W - R, lambda t: f"{int(t)}"))
     for i in range(k):
         c = int(counts[i])
@@ -490,7 +504,7 @@ def _histogram_svg(rets: list[float], w: str, strat_mean: float | None, bench_me
     for t in xt:
         x = _f(sx(t))
         out.append(f'<line class="ax" x1="{x}" x2="{x}" y1="{_f(sy(0))}" y2="{_f(sy(0) + 4)}"/>')
-        out.append(f'<text x="{x}" y="{_f(H - B + 16)}" text-anchor="middle">{_esc(_pct_tick(t, xstep))}</text>')
+        out.append(f'<text x="{x}" y="{_f(H - B + 15)}" text-anchor="middle">{_esc(_pct_tick(t, xstep))}</text>')
     out.append(f'<line class="zero" x1="{_f(sx(0))}" x2="{_f(sx(0))}" y1="{T - 4}" y2="{_f(sy(0))}"/>')
     if bench_mean is not None:
         x = _f(sx(bench_mean))
@@ -500,8 +514,8 @@ def _histogram_svg(rets: list[float], w: str, strat_mean: float | None, bench_me
         x = _f(sx(strat_mean))
         out.append(f'<line class="mk-strat" x1="{x}" x2="{x}" y1="{T - 4}" y2="{_f(sy(0))}">'
                    f'<title>strategy mean {_esc(_pct(strat_mean))}</title></line>')
-    out.append(f'<text x="{L}" y="13" class="t-strong">{_esc(_window_label(w))} forward return</text>')
-    out.append(f'<text x="{W - R}" y="13" text-anchor="end">signals per bin</text>')
+    out.append(f'<text x="{L - 30}" y="12">signals</text>')
+    out.append(f'<text x="{W - R}" y="12" text-anchor="end">{_esc(_window_label(w))} forward return</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -540,7 +554,7 @@ def _equity_svg(dates: list, strat: list, bench: list) -> str:
 
     W, L, R = 960, 58, 120
     T, H1 = 34, 250  # main panel: y in [T, T+H1]
-    G, H2 = 26, 96  # drawdown panel below
+    G, H2 = 34, 100  # drawdown panel below
     B = 30
     H = T + H1 + G + H2 + B
     sx = _Lin(xs[0], xs[-1], L, W - R)
@@ -555,8 +569,8 @@ def _equity_svg(dates: list, strat: list, bench: list) -> str:
     out.append(_y_axis(yt, sy, L, W - R, lambda v: _pct_tick(v - 1.0, ystep)))
     out.append(_y_axis(dt, sy2, L, W - R, lambda v: _pct_tick(v, dstep)))
     xt = _date_ticks(xs[0], xs[-1])
-    out.append(_x_axis(xt, sx, T, T + H1, T + H1 + 15, grid=True))
-    out.append(_x_axis(xt, sx, y2, y2 + H2, y2 + H2 + 16, grid=True))
+    out.append(_x_axis(xt, sx, T, T + H1, None))
+    out.append(_x_axis(xt, sx, y2, y2 + H2, y2 + H2 + 16))
     out.append(f'<line class="base" x1="{L}" x2="{W - R}" y1="{_f(sy(1.0))}" y2="{_f(sy(1.0))}"/>')
     out.append(f'<line class="ax" x1="{L}" x2="{W - R}" y1="{_f(T + H1)}" y2="{_f(T + H1)}"/>')
     out.append(f'<line class="ax" x1="{L}" x2="{W - R}" y1="{_f(y2 + H2)}" y2="{_f(y2 + H2)}"/>')
@@ -591,11 +605,11 @@ def _equity_svg(dates: list, strat: list, bench: list) -> str:
                f'<rect class="sw-bench" x="{L + 130}" y="10" width="16" height="3"/>'
                f'<text x="{L + 152}" y="15" class="t-strong">Benchmark (equal-weight universe)</text>'
                f'<text x="{W - R}" y="15" text-anchor="end">cumulative return (growth of 1)</text>')
-    out.append(f'<text x="{W - R}" y="{_f(y2 - 6)}" text-anchor="end">drawdown from peak '
-               f'(strategy shaded, benchmark line)</text>')
+    out.append(f'<text x="{L}" y="{_f(y2 - 8)}" class="t-strong">Drawdown from peak</text>'
+               f'<text x="{W - R}" y="{_f(y2 - 8)}" text-anchor="end">strategy shaded, benchmark line</text>')
     # hover bands with the values (native tooltips)
     nh = min(len(xs), MAX_HOVER_COLUMNS)
-    hover_idx = sorted({int(round(v)) for v in np.linspace(0, len(rows) - 1, nh)})
+    hover_idx = sorted({round(float(v)) for v in np.linspace(0, len(rows) - 1, nh)})
     hx = [sx(xs_all[i]) for i in hover_idx]
     for j, i in enumerate(hover_idx):
         left = L if j == 0 else (hx[j - 1] + hx[j]) / 2
@@ -632,8 +646,7 @@ def _price_svg(sym: str, days: np.ndarray, prices: np.ndarray, marks: list[tuple
     for day, price, cls, tip in marks:
         x, y = sx(day), sy(price) + 4
         out.append(f'<path class="sg {cls}" d="M{_f(x)} {_f(y)}l-4.5 8h9z"><title>{_esc(tip)}</title></path>')
-    out.append(f'<text x="{L}" y="12" class="t-strong">{_esc(sym)}</text>')
-    out.append(f'<text x="{W - R}" y="12" text-anchor="end">adjusted close</text>')
+    out.append(f'<text x="{L - 50}" y="12">adjusted close</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -775,16 +788,17 @@ def _header(bt: dict, title: str, demo: bool, windows: list[str]) -> str:
         meta.append(("Equity rule", _esc(eq["rule"])))
     out.append('<dl class="meta">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in meta) + "</dl>")
 
-    if demo:
+    warnings = [w if isinstance(w, str) else _value_text(w) for w in _l(bt.get("warnings"))]
+    if demo and not any(w.upper().startswith("DEMO") for w in warnings):
         why = []
         if ds.get("demo") is True or str(ds.get("name", "")).lower() == "demo":
             why.append("the dataset is marked demo")
         if bt.get("demo_data") is True:
             why.append("the strategy read the bundled illustrative fundamentals/earnings")
+        text = "; ".join(why) or "demo data was used"
         out.append('<div class="alert bad"><strong>DEMO DATA.</strong>'
-                   f'{_esc("; ".join(why) or "demo data was used")}: results that depend on it are not real.</div>')
-    for w in _l(bt.get("warnings")):
-        text = w if isinstance(w, str) else _value_text(w)
+                   f"{_esc(text[:1].upper() + text[1:])}: results that depend on it are not real.</div>")
+    for text in warnings:
         cls = "bad" if text.upper().startswith(("LOOK-AHEAD", "DEMO")) else "warn"
         out.append(f'<div class="alert {cls}"><strong>Warning.</strong>{_esc(text)}</div>')
 
@@ -798,7 +812,7 @@ def _header(bt: dict, title: str, demo: bool, windows: list[str]) -> str:
     if kw is not None:
         m = _d(bw.get(kw))
         b = _d(m.get("benchmark"))
-        cards.append(_card(f"Mean {_window_label(kw)} return", _esc(_pct(m.get("mean"))),
+        cards.append(_card(f"Mean {_esc(kw)}-session return", _esc(_pct(m.get("mean"))),
                            f"benchmark {_esc(_pct(b.get('mean')))} \u00b7 excess {_esc(_pct(m.get('excess_mean')))}",
                            _sign_cls(m.get("mean"))))
         cards.append(_card(f"Hit rate ({_window_label(kw, True)})", _esc(_pct(m.get("hit_rate"), False, 1)),
@@ -834,7 +848,7 @@ def _metrics_section(bt: dict, windows: list[str]) -> str:
         m = _d(bw.get(w))
         b = _d(m.get("benchmark"))
 
-        def row(cls: str, label: str, s: dict, first: bool) -> str:
+        def row(cls: str, label: str, s: dict, first: bool, w: str = w) -> str:
             t = _num(s.get("t_stat"))
             tcls = "num sig" if t is not None and abs(t) >= 1.96 else "num"
             cells = [
@@ -989,7 +1003,8 @@ def _price_section(bt: dict, market: MarketData | None, top: int, windows: list[
         sub = (f"{n:,} signal{'s' if n != 1 else ''} \u00b7 {wins} up / {losses} down after "
                f"{_esc(_window_label(kw) if kw else DASH)} \u00b7 last close {_esc(_price(close[-1]))} on "
                f"{_esc(_day_iso(int(days[-1])))}")
-        panels.append(f'<div class="panel"><p class="sub">{sub}</p>{chart or "<p class=empty>No prices.</p>"}</div>')
+        panels.append(f'<div class="panel"><h3>{_esc(sym)}</h3><p class="sub">{sub}</p>'
+                      f'{chart or "<p class=empty>No prices.</p>"}</div>')
     legend = (f'<div class="legend"><span><i class="sw pos"></i>signal, up after {_esc(_window_label(kw) if kw else "")}'
               f'</span><span><i class="sw neg"></i>signal, down</span><span><i class="sw na"></i>not yet known</span></div>')
     lead = (f"The {len(picks)} symbol{'s' if len(picks) != 1 else ''} with the most signals. Prices are the total-return "
@@ -1049,6 +1064,8 @@ def _bias_section(bt: dict) -> str:
     for key, label, empty in (("missing_sessions", "Missing sessions", "No missing sessions."),
                               ("zero_volume_days", "Zero-volume days", "No zero-volume days.")):
         q = _d(bias.get(key))
+        if not q:
+            empty = "Not reported."
         cnt = _num(q.get("count"))
         ex = _l(q.get("examples"))
         head = f"<h3>{label}: {_esc(_count(cnt) if cnt is not None else DASH)}</h3>"

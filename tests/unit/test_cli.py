@@ -100,7 +100,9 @@ def test_data_import_bad_file_names_row_and_column(tmp_path, capsys, home):
 def test_demo_json(capsys):
     code, doc, err = run(capsys, "demo", "--json")
     assert code == 0 and doc["dataset"]["name"] == "sample" and doc["dataset"]["demo"] is False
-    assert len(doc["strategies"]) == 4 and all(s["valid"] for s in doc["strategies"])
+    assert len(doc["strategies"]) == 5 and all(s["valid"] for s in doc["strategies"])
+    value = [s for s in doc["strategies"] if s["name"] == "value_pe"][0]
+    assert value["backtest"]["demo_data"] is True and value["screen"]["demo_data"] is True
     assert doc["sandbox_check"]["rejected"] is True
 
 

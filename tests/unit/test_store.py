@@ -377,6 +377,13 @@ def test_four_processes_creating_concurrently_get_distinct_ids(tmp_path):
     with SqliteStore(path) as store:
         for n, ids in enumerate(per_process):
             assert [r.id for r in store.list(f"proc{n}")] == ids
+    # The four also raced to create the schema and switch the fresh file to WAL.
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    finally:
+        conn.close()
 
 
 # --- SQLite specifics -----------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class AlertEngine:
         self.version = version
         self.deduper = deduper or MemoryDeduper()
         self.errors: list[dict] = []
+        self.demo_data_used = False
 
     def close(self) -> None:
         self.session.close()
@@ -97,10 +98,14 @@ class AlertEngine:
             if not self.deduper.claim(key):
                 continue
             close = self._close_price(s, d)
+            message = alert_message(self.name, s, iso(d), close, score, values)
+            if out.demo_data_used:
+                message += "\n(DEMO DATA: based on illustrative fundamentals, not real ones)"
             fired.append({"strategy_id": self.strategy_id, "strategy_version": self.version, "strategy_name": self.name,
                           "symbol": s, "date": iso(d), "timestamp": ms(d), "close": close, "score": score,
-                          "values": values, "dedup_key": key,
-                          "message": alert_message(self.name, s, iso(d), close, score, values)})
+                          "values": values, "dedup_key": key, "demo_data": out.demo_data_used,
+                          "message": message})
+        self.demo_data_used = self.demo_data_used or out.demo_data_used
         return fired
 
 
@@ -117,7 +122,8 @@ def replay_alerts(sandbox: Sandbox, market: MarketData, source: str, symbols: li
             if progress:
                 progress(k, len(plan))
         errors = engine.errors
-    return metrics.nan_to_none({"strategy": {"id": strategy_id, "name": name, "version": version},
+        demo = engine.demo_data_used
+    return metrics.nan_to_none({"demo_data": demo, "strategy": {"id": strategy_id, "name": name, "version": version},
                                 "start": iso(start), "end": iso(end), "symbols": symbols,
                                 "sessions": len(plan), "alerts": alerts,
                                 "errors": {"count": len(errors), "examples": errors[:20]},

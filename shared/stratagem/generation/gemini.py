@@ -180,11 +180,13 @@ class GeminiGenerator:
                 genai, types = _sdk()
                 options = types.HttpOptions(base_url=self.base_url, api_version=self.api_version,
                                             timeout=max(1, int(round(self.timeout_s * 1000))))
+                problem = None
                 try:
                     self._client = genai.Client(api_key=self._api_key, http_options=options)
                 except Exception as exc:  # noqa: BLE001 - any construction failure is "unavailable"
-                    raise GeneratorUnavailable(
-                        f"could not create the Gemini client: {self._scrub(str(exc))}") from None
+                    problem = f"could not create the Gemini client: {self._scrub(str(exc))}"
+                if problem:
+                    raise GeneratorUnavailable(problem)
             if self._config is None:
                 _, types = _sdk()
                 extra = {"max_output_tokens": self.max_output_tokens} if self.max_output_tokens else {}
@@ -198,31 +200,41 @@ class GeminiGenerator:
         waited = 0.0
         attempt = 0
         while True:
+            failure: tuple[bool, float | None, Exception] | None = None
             try:
                 response = client.models.generate_content(model=self.model, contents=contents, config=self._config)
             except Exception as exc:  # noqa: BLE001 - every failure is classified below
-                retry, hint, error = self._classify(exc, attempt + 1)
-                if not retry or attempt >= self.max_retries:
-                    raise error from None
-                if hint is not None:
-                    delay = hint
-                    if waited + delay > self.max_total_wait_s:
-                        raise type(error)(f"{error.message}; the server asked to wait {delay:g} s, more than the "
-                                          f"remaining retry budget of {self.max_total_wait_s - waited:g} s") from None
-                else:
-                    base = min(self.max_backoff_s, self.backoff_s * (2 ** attempt))
-                    delay = min(base * (0.5 + 0.5 * self._jitter()), max(0.0, self.max_total_wait_s - waited))
-                attempt += 1
-                log.warning("Gemini call failed (%s); retry %d of %d in %.2f s",
-                            _first_line(error.message), attempt, self.max_retries, delay)
-                if delay > 0:
-                    self._sleep(delay)
-                waited += delay
-                continue
-            self.last_usage = _usage(response)
-            if attempt:
-                log.info("Gemini call succeeded after %d retries", attempt)
-            return response
+                failure = self._classify(exc, attempt + 1)
+            if failure is None:
+                self.last_usage = _usage(response)
+                if attempt:
+                    log.info("Gemini call succeeded after %d retries", attempt)
+                return response
+            # Raised outside the except block on purpose: the SDK's exception (whose text may
+            # quote the key) must not ride along as __context__.
+            retry, hint, error = failure
+            if not retry or attempt >= self.max_retries:
+                raise error
+            remaining = self.max_total_wait_s - waited
+            if hint is not None:
+                delay = hint
+                if delay > remaining:
+                    raise type(error)(f"{error}; the server asked to wait {delay:g} s, more than the "
+                                      f"remaining retry budget of {max(0.0, remaining):g} s")
+            else:
+                # Exponential backoff with "equal jitter": half fixed, half random.
+                base = min(self.max_backoff_s, self.backoff_s * (2 ** attempt))
+                delay = base * (0.5 + 0.5 * self._jitter())
+                if delay > remaining:
+                    if remaining <= 0:
+                        raise error
+                    delay = remaining
+            attempt += 1
+            log.warning("Gemini call failed (%s); retry %d of %d in %.2f s",
+                        _first_line(str(error)), attempt, self.max_retries, delay)
+            if delay > 0:
+                self._sleep(delay)
+            waited += delay
 
     def _classify(self, exc: Exception, attempts: int) -> tuple[bool, float | None, Exception]:
         """(retry?, server-requested delay, the error to raise if we stop here)."""

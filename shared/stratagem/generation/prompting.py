@@ -335,7 +335,7 @@ def _render_sandbox_rules() -> str:
         "`statistics` are available without importing. There is no pandas, TA-Lib, scipy, "
         "random, os, sys, time or network access: compute indicators yourself with plain Python "
         "or numpy, and never read files or the clock.",
-        f"numpy is a curated subset of array maths, e.g. {numpy}. There is no np.random and no "
+        f"numpy is a curated subset of array maths, e.g. {numpy}. There are no random numbers and no "
         "file functions.",
         "No name may start with an underscore: variables, functions, arguments, attributes and "
         "keyword arguments alike (write `prev_close`, never `_prev_close` or `obj.__class__`).",

@@ -19,8 +19,10 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,7 +132,7 @@ class SqliteStore(SaveDispatch):
         self._busy_ms = int(busy_timeout_s * 1000)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: builtins.list[sqlite3.Connection] = []
+        self._connections: builtins.list[tuple[int, sqlite3.Connection]] = []
         self._ready_pid: int | None = None
 
     @classmethod
@@ -167,7 +169,7 @@ class SqliteStore(SaveDispatch):
             conn = self._connect()
             self._local.conn, self._local.pid = conn, pid
             with self._lock:
-                self._connections.append(conn)
+                self._connections.append((pid, conn))
         if self._ready_pid != pid:
             with self._lock:
                 if self._ready_pid != pid:
@@ -176,28 +178,50 @@ class SqliteStore(SaveDispatch):
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring the file to SCHEMA_VERSION (under the write lock), then switch it to WAL."""
         with self._errors():
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":  # e.g. a filesystem without shared memory
-                conn.execute("PRAGMA journal_mode = DELETE")
-            conn.execute("BEGIN IMMEDIATE")
+            if self._schema_version(conn) < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                                 "(version INTEGER NOT NULL, applied_at TEXT NOT NULL)")
+                    current = self._schema_version(conn)  # again, now that we hold the lock
+                    for n in range(current + 1, SCHEMA_VERSION + 1):
+                        for statement in _statements(MIGRATIONS[n - 1]):
+                            conn.execute(statement)
+                        conn.execute("INSERT INTO schema_version VALUES (?, ?)", (n, iso_utc(utc_now())))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            current = self._schema_version(conn)
+            if current > SCHEMA_VERSION:
+                raise StratagemError(
+                    f"the strategy store {self.path} has schema version {current}, newer than this "
+                    f"Stratagem understands ({SCHEMA_VERSION}); upgrade Stratagem to use it")
+            self._enable_wal(conn)
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> int:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone():
+            return int(conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0])
+        return 0
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL once per file. SQLite answers a contended switch with SQLITE_BUSY
+        at once (its busy handler is not used there), so retry with jitter up to the timeout."""
+        deadline = time.monotonic() + self._busy_ms / 1000
+        while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             try:
-                conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
-                             "(version INTEGER NOT NULL, applied_at TEXT NOT NULL)")
-                current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
-                if current > SCHEMA_VERSION:
-                    raise StratagemError(
-                        f"the strategy store {self.path} has schema version {current}, newer than this "
-                        f"Stratagem understands ({SCHEMA_VERSION}); upgrade Stratagem to use it")
-                for n in range(current + 1, SCHEMA_VERSION + 1):
-                    for statement in _statements(MIGRATIONS[n - 1]):
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO schema_version VALUES (?, ?)", (n, iso_utc(utc_now())))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                conn.execute("PRAGMA journal_mode = WAL")
+                return  # WAL, or what the filesystem allows (e.g. 'delete' without shared memory)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.002, 0.02))
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -223,9 +247,12 @@ class SqliteStore(SaveDispatch):
             conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close every connection this object opened (in this process)."""
+        """Close every connection this object opened in this process (a forked child
+        leaves the parent's alone)."""
+        pid = os.getpid()
         with self._lock:
-            conns, self._connections = self._connections, []
+            conns = [c for p, c in self._connections if p == pid]
+            self._connections = []
         for conn in conns:
             try:
                 conn.close()

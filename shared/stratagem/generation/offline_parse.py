@@ -1,0 +1,1192 @@
+"""Prompt -> :class:`Spec`: recognisers over the normalised text, then and/or/not structure.
+
+How a prompt is read:
+
+1. :func:`offline_text.normalize` rewrites it into a canonical vocabulary.
+2. A ranking request ("top 10 by 20-day momentum") is recognised first.
+3. Every recogniser (a regex plus a builder) is run in priority order; a match is kept
+   when it does not overlap a span already claimed (so "gap up by 4%" is a gap, not a
+   4% return). Builders turn a match into a :class:`Condition` (or an ``AllOf`` for
+   "between A and B" and size classes).
+4. Qualitative defaults ("oversold", "high volume", "volume spike", "breakout") are *weak*:
+   they are dropped when the prompt states the same family explicitly ("oversold ... RSI
+   below 30" is one RSI condition). Exact duplicates are merged.
+5. The text between consecutive conditions decides how they combine: "or" -> any-of,
+   otherwise all-of ("and", "with", "but", commas). "and" binds tighter than "or"; a
+   comma list takes the connector that ends it ("A, B or C" = any of the three).
+   A negation ("not", "without", "isn't", "excluding") right before a condition negates it.
+6. Leftover capitalised tickers restrict the symbols; sector words filter by sector;
+   remaining substantive words are reported as ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..data.reference import canonical_sector
+from .offline_spec import AllOf, AnyOf, Condition, Node, Not, Ranking, Spec
+from .offline_text import normalize
+
+# --------------------------------------------------------------------------- defaults
+GAP_DEFAULT_PCT = 2.0  # "gap up" with no size: at least 2%
+MOMENTUM_DEFAULT_LOOKBACK = 20  # "momentum"/"return" with no period
+RELATIVE_STRENGTH_DEFAULT_LOOKBACK = 63  # "outperforming X" with no period: 3 months
+VOLUME_LOOKBACK = 20  # average volume window when none is given
+HIGH_VOLUME = 1.5  # "high volume": > 1.5x the 20-day average (previous 20 sessions)
+VOLUME_SPIKE = 2.0  # "volume spike"/"unusual volume": >= 2x
+LOW_VOLUME = 0.75  # "low volume": < 0.75x
+RSI_PERIOD = 14
+OVERSOLD = 30.0
+OVERBOUGHT = 70.0
+BOLLINGER_PERIOD = 20
+BOLLINGER_WIDTH = 2.0
+ATR_PERIOD = 14
+RANGE_LOOKBACK = 20
+RANGE_EXPANSION = 2.0
+NARROW_RANGE = 0.5
+VOLATILITY_LOOKBACK = 20
+LOW_VOLATILITY = 20.0  # annualised %, 20-day
+HIGH_VOLATILITY = 40.0
+ZSCORE_LOOKBACK = 20
+NEW_HIGH_DEFAULT_LOOKBACK = 252  # "new highs" with no window: 52 weeks
+BREAKOUT_DEFAULT_LOOKBACK = 20
+NEAR_EXTREME_PCT = 5.0  # "near its 52-week high": within 5%
+MA_DEFAULT_PERIOD = 50  # "above its moving average" with no period
+MACD = (12, 26, 9)
+PENNY_PRICE = 5.0
+
+# --------------------------------------------------------------------------- regex kit
+NUM = r"-?\d+(?:\.\d+)?"
+CMP = r"(?:>=|<=|>|<|=|above|over|below|under|beneath|exactly)"
+POST = (r"(?:\s*(?:\+|or\s+(?:more|higher|greater|above|better|bigger|larger|less|lower|below|fewer|smaller"
+        r"|worse|under|over)))?")
+NO_UNIT = r"(?![\d.]*\s*(?:%|x\b|d\b|std\b))"
+PER_WORDS = r"(?:over|in|during|within|across|for|on|of|from)"
+BACK = r"(?:the\s+|this\s+)?(?:past|last|prior|previous|trailing|latest|recent|preceding)?\s*"
+ARTICLE = r"(?:(?:the|its|their|a|an|his|her)\s+)?"
+FUND_TAIL = r"(?![\d.]*\s*(?:%|x\b|d\b))"
+SHARES_TAIL = r"(?![\d.]*\s*(?:%|x\b|d\b))(?:\s*shares)?"
+
+_CMP_OP = {">": ">", "above": ">", "over": ">", ">=": ">=", "=": ">=", "exactly": ">=",
+           "<": "<", "below": "<", "under": "<", "beneath": "<", "<=": "<="}
+_FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
+
+
+def thr(unit: str = "", money: bool = False, tail: str = "", tag: str = "") -> str:
+    """Regex for a threshold: ``CMP? NUM unit POST`` or ``between NUM and NUM``."""
+    d = r"\$?" if money else ""
+    return (rf"(?:between\s+{d}(?P<lo{tag}>{NUM})\s*{unit}\s+(?:and|to)\s+{d}(?P<hi{tag}>{NUM})\s*{unit}{tail}"
+            rf"|(?:(?P<cmp{tag}>{CMP})\s*)?{d}(?P<num{tag}>{NUM})(?![\d.])\s*{unit}{tail}(?P<post{tag}>{POST}))")
+
+
+def thresholds(m: re.Match, default_op: str = ">=", negate: bool = False, scale: float = 1.0,
+               tag: str = "") -> list[tuple[str, float]]:
+    """[(op, value)] from a :func:`thr` match; ``negate`` turns a magnitude into a signed bound
+    ("down more than 5%" -> < -5)."""
+    lo = m.groupdict().get("lo" + tag)
+    if lo is not None:
+        a, b = sorted((float(lo) * scale, float(m.group("hi" + tag)) * scale))
+        out = [(">=", a), ("<=", b)]
+    else:
+        num = m.groupdict().get("num" + tag)
+        if num is None:
+            return []
+        cmp = (m.groupdict().get("cmp" + tag) or "").strip()
+        post = (m.groupdict().get("post" + tag) or "").strip()
+        if cmp:
+            op = _CMP_OP[cmp]
+        elif post:
+            op = ">=" if (post == "+" or any(w in post for w in ("more", "higher", "greater", "above", "better",
+                                                                 "bigger", "larger", "over"))) else "<="
+        else:
+            op = default_op
+        out = [(op, float(num) * scale)]
+    if negate:
+        out = [(_FLIP[op], -v) for op, v in out]
+    return out
+
+
+def cond_node(kind: str, params: dict, bounds: list[tuple[str, float]], text: str) -> Node | None:
+    conds = [Condition(kind, dict(params), op, _clean(v), text) for op, v in bounds]
+    if not conds:
+        return None
+    return conds[0] if len(conds) == 1 else AllOf(tuple(conds))
+
+
+def _clean(v: float) -> float:
+    v = round(float(v), 10)
+    return 0.0 if v == 0 else v
+
+
+def _int(m: re.Match, *names: str, default: int | None = None) -> int | None:
+    for n in names:
+        v = m.groupdict().get(n)
+        if v:
+            return int(v)
+    return default
+
+
+# --------------------------------------------------------------------------- recognisers
+
+@dataclass
+class Hit:
+    start: int
+    end: int
+    node: Node
+    weak: frozenset = frozenset()  # kinds whose explicit presence makes this hit redundant
+    note: str = ""  # default applied, in words
+
+
+Builder = Callable[[re.Match], "Hit | Node | None"]
+RECOGNISERS: list[tuple[str, re.Pattern, Builder]] = []
+
+
+def rec(name: str, pattern: str) -> Callable[[Builder], Builder]:
+    def deco(fn: Builder) -> Builder:
+        RECOGNISERS.append((name, re.compile(pattern), fn))
+        return fn
+    return deco
+
+
+def weak(node: Node, kinds: set[str] | frozenset[str], note: str) -> Hit:
+    return Hit(0, 0, node, frozenset(kinds), note)
+
+
+def noted(node: Node | None, note: str) -> Hit | None:
+    return None if node is None else Hit(0, 0, node, frozenset(), note)
+
+
+UPV = (r"(?:up|gain(?:ed|s|ing)?|rose|rise[sn]?|rising|rall(?:y|ied|ies|ying)|climb(?:ed|s|ing)?|jump(?:ed|s|ing)?"
+       r"|surg(?:e|ed|es|ing)|advanc(?:e|ed|es|ing)|increas(?:e|ed|es|ing)|soar(?:ed|s|ing)?|spik(?:e|ed|es|ing)"
+       r"|popp(?:ed|ing)|higher|appreciat(?:e|ed|es|ing))")
+DOWNV = (r"(?:down|fell|fall(?:s|ing|en)?|drop(?:ped|s|ping)?|declin(?:e|ed|es|ing)|lost|los(?:e|es|ing)"
+         r"|sl(?:id|ide|ides|iding)|plung(?:e|ed|es|ing)|tumbl(?:e|ed|es|ing)|sank|sink(?:s|ing)?"
+         r"|decreas(?:e|ed|es|ing)|crash(?:ed|es|ing)?|lower|sold off|sell(?:s|ing)? off|shed|dipp?(?:ed|s|ing)?)")
+PERIOD = (rf"(?:\s+{PER_WORDS}?\s*{BACK}(?P<n>\d+)d(?!\s*(?:sma|ema|ma|high|low|average|avg|rsi|atr)\b)"
+          r"|\s+(?P<today>today|on the day|this session|on the session|in 1d|since yesterday|since the previous close"
+          r"|from the previous close|since the prior close|on the day))")
+
+
+# ---- gaps ------------------------------------------------------------------------------
+@rec("gap_full", r"\b(?:full\s+)?gap(?:s|ped|ping)?\s+(?:up\s+|down\s+)?(?P<side>above|over|below|under)\s+"
+                 r"(?:the\s+)?(?:yesterday|prior day|previous day|prior|previous|last|prior session)\s+(?:day\s+)?"
+                 r"(?P<ref>high|low)\b|\bopen(?:s|ed|ing)?\s+(?P<side2>above|over|below|under)\s+(?:the\s+)?"
+                 r"(?:yesterday|prior day|previous day|prior|previous)\s+(?:day\s+)?(?P<ref2>high|low)\b"
+                 r"|\bfull\s+gap\s+(?P<dir>up|down)\b")
+def _gap_full(m: re.Match):
+    ref = m.group("ref") or m.group("ref2") or ("high" if m.group("dir") == "up" else "low")
+    if ref == "high":
+        return Condition("gap", {"ref": "high"}, ">", 0.0, m.group(0))
+    return Condition("gap", {"ref": "low"}, "<", 0.0, m.group(0))
+
+
+@rec("gap_open", rf"\bopen(?:s|ed|ing)?\s+(?:up\s+|down\s+)?{thr('%')}\s+(?P<dir>higher|lower|above|below|up|down)"
+                 r"(?:\s+(?:the\s+)?(?:yesterday|prior|previous|last)(?:\s+day)?\s+close)?")
+def _gap_open(m: re.Match):
+    down = m.group("dir") in ("lower", "below", "down")
+    return cond_node("gap", {}, thresholds(m, ">=", negate=down), m.group(0))
+
+
+@rec("gap_pre", rf"{thr('%')}\s+(?:or more\s+)?(?:opening\s+)?gap(?:s|ped|ping)?(?:\s+(?P<dir>up|down|higher|lower))?")
+def _gap_pre(m: re.Match):
+    down = m.group("dir") in ("down", "lower")
+    return cond_node("gap", {}, thresholds(m, ">=", negate=down), m.group(0))
+
+
+@rec("gap", rf"\b(?:opening\s+)?gap(?:s|ped|ping)?(?:\s+(?P<dir>up|down|higher|lower))?(?:\s+(?:by|of|at))?"
+            rf"(?:\s+(?:size\s+)?(?:is\s+)?{thr('%')})?")
+def _gap(m: re.Match):
+    down = m.group("dir") in ("down", "lower")
+    if m.group("num") is None and m.group("lo") is None:
+        if not m.group("dir"):
+            return None
+        t = -GAP_DEFAULT_PCT if down else GAP_DEFAULT_PCT
+        return noted(Condition("gap", {}, "<=" if down else ">=", t, m.group(0)),
+                     f"a gap with no size means at least {GAP_DEFAULT_PCT:g}% (open vs previous close)")
+    return cond_node("gap", {}, thresholds(m, ">=", negate=down), m.group(0))
+
+
+# ---- earnings surprise (before fundamentals: 'eps' appears in both) ------------------
+_ESTIMATES = r"(?:(?:the|their|its|analyst|analysts|analyst's|consensus|wall street|street)\s+)*"
+_EARN_WORDS = r"(?:earnings|eps|expectations|estimates|consensus|the street|forecasts?)"
+
+
+@rec("earnings_beat", rf"\b(?P<verb>beat(?:s|ing)?|top(?:ped|s|ping)?|>|surpass(?:ed|es|ing)?|miss(?:ed|es|ing)?"
+                      rf"|fell short of|came in below|came in above|fall(?:s|ing)? short of)\s+{_ESTIMATES}"
+                      rf"{_EARN_WORDS}(?:\s+(?:estimates?|expectations?|consensus|forecasts?))?"
+                      rf"(?:\s+(?:by|of)\s+{thr('%')})?")
+def _earn_beat(m: re.Match):
+    miss = m.group("verb").startswith(("miss", "fell", "fall", "came in below"))
+    if m.group("num") is None and m.group("lo") is None:
+        return Condition("earnings_surprise", {}, "<" if miss else ">", 0.0, m.group(0))
+    return cond_node("earnings_surprise", {}, thresholds(m, ">=", negate=miss), m.group(0))
+
+
+@rec("earnings_noun", rf"\b(?:an?\s+)?(?:earnings|eps)\s+(?P<verb>beat|miss|surprise)(?:es)?"
+                      rf"(?:\s+(?:of|by|is|was|above|over|below|under)?\s*{thr('%')})?")
+def _earn_noun(m: re.Match):
+    verb = m.group("verb")
+    if m.group("num") is None and m.group("lo") is None:
+        if verb == "surprise":
+            return Condition("earnings_surprise", {}, ">", 0.0, m.group(0))
+        return Condition("earnings_surprise", {}, "<" if verb == "miss" else ">", 0.0, m.group(0))
+    return cond_node("earnings_surprise", {}, thresholds(m, ">=" if verb != "surprise" else ">",
+                                                         negate=verb == "miss"), m.group(0))
+
+
+@rec("earnings_sign", r"\b(?P<sign>positive|negative)\s+(?:earnings|eps)\s+surprises?\b")
+def _earn_sign(m: re.Match):
+    return Condition("earnings_surprise", {}, ">" if m.group("sign") == "positive" else "<", 0.0, m.group(0))
+
+
+@rec("earnings_pct", rf"\b(?:(?:earnings|eps)\s+)?surprise(?:\s+%)?\s+(?:is\s+|of\s+)?{thr('%')}")
+def _earn_pct(m: re.Match):
+    return cond_node("earnings_surprise", {}, thresholds(m, ">"), m.group(0))
+
+
+# ---- relative strength -----------------------------------------------------------------
+BENCH = r"(?P<bench>sym_[a-z.]+|the market|the index|the benchmark)"
+
+
+@rec("relative_strength", rf"\b(?P<verb>outperform(?:s|ed|ing)?|beat(?:s|ing)?|stronger than|better than"
+                          rf"|underperform(?:s|ed|ing)?|weaker than|worse than|lagg(?:ing|ed)|lags?)\s+{BENCH}"
+                          rf"(?:\s+by\s+{thr('%')})?(?P<period>\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?")
+def _rs(m: re.Match):
+    bench = m.group("bench")
+    bench = bench[4:].upper() if bench.startswith("sym_") else "SPY"
+    n = _int(m, "n", default=RELATIVE_STRENGTH_DEFAULT_LOOKBACK)
+    under = m.group("verb").startswith(("under", "weaker", "worse", "lag"))
+    params = {"benchmark": bench, "lookback": n}
+    if m.group("num") is None and m.group("lo") is None:
+        node = Condition("relative_strength", params, "<" if under else ">", 0.0, m.group(0))
+    else:
+        node = cond_node("relative_strength", params, thresholds(m, ">=", negate=under), m.group(0))
+    note = "" if m.group("n") else f"relative strength with no period is measured over {n} sessions (3 months)"
+    if not m.group("bench").startswith("sym_"):
+        note = (note + "; " if note else "") + "'the market' is SPY (must be in the dataset)"
+    return noted(node, note)
+
+
+@rec("relative_strength_noun", rf"\b(?P<sign>positive|negative|strong|weak)?\s*relative strength\s+(?:vs|against|to)\s+"
+                               rf"{BENCH}(?P<period>\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?")
+def _rs_noun(m: re.Match):
+    bench = m.group("bench")
+    bench = bench[4:].upper() if bench.startswith("sym_") else "SPY"
+    n = _int(m, "n", default=RELATIVE_STRENGTH_DEFAULT_LOOKBACK)
+    neg = m.group("sign") in ("negative", "weak")
+    return Condition("relative_strength", {"benchmark": bench, "lookback": n}, "<" if neg else ">", 0.0, m.group(0))
+
+
+# ---- fundamentals ------------------------------------------------------------------------
+_FIELDS = {"pe": "pe_ratio", "eps": "eps", "mcap": "market_cap", "de": "debt_to_equity"}
+
+
+@rec("fundamental", rf"\b(?:(?:the|a|an|its|their|trailing|ttm|current|forward)\s+)?(?P<field>pe|eps|mcap|de)"
+                    rf"(?:\s+ratio)?\s+(?:is\s+|of\s+|at\s+|value\s+)?"
+                    rf"{thr('', money=True, tail=FUND_TAIL)}")
+def _fund(m: re.Match):
+    return cond_node("fundamental", {"field": _FIELDS[m.group("field")]}, thresholds(m, ">="), m.group(0))
+
+
+_SIZES = {"mega": [(">=", 200e9)], "large": [(">=", 10e9)], "big": [(">=", 10e9)],
+          "mid": [(">=", 2e9), ("<", 10e9)], "medium": [(">=", 2e9), ("<", 10e9)],
+          "small": [(">=", 300e6), ("<", 2e9)], "micro": [(">=", 50e6), ("<", 300e6)], "nano": [("<", 50e6)]}
+
+
+@rec("size_class", r"\b(?P<size>mega|large|big|mid|medium|small|micro|nano)\s*-?\s*(?:mcap|caps?|capitalization)\b")
+def _size(m: re.Match):
+    size = m.group("size")
+    node = cond_node("fundamental", {"field": "market_cap"}, _SIZES[size], m.group(0))
+    return noted(node, "size classes by market cap: mega >= $200B, large >= $10B, mid $2B-$10B, "
+                       "small $300M-$2B, micro $50M-$300M, nano < $50M")
+
+
+_QUAL = {
+    "profitable": ("eps", ">", 0.0), "positive eps": ("eps", ">", 0.0), "positive earnings": ("eps", ">", 0.0),
+    "unprofitable": ("eps", "<", 0.0), "negative eps": ("eps", "<", 0.0), "negative earnings": ("eps", "<", 0.0),
+    "losing money": ("eps", "<", 0.0), "money losing": ("eps", "<", 0.0),
+    "low debt": ("debt_to_equity", "<", 0.5), "little debt": ("debt_to_equity", "<", 0.5),
+    "no debt": ("debt_to_equity", "<", 0.1), "debt free": ("debt_to_equity", "<", 0.1),
+    "high debt": ("debt_to_equity", ">", 2.0), "highly leveraged": ("debt_to_equity", ">", 2.0),
+    "low pe": ("pe_ratio", "<", 15.0), "high pe": ("pe_ratio", ">", 30.0),
+}
+
+
+@rec("fundamental_words", r"\b(?P<q>profitable|unprofitable|(?:positive|negative)\s+(?:eps|earnings)(?!\s+surprise)"
+                          r"|losing money|money losing|low debt|little debt|no debt|debt free|high debt"
+                          r"|highly leveraged|low pe|high pe)\b")
+def _fund_words(m: re.Match):
+    q = re.sub(r"\s+", " ", m.group("q"))
+    field, op, value = _QUAL[q]
+    return noted(Condition("fundamental", {"field": field}, op, value, m.group(0)),
+                 f"'{q}' means {field} {op} {value:g}")
+
+
+# ---- MACD ------------------------------------------------------------------------------------
+_MACD = r"macd(?:\s*\(\s*(?P<f>\d+)\s*,\s*(?P<s>\d+)\s*,\s*(?P<g>\d+)\s*\))?"
+
+
+def _macd_params(m: re.Match) -> dict:
+    f, s, g = (int(m.group("f")), int(m.group("s")), int(m.group("g"))) if m.group("f") else MACD
+    return {"fast": f, "slow": s, "signal": g}
+
+
+@rec("macd_cross", rf"\b{_MACD}(?:\s+line)?\s+(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke)\s+"
+                   rf"(?P<dir>above|over|below|under)\s+(?:the\s+|its\s+)?(?P<line>signal(?:\s+line)?|zero(?:\s+line)?|0)")
+def _macd_cross(m: re.Match):
+    p = _macd_params(m)
+    p.update(direction="up" if m.group("dir") in ("above", "over") else "down",
+             line="zero" if m.group("line").startswith(("zero", "0")) else "signal")
+    return Condition("macd_cross", p, None, None, m.group(0))
+
+
+@rec("macd_cross_word", rf"\b(?P<dir>bullish|bearish)\s+{_MACD}\s+(?:cross(?:over)?|crossing|signal)\b"
+                        rf"|\b{_MACD.replace('?P<', '?P<x')}\s+(?P<dir2>bullish|bearish)\s+(?:cross(?:over)?|crossing)\b")
+def _macd_word(m: re.Match):
+    if m.group("f") or m.group("xf"):
+        f, s, g = ((m.group("f"), m.group("s"), m.group("g")) if m.group("f")
+                   else (m.group("xf"), m.group("xs"), m.group("xg")))
+        p = {"fast": int(f), "slow": int(s), "signal": int(g)}
+    else:
+        p = dict(zip(("fast", "slow", "signal"), MACD))
+    d = m.group("dir") or m.group("dir2")
+    p.update(direction="up" if d == "bullish" else "down", line="signal")
+    return Condition("macd_cross", p, None, None, m.group(0))
+
+
+@rec("macd_state", rf"\b{_MACD}(?:\s+line)?\s+(?:is\s+)?(?P<side>above|over|below|under|>|<)\s+(?:the\s+|its\s+)?"
+                   rf"(?P<line>signal(?:\s+line)?|zero(?:\s+line)?|0)\b|\b{_MACD.replace('?P<', '?P<y')}\s+"
+                   rf"(?:histogram\s+)?(?:is\s+)?(?P<sign>positive|negative)\b")
+def _macd_state(m: re.Match):
+    if m.group("sign"):
+        p = ({"fast": int(m.group("yf")), "slow": int(m.group("ys")), "signal": int(m.group("yg"))} if m.group("yf")
+             else dict(zip(("fast", "slow", "signal"), MACD)))
+        p["line"] = "histogram" if "histogram" in m.group(0) else "macd"
+        return Condition("macd", p, ">" if m.group("sign") == "positive" else "<", 0.0, m.group(0))
+    p = _macd_params(m)
+    p["line"] = "macd" if m.group("line").startswith(("zero", "0")) else "histogram"
+    return Condition("macd", p, ">" if m.group("side") in ("above", "over", ">") else "<", 0.0, m.group(0))
+
+
+# ---- moving averages -------------------------------------------------------------------
+def ma_ref(tag: str) -> str:
+    return (rf"{ARTICLE}(?P<n{tag}>\d+)d(?:\s+(?P<t{tag}>sma|ema|ma))?(?:\s+line)?"
+            r"(?!\s*(?:high|low|average|avg|volume|range|return|momentum|rsi|atr|std|mean|rvol|change|performance))")
+
+
+def _ma_type(*types: str | None) -> str:
+    for t in types:
+        if t in ("sma", "ema"):
+            return t
+    return "sma"
+
+
+_UP_WORDS = ("above", "over", "up through", "up over", "through", ">", "up")
+
+
+@rec("golden_cross", r"\b(?P<kind>golden|death)\s+cross(?:es|ed|ing|over)?\b")
+def _golden(m: re.Match):
+    up = m.group("kind") == "golden"
+    return Condition("ma_cross", {"fast": 50, "slow": 200, "ma": "sma", "direction": "up" if up else "down"},
+                     None, None, m.group(0))
+
+
+_CROSS_VERB = r"(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke|cut(?:s|ting)?|pierc(?:es|ed|ing))"
+_CROSS_DIR = r"(?P<dir>up\s+through|up\s+over|down\s+through|above|over|through|below|under|beneath|<|>)"
+
+
+@rec("ma_cross", rf"\b{ma_ref('f')}\s+(?:is\s+)?{_CROSS_VERB}\s+(?:back\s+)?{_CROSS_DIR}\s+{ma_ref('s')}")
+def _ma_cross(m: re.Match):
+    fast, slow = int(m.group("nf")), int(m.group("ns"))
+    up = m.group("dir") in _UP_WORDS
+    if fast > slow:
+        fast, slow, up = slow, fast, not up
+    if fast == slow:
+        return None
+    return Condition("ma_cross", {"fast": fast, "slow": slow, "ma": _ma_type(m.group("tf"), m.group("ts")),
+                                  "direction": "up" if up else "down"}, None, None, m.group(0))
+
+
+@rec("ma_cross_pair", r"\b(?P<nf>\d+)d?\s*(?:and|/|&)\s*(?P<ns>\d+)d\s*(?P<t>sma|ema|ma)?s?\s+(?:bullish\s+|bearish\s+)?"
+                      r"(?:cross(?:over|es|ed|ing)?)(?:\s+(?P<dir>up|down|higher|lower|bullish|bearish))?"
+                      r"|\b(?P<dir2>bullish|bearish)\s+(?:cross(?:over)?|crossing)\s+of\s+(?:the\s+)?(?P<nf2>\d+)d?\s*"
+                      r"(?:and|/|&)\s*(?P<ns2>\d+)d\s*(?P<t2>sma|ema|ma)?s?")
+def _ma_pair(m: re.Match):
+    a, b = _int(m, "nf", "nf2"), _int(m, "ns", "ns2")
+    d = m.group("dir") or m.group("dir2") or "up"
+    if "bear" in m.group(0) or d in ("down", "lower", "bearish"):
+        d = "down"
+    else:
+        d = "up"
+    fast, slow = sorted((a, b))
+    if fast == slow:
+        return None
+    return Condition("ma_cross", {"fast": fast, "slow": slow, "ma": _ma_type(m.group("t"), m.group("t2")),
+                                  "direction": d}, None, None, m.group(0))
+
+
+@rec("price_ma_cross", rf"\b(?:(?:price|close|stock|shares|it)\s+)?{_CROSS_VERB}\s+(?:back\s+)?{_CROSS_DIR}\s+"
+                       rf"(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?(?P<t>sma|ema|ma)\b")
+def _price_ma_cross(m: re.Match):
+    n = _int(m, "n", default=MA_DEFAULT_PERIOD)
+    node = Condition("ma_cross", {"fast": 1, "slow": n, "ma": _ma_type(m.group("t")),
+                                  "direction": "up" if m.group("dir") in _UP_WORDS else "down"}, None, None, m.group(0))
+    return node if m.group("n") else noted(node, f"a moving average with no period is the {n}-day")
+
+
+@rec("ma_spread", rf"\b{ma_ref('f')}\s+(?:is\s+|are\s+|stays?\s+|remains?\s+|trades?\s+|trading\s+|still\s+)?"
+                  rf"(?P<side>above|over|below|under|>|<)\s+{ma_ref('s')}")
+def _ma_spread(m: re.Match):
+    fast, slow = int(m.group("nf")), int(m.group("ns"))
+    above = m.group("side") in ("above", "over", ">")
+    if fast > slow:
+        fast, slow, above = slow, fast, not above
+    if fast == slow or not (m.group("tf") or m.group("ts") or "d " in m.group(0)):
+        return None
+    return Condition("ma_spread", {"fast": fast, "slow": slow, "ma": _ma_type(m.group("tf"), m.group("ts"))},
+                     ">" if above else "<", 0.0, m.group(0))
+
+
+@rec("ma_distance", rf"(?:(?P<cmp>{CMP})\s*)?(?:(?P<num>{NUM})%(?P<post>{POST})\s+)?(?P<side>above|over|below|under|beneath|>|<)"
+                    r"\s+(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?(?P<t>sma|ema|ma)\b")
+def _ma_distance(m: re.Match):
+    n = _int(m, "n", default=MA_DEFAULT_PERIOD)
+    above = m.group("side") in ("above", "over", ">")
+    params = {"period": n, "ma": _ma_type(m.group("t"))}
+    if m.group("num") is None:
+        node: Node = Condition("ma_distance", params, ">" if above else "<", 0.0, m.group(0))
+    else:
+        node = cond_node("ma_distance", params, thresholds(m, ">=", negate=not above), m.group(0))
+    return node if m.group("n") else noted(node, f"a moving average with no period is the {n}-day")
+
+
+# ---- RSI ------------------------------------------------------------------------------------
+_RSI = r"rsi(?:\((?P<p>\d+)\))?"
+
+
+@rec("rsi_cross", rf"\b{_RSI}\s+(?:line\s+)?(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke"
+                  rf"|climb(?:s|ed|ing)?|ris(?:es|ing)|rose|fall(?:s|ing)?|fell|drop(?:s|ped|ping)?|dipp?(?:s|ed|ing)?)"
+                  rf"\s+(?:back\s+)?(?P<dir>above|over|below|under)\s+(?P<num>{NUM})")
+def _rsi_cross(m: re.Match):
+    return Condition("rsi_cross", {"period": _int(m, "p", default=RSI_PERIOD),
+                                   "direction": "up" if m.group("dir") in ("above", "over") else "down",
+                                   "level": float(m.group("num"))}, None, None, m.group(0))
+
+
+@rec("rsi", rf"\b{_RSI}\s+(?:(?:reading|value|level|is|was|of|at|currently|still|stays?|remains?|has|now)\s+)*"
+            rf"{thr('', tail=NO_UNIT)}")
+def _rsi(m: re.Match):
+    return cond_node("rsi", {"period": _int(m, "p", default=RSI_PERIOD)}, thresholds(m, ">="), m.group(0))
+
+
+@rec("rsi_state", rf"\b{_RSI}\s+(?:(?:is|in|shows?|signals?|reading|reads)\s+)*(?P<state>oversold|overbought)"
+                  rf"(?:\s+territory)?|\b(?P<state2>oversold|overbought)\s+(?:on|by|per|according to|using)\s+"
+                  rf"(?:the\s+|its\s+)?{_RSI.replace('?P<p>', '?P<p2>')}")
+def _rsi_state(m: re.Match):
+    state = m.group("state") or m.group("state2")
+    p = _int(m, "p", "p2", default=RSI_PERIOD)
+    if state == "oversold":
+        return Condition("rsi", {"period": p}, "<", OVERSOLD, m.group(0))
+    return Condition("rsi", {"period": p}, ">", OVERBOUGHT, m.group(0))
+
+
+@rec("oversold_word", r"\b(?P<state>oversold|overbought)\b")
+def _oversold(m: re.Match):
+    if m.group("state") == "oversold":
+        node = Condition("rsi", {"period": RSI_PERIOD}, "<", OVERSOLD, m.group(0))
+        note = f"'oversold' means RSI({RSI_PERIOD}) < {OVERSOLD:g}"
+    else:
+        node = Condition("rsi", {"period": RSI_PERIOD}, ">", OVERBOUGHT, m.group(0))
+        note = f"'overbought' means RSI({RSI_PERIOD}) > {OVERBOUGHT:g}"
+    return weak(node, {"rsi", "rsi_cross", "bollinger", "zscore"}, note)
+
+
+# ---- Bollinger bands ---------------------------------------------------------------------
+@rec("bollinger", r"\b(?:(?P<verb>clos(?:e|es|ed|ing)|trad(?:es|ed|ing)|price|is|are|falls?|fell|drops?|dropped|moves?"
+                  r"|moved|breaks?|broke|pierc(?:es|ed|ing)|touch(?:es|ed|ing)?|tag(?:s|ged|ging)?|hit(?:s|ting)?"
+                  r"|reach(?:es|ed|ing)?|at|on|sits?|rides?|riding)\s+)?(?:(?P<side>below|under|beneath|outside|above"
+                  r"|over|through|at|on|<|>)\s+)?(?:the\s+|its\s+|their\s+)?(?P<band>lower|upper|bottom|top)\s+"
+                  r"(?:(?P<n>\d+)d\s+)?(?:(?P<k>\d+(?:\.\d+)?)\s*std\s+)?bollinger(?:\s+band)?"
+                  r"(?:\s*\(\s*(?P<an>\d+)d?\s*,\s*(?P<ak>\d+(?:\.\d+)?)\s*(?:std)?\s*\))?"
+                  r"(?:\s+(?:of|with|using)\s+(?P<n2>\d+)d(?:\s+and\s+(?P<k2>\d+(?:\.\d+)?)\s*std)?)?")
+def _bollinger(m: re.Match):
+    lower = m.group("band") in ("lower", "bottom")
+    n = _int(m, "an", "n", "n2", default=BOLLINGER_PERIOD)
+    k = float(m.group("ak") or m.group("k") or m.group("k2") or BOLLINGER_WIDTH)
+    touch = (m.group("verb") or "").startswith(("touch", "tag", "hit", "reach", "at", "on", "sit", "ride")) or \
+        m.group("side") in ("at", "on")
+    return Condition("bollinger", {"period": n, "width": k, "band": "lower" if lower else "upper",
+                                   "mode": "touch" if touch else "close"}, None, None, m.group(0))
+
+
+# ---- volume ------------------------------------------------------------------------------------
+_AVG = r"(?:average|mean|normal|usual|typical)"
+_AVG_TAIL = rf"(?:\s+{PER_WORDS}\s+{BACK}(?P<n2>\d+)d)?"
+
+
+def _vol_lookback(m: re.Match) -> int:
+    return _int(m, "n", "n2", default=VOLUME_LOOKBACK)
+
+
+def _rel_volume(m: re.Match, bounds: list[tuple[str, float]]):
+    node = cond_node("relative_volume", {"lookback": _vol_lookback(m)}, bounds, m.group(0))
+    if m.groupdict().get("n") or m.groupdict().get("n2"):
+        return node
+    return noted(node, f"average volume is over the previous {VOLUME_LOOKBACK} sessions (today excluded)")
+
+
+@rec("rvol_multiple", rf"\b(?:today\s+|daily\s+|the\s+|trading\s+|current\s+)?volume\s+(?:is\s+|was\s+|of\s+|at\s+|running\s+"
+                      rf"|came in\s+)?{thr('x')}\s+(?:the\s+|its\s+|their\s+|of\s+the\s+|of\s+its\s+)?(?:(?P<n>\d+)d\s+)?"
+                      rf"{_AVG}(?:\s+(?:daily\s+)?(?:trading\s+)?volume)?{_AVG_TAIL}")
+def _rvol1(m: re.Match):
+    return _rel_volume(m, thresholds(m, ">="))
+
+
+@rec("rvol_multiple_pre", rf"{thr('x')}\s+(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?{_AVG}\s+(?:daily\s+)?"
+                          rf"(?:trading\s+)?volume{_AVG_TAIL}|{thr('x', tag='b')}\s+(?:the\s+|its\s+)?(?:rvol|volume)\b")
+def _rvol2(m: re.Match):
+    if m.group("numb") is not None or m.group("lob") is not None:
+        return _rel_volume(m, thresholds(m, ">=", tag="b"))
+    return _rel_volume(m, thresholds(m, ">="))
+
+
+@rec("rvol", rf"\brvol(?:\((?P<n>\d+)\))?\s+(?:is\s+|of\s+|at\s+)?{thr('x?')}")
+def _rvol3(m: re.Match):
+    return _rel_volume(m, thresholds(m, ">="))
+
+
+@rec("volume_pct_above", rf"\bvolume\s+(?:is\s+|was\s+)?(?:(?P<cmp>{CMP})\s*)?(?P<num>{NUM})%\s+(?P<side>above|over|>|below"
+                         rf"|under|<)\s+(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?{_AVG}(?:\s+volume)?{_AVG_TAIL}")
+def _rvol4(m: re.Match):
+    above = m.group("side") in ("above", "over", ">")
+    pct = float(m.group("num")) / 100.0
+    ratio = 1.0 + pct if above else 1.0 - pct
+    op = _CMP_OP.get((m.group("cmp") or "").strip(), ">=")
+    if not above:
+        op = _FLIP[op]
+    return _rel_volume(m, [(op, round(ratio, 10))])
+
+
+@rec("volume_vs_average", rf"\b(?:today\s+)?volume\s+(?:is\s+|was\s+)?(?P<side>above|over|>|below|under|<)\s+(?:the\s+|its\s+|their\s+)?"
+                          rf"(?:(?P<n>\d+)d\s+)?{_AVG}(?:\s+(?:daily\s+)?volume)?{_AVG_TAIL}")
+def _rvol5(m: re.Match):
+    above = m.group("side") in ("above", "over", ">")
+    return _rel_volume(m, [(">" if above else "<", 1.0)])
+
+
+@rec("volume_level", rf"\b(?:(?P<n>\d+)d\s+)?(?P<avg>average\s+(?:daily\s+)?|daily\s+average\s+)?(?:trading\s+)?volume\s+"
+                     rf"(?:is\s+|of\s+|at\s+)?{thr('', tail=SHARES_TAIL)}")
+def _volume_level(m: re.Match):
+    bounds = thresholds(m, ">=")
+    if not bounds or min(abs(v) for _, v in bounds) < 1000:
+        return None
+    n = _int(m, "n", default=VOLUME_LOOKBACK if m.group("avg") else 1)
+    return cond_node("volume", {"lookback": n}, bounds, m.group(0))
+
+
+@rec("volume_words", r"\b(?:on\s+|with\s+)?(?P<q>high|heavy|big|strong|large|huge|elevated|massive|above average"
+                     r"|higher than average|low|light|thin|weak|quiet|below average|lower than average)\s+"
+                     r"(?:trading\s+)?volume\b|\b(?P<spike>volume\s+(?:spikes?|surges?|explosions?|bursts?|jumps?)"
+                     r"|(?:spikes?|surges?|jumps?)\s+in\s+volume|unusual(?:ly\s+(?:high|heavy))?\s+volume)\b")
+def _volume_words(m: re.Match):
+    kinds = {"relative_volume"}
+    q = (m.group("q") or "").replace("  ", " ")
+    lb = {"lookback": VOLUME_LOOKBACK}
+    if m.group("spike"):
+        return weak(Condition("relative_volume", lb, ">=", VOLUME_SPIKE, m.group(0)), kinds,
+                    f"'volume spike' means volume >= {VOLUME_SPIKE:g}x the average of the previous {VOLUME_LOOKBACK} sessions")
+    if q in ("above average", "higher than average"):
+        return weak(Condition("relative_volume", lb, ">", 1.0, m.group(0)), kinds,
+                    f"'above-average volume' means volume > the average of the previous {VOLUME_LOOKBACK} sessions")
+    if q in ("below average", "lower than average"):
+        return weak(Condition("relative_volume", lb, "<", 1.0, m.group(0)), kinds,
+                    f"'below-average volume' means volume < the average of the previous {VOLUME_LOOKBACK} sessions")
+    if q in ("low", "light", "thin", "weak", "quiet"):
+        return weak(Condition("relative_volume", lb, "<", LOW_VOLUME, m.group(0)), kinds,
+                    f"'low volume' means volume < {LOW_VOLUME:g}x the average of the previous {VOLUME_LOOKBACK} sessions")
+    return weak(Condition("relative_volume", lb, ">", HIGH_VOLUME, m.group(0)), kinds,
+                f"'high volume' means volume > {HIGH_VOLUME:g}x the average of the previous {VOLUME_LOOKBACK} sessions")
+
+
+# ---- new highs / lows, breakouts -----------------------------------------------------------
+_EXT = r"(?:(?P<n>\d+)d|(?P<all>alltime|record))"
+
+
+def _lookback_of(m: re.Match, default: int) -> int | None:
+    if m.groupdict().get("all"):
+        return None
+    return _int(m, "n", default=default)
+
+
+@rec("near_extreme", rf"\b(?:within\s+(?P<num>{NUM})%\s+of|near|close to|nearing|approaching|just below|just above|around)"
+                     rf"\s+(?:a\s+|the\s+|its\s+|their\s+)?(?:new\s+)?{_EXT}\s+(?P<side>high|low)s?\b")
+def _near(m: re.Match):
+    n = _lookback_of(m, NEW_HIGH_DEFAULT_LOOKBACK)
+    pct = float(m.group("num") or NEAR_EXTREME_PCT)
+    high = m.group("side") == "high"
+    node = Condition("extreme_distance", {"lookback": n, "side": m.group("side")},
+                     ">=" if high else "<=", -pct if high else pct, m.group(0))
+    return node if m.group("num") else noted(node, f"'near' a high/low means within {NEAR_EXTREME_PCT:g}%")
+
+
+@rec("off_extreme", rf"{thr('%')}\s+(?P<dir>below|off|from|under|beneath|above|over)\s+(?:the\s+|its\s+|their\s+)?"
+                    rf"{_EXT}\s+(?P<side>high|low)s?\b")
+def _off(m: re.Match):
+    high = m.group("side") == "high"
+    return cond_node("extreme_distance", {"lookback": _lookback_of(m, NEW_HIGH_DEFAULT_LOOKBACK), "side": m.group("side")},
+                     thresholds(m, ">=", negate=high), m.group(0))
+
+
+@rec("breakout", rf"\b(?:break(?:s|ing)?\s*out|broke\s*out|breakout|clos(?:e|es|ed|ing)|break(?:s|ing)?|broke|mov(?:es|ed|ing)"
+                 rf"|trad(?:es|ed|ing)|breakdown|breaking down|breaks down|broke down)\s+(?P<dir>above|over|past|through|to|below"
+                 rf"|under|beneath)\s+(?:the\s+|its\s+|their\s+|a\s+)?(?:new\s+)?(?:prior\s+|previous\s+|recent\s+)?"
+                 rf"(?P<n>\d+)d\s+(?P<side>high|low|range)s?\b")
+def _breakout(m: re.Match):
+    d = m.group("dir")
+    up = d in ("above", "over", "past", "through", "to") and m.group("side") != "low"
+    if m.group("side") == "low":
+        up = d not in ("below", "under", "beneath") and False
+    side = "high" if up else "low"
+    return Condition("breakout", {"lookback": int(m.group("n")), "side": side}, None, None, m.group(0))
+
+
+@rec("breakout_word", r"\b(?P<w>breakout|breaking out|breaks out|broke out|breakdown|breaking down|breaks down|broke down)s?\b")
+def _breakout_word(m: re.Match):
+    up = "out" in m.group("w")
+    node = Condition("breakout", {"lookback": BREAKOUT_DEFAULT_LOOKBACK, "side": "high" if up else "low"},
+                     None, None, m.group(0))
+    return weak(node, {"breakout", "new_extreme"},
+                f"'breakout' means a close beyond the prior {BREAKOUT_DEFAULT_LOOKBACK} sessions' "
+                + ("high" if up else "low"))
+
+
+@rec("new_extreme", rf"\b(?:(?P<close>clos(?:e|es|ed|ing))\s+(?:at\s+)?(?:a\s+|an\s+)?)?(?:(?:new|fresh)\s+)?{_EXT}\s+"
+                    rf"(?P<close2>clos(?:e|es|ing)\s+)?(?P<side>high|low)s?\b")
+def _new_extreme(m: re.Match):
+    price = "close" if (m.group("close") or m.group("close2")) else m.group("side")
+    return Condition("new_extreme", {"lookback": _lookback_of(m, NEW_HIGH_DEFAULT_LOOKBACK), "side": m.group("side"),
+                                     "price": price}, None, None, m.group(0))
+
+
+@rec("new_extreme_plain", r"\b(?:(?:makes?|making|made|hit(?:s|ting)?|set(?:s|ting)?|reach(?:es|ed|ing)?|at|print(?:s|ing|ed)?)"
+                          r"\s+(?:a\s+)?new\s+(?P<side>high|low)s?|new\s+(?P<side2>high|low)s)\b")
+def _new_plain(m: re.Match):
+    side = m.group("side") or m.group("side2")
+    node = Condition("new_extreme", {"lookback": NEW_HIGH_DEFAULT_LOOKBACK, "side": side, "price": side},
+                     None, None, m.group(0))
+    return noted(node, f"a new high/low with no window is over {NEW_HIGH_DEFAULT_LOOKBACK} sessions (52 weeks)")
+
+
+# ---- candlesticks -----------------------------------------------------------------------------
+_CANDLES = (
+    ("bullish_engulfing", r"\b(?:bullish|bull)\s+engulf(?:ing|s)?(?:\s+(?:pattern|candle|bar))?\b"),
+    ("bearish_engulfing", r"\b(?:bearish|bear)\s+engulf(?:ing|s)?(?:\s+(?:pattern|candle|bar))?\b"),
+    ("inside_day", r"\binside\s+(?:days?|bars?|candles?|sessions?)\b"),
+    ("outside_day", r"\boutside\s+(?:days?|bars?|candles?|sessions?)\b|\boutside\s+reversal\b"),
+    ("shooting_star", r"\binverted\s+hammers?\b|\bshooting\s+stars?\b"),
+    ("hammer", r"\bhammers?(?:\s+(?:candles?|patterns?|bars?))?\b"),
+    ("doji", r"\bdojis?\b"),
+)
+for _name, _pattern in _CANDLES:
+    def _make(name: str) -> Builder:
+        return lambda m: Condition("candle", {"pattern": name}, None, None, m.group(0))
+    RECOGNISERS.append(("candle_" + _name, re.compile(_pattern), _make(_name)))
+
+
+@rec("engulfing_word", r"\bengulf(?:ing|s)?(?:\s+(?:patterns?|candles?|bars?))?\b")
+def _engulf(m: re.Match):
+    return noted(Condition("candle", {"pattern": "bullish_engulfing"}, None, None, m.group(0)),
+                 "'engulfing' with no direction means bullish engulfing")
+
+
+@rec("narrow_range", r"\bnr(?P<n>\d+)\b|\bnarrowest\s+(?:daily\s+)?range\s+(?:in|of)\s+(?:the\s+)?(?:past|last)?\s*(?P<n2>\d+)d\b")
+def _nr(m: re.Match):
+    return Condition("candle", {"pattern": "narrow_range", "lookback": _int(m, "n", "n2", default=7)},
+                     None, None, m.group(0))
+
+
+# ---- ATR, range, volatility ----------------------------------------------------------------
+_ATR = r"atr(?:\((?P<p>\d+)\))?"
+
+
+@rec("atr_pct", rf"\b{_ATR}\s+(?:is\s+|of\s+)?{thr('%')}(?:\s+of\s+(?:the\s+)?(?:price|close|closing price|share price"
+                rf"|stock price|last price|the stock))?")
+def _atr_pct(m: re.Match):
+    return cond_node("atr_pct", {"period": _int(m, "p", default=ATR_PERIOD)}, thresholds(m, ">"), m.group(0))
+
+
+@rec("atr_abs", rf"\b{_ATR}\s+(?:is\s+|of\s+)?{thr('', money=True, tail=NO_UNIT)}")
+def _atr_abs(m: re.Match):
+    return cond_node("atr", {"period": _int(m, "p", default=ATR_PERIOD)}, thresholds(m, ">"), m.group(0))
+
+
+_RANGE = r"\b(?:(?:daily|today|the day|intraday|trading|high low|true|day)\s+)*range"
+
+
+@rec("range_ratio", rf"{_RANGE}\s+(?:is\s+|was\s+)?{thr('x')}\s+(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?{_AVG}"
+                    rf"(?:\s+(?:daily\s+)?range)?{_AVG_TAIL}")
+def _range_ratio(m: re.Match):
+    node = cond_node("range_ratio", {"lookback": _int(m, "n", "n2", default=RANGE_LOOKBACK)}, thresholds(m, ">="),
+                     m.group(0))
+    return node if (m.group("n") or m.group("n2")) else noted(
+        node, f"average range is over the previous {RANGE_LOOKBACK} sessions")
+
+
+@rec("range_pct", rf"{_RANGE}\s+(?:is\s+|was\s+|of\s+)?{thr('%')}")
+def _range_pct(m: re.Match):
+    return cond_node("range_pct", {}, thresholds(m, ">="), m.group(0))
+
+
+@rec("range_words", r"\b(?P<w>range expansion|expanding range|wide range|wide ranging|narrow range|range contraction)"
+                    r"(?:\s+(?:days?|bars?|candles?))?\b")
+def _range_words(m: re.Match):
+    wide = m.group("w").startswith(("range exp", "expanding", "wide"))
+    lb = {"lookback": RANGE_LOOKBACK}
+    if wide:
+        return weak(Condition("range_ratio", lb, ">=", RANGE_EXPANSION, m.group(0)), {"range_ratio"},
+                    f"'range expansion' means today's range >= {RANGE_EXPANSION:g}x the average of the previous "
+                    f"{RANGE_LOOKBACK} sessions")
+    return weak(Condition("range_ratio", lb, "<=", NARROW_RANGE, m.group(0)), {"range_ratio"},
+                f"'narrow range' means today's range <= {NARROW_RANGE:g}x the average of the previous "
+                f"{RANGE_LOOKBACK} sessions")
+
+
+@rec("volatility", rf"\b(?:(?P<n>\d+)d\s+)?(?P<mods>(?:(?:historical|realized|realised|annualized|annualised|daily|price"
+                   rf"|return)\s+)*)(?:volatility|vol)(?:\s*\((?P<p>\d+)\))?(?:\s+{PER_WORDS}\s+{BACK}(?P<n2>\d+)d)?\s+"
+                   rf"(?:is\s+)?{thr('%?')}")
+def _volatility(m: re.Match):
+    daily = "daily" in (m.group("mods") or "")
+    n = _int(m, "n", "p", "n2", default=VOLATILITY_LOOKBACK)
+    return cond_node("volatility", {"lookback": n, "annualized": not daily}, thresholds(m, ">"), m.group(0))
+
+
+@rec("volatility_words", r"\b(?P<lvl>low|high|elevated|compressed|muted|subdued|extreme|rising)\s+(?:price\s+)?volatility\b"
+                         r"|\bvolatility\s+(?:is\s+)?(?P<lvl2>low|high)\b|\b(?P<lvl3>volatile)\b")
+def _volatility_words(m: re.Match):
+    lvl = m.group("lvl") or m.group("lvl2") or "high"
+    params = {"lookback": VOLATILITY_LOOKBACK, "annualized": True}
+    if lvl in ("low", "compressed", "muted", "subdued"):
+        return weak(Condition("volatility", params, "<", LOW_VOLATILITY, m.group(0)), {"volatility"},
+                    f"'low volatility' means {VOLATILITY_LOOKBACK}-day annualised volatility < {LOW_VOLATILITY:g}%")
+    return weak(Condition("volatility", params, ">", HIGH_VOLATILITY, m.group(0)), {"volatility"},
+                f"'high volatility' means {VOLATILITY_LOOKBACK}-day annualised volatility > {HIGH_VOLATILITY:g}%")
+
+
+# ---- streaks -----------------------------------------------------------------------------------
+_SUP = r"(?:up|higher|green|positive|gain(?:ed|ing|s)?|ris(?:en|ing|e)|rose|advanc(?:ed|ing)|winning|white)"
+_SDOWN = r"(?:down|lower|red|negative|fall(?:en|ing)?|fell|declin(?:ed|ing)|los(?:t|ing)|losses|black|drop(?:ped|ping)?)"
+
+
+def _streak(m: re.Match):
+    d = m.group("dir") or m.group("dir2") or ""
+    up = re.fullmatch(_SUP, d) is not None
+    n = _int(m, "n", "n2")
+    if not n or n < 1:
+        return None
+    return Condition("streak", {"direction": "up" if up else "down"}, ">=", float(n), m.group(0))
+
+
+RECOGNISERS.extend([
+    ("streak_verb", re.compile(
+        rf"\b(?:(?:closed?|closes|closing|finish(?:ed|es)?|been)\s+)?(?P<dir>{_SUP}|{_SDOWN})\s+(?:for\s+)?(?:(?:>=|at least)\s*)?"
+        r"(?P<n>\d+)d?\s+(?:(?:days?|sessions?|bars?|closes)\s+)?(?:in a row|straight|consecutive(?:ly)?|running)\b"), _streak),
+    ("streak_adj", re.compile(
+        rf"\b(?:>=\s*)?(?P<n>\d+)d?\s+(?:consecutive|straight|successive)\s+(?P<dir>{_SUP}|{_SDOWN})"
+        r"(?:\s+(?:days?|sessions?|closes?|bars?|candles?))?\b"), _streak),
+    ("streak_noun", re.compile(
+        rf"\b(?P<n>\d+)d?\s+(?P<dir>winning|losing|up|down)\s+streak\b|\b(?P<dir2>winning|losing|up|down)\s+streak\s+of\s+"
+        r"(?:>=\s*)?(?P<n2>\d+)d?\b"), _streak),
+    ("streak_row_of", re.compile(
+        rf"\b(?P<n>\d+)d?\s+(?:(?:days?|sessions?)\s+)?(?:in a row|straight)\s+(?:of\s+)?(?P<dir>gains|losses|{_SUP}|{_SDOWN})"
+        r"(?:\s+closes)?\b"), _streak),
+])
+
+
+# ---- z-score --------------------------------------------------------------------------------
+@rec("zscore_std", rf"(?:(?P<cmp>{CMP})\s*)?(?P<num>{NUM})\s*std\s+(?P<side>below|under|beneath|above|over)\s+"
+                   rf"(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?(?:mean|average|sma|ma|moving average|mean price"
+                   rf"|average price|norm)(?:\s+price)?(?:\s+{PER_WORDS}\s+{BACK}(?P<n2>\d+)d)?")
+def _zscore_std(m: re.Match):
+    below = m.group("side") in ("below", "under", "beneath")
+    node = cond_node("zscore", {"lookback": _int(m, "n", "n2", default=ZSCORE_LOOKBACK)},
+                     thresholds(m, ">=", negate=below), m.group(0))
+    return node if (m.group("n") or m.group("n2")) else noted(node, f"the mean is over {ZSCORE_LOOKBACK} sessions")
+
+
+@rec("zscore", rf"\b(?:(?P<n>\d+)d\s+)?zscore(?:\s*\((?P<p>\d+)\))?(?:\s+{PER_WORDS}\s+{BACK}(?P<n2>\d+)d)?\s+(?:is\s+|of\s+)?"
+               rf"{thr('', tail=NO_UNIT)}")
+def _zscore(m: re.Match):
+    n = _int(m, "n", "p", "n2", default=ZSCORE_LOOKBACK)
+    return cond_node("zscore", {"lookback": n}, thresholds(m, ">="), m.group(0))
+
+
+# ---- returns / momentum --------------------------------------------------------------------------
+def _ret(m: re.Match, down: bool, default_lookback: int = 1, default_op: str = ">="):
+    if m.groupdict().get("today"):
+        n = 1
+    else:
+        n = _int(m, "n0", "n", default=default_lookback)
+    node = cond_node("return", {"lookback": n}, thresholds(m, default_op, negate=down), m.group(0))
+    return node
+
+
+@rec("return_metric", rf"\b(?:(?P<n0>\d+)d\s+)?(?:price\s+)?(?P<noun>momentum|returns?|performance|price change|change"
+                      rf"|rate of change|roc|gain|move)(?:\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?\s+(?:is\s+|was\s+|of\s+)?"
+                      rf"{thr('%?')}")
+def _ret_metric(m: re.Match):
+    node = _ret(m, False, MOMENTUM_DEFAULT_LOOKBACK, ">")
+    if m.group("n0") or m.group("n"):
+        return node
+    return noted(node, f"momentum/return with no period is over {MOMENTUM_DEFAULT_LOOKBACK} sessions")
+
+
+@rec("return_verb", rf"\b(?P<verb>{UPV}|{DOWNV})(?:\s+(?:by|over|at))?\s+{thr('%')}(?P<per>{PERIOD})?")
+def _ret_verb(m: re.Match):
+    down = re.fullmatch(DOWNV, m.group("verb")) is not None
+    return _ret(m, down)
+
+
+@rec("return_pre", rf"{thr('%')}\s+(?P<dir>higher|lower|up|down)(?P<per>{PERIOD})?")
+def _ret_pre(m: re.Match):
+    return _ret(m, m.group("dir") in ("lower", "down"))
+
+
+@rec("return_noun", rf"{thr('%')}\s+(?:price\s+)?(?P<noun>gain|rise|increase|rally|jump|move up|advance|surge|pop|drop|decline"
+                    rf"|loss|fall|move down|sell ?off|slide|plunge|decrease|return|move|change|pullback|correction)s?"
+                    rf"(?P<per>{PERIOD})?")
+def _ret_noun(m: re.Match):
+    down = m.group("noun").replace(" ", "") in ("drop", "decline", "loss", "fall", "movedown", "selloff", "slide",
+                                                "plunge", "decrease", "pullback", "correction")
+    return _ret(m, down)
+
+
+@rec("return_sign", rf"\b(?P<sign>positive|negative)\s+(?:(?P<n0>\d+)d\s+)?(?:price\s+)?(?:momentum|returns?|performance)"
+                    rf"(?:\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?|\b(?:(?P<n1>\d+)d\s+)?(?:momentum|returns?|performance)\s+"
+                    r"(?:is\s+)?(?P<sign2>positive|negative)\b")
+def _ret_sign(m: re.Match):
+    neg = (m.group("sign") or m.group("sign2")) == "negative"
+    n = _int(m, "n0", "n", "n1", default=MOMENTUM_DEFAULT_LOOKBACK)
+    node = Condition("return", {"lookback": n}, "<" if neg else ">", 0.0, m.group(0))
+    if m.group("n0") or m.group("n") or m.group("n1"):
+        return node
+    return noted(node, f"momentum/return with no period is over {MOMENTUM_DEFAULT_LOOKBACK} sessions")
+
+
+@rec("up_today", r"\b(?:is\s+|are\s+|closed?\s+|trading\s+)?(?P<dir>up|higher|green|down|lower|red)\s+(?:on the day|today)\b")
+def _up_today(m: re.Match):
+    up = m.group("dir") in ("up", "higher", "green")
+    return Condition("return", {"lookback": 1}, ">" if up else "<", 0.0, m.group(0))
+
+
+# ---- price level ------------------------------------------------------------------------------
+@rec("price", rf"\b(?:share\s+|stock\s+|closing\s+|last\s+)?(?:price|close|closes|closed|closing|trad(?:es|ing|ed)(?:\s+at)?|priced)"
+              rf"\s+(?:is\s+|at\s+)?{thr('', money=True, tail=NO_UNIT)}")
+def _price(m: re.Match):
+    return cond_node("price", {}, thresholds(m, ">="), m.group(0))
+
+
+@rec("price_dollar", rf"(?:(?P<cmp>under|below|above|over|<|>|<=|>=)\s*)\$(?P<num>{NUM})(?![\d.])(?!\s*(?:%|x\b))"
+                     rf"|between\s+\$(?P<lo>{NUM})\s+and\s+\$(?P<hi>{NUM})")
+def _price_dollar(m: re.Match):
+    return cond_node("price", {}, thresholds(m, ">="), m.group(0))
+
+
+@rec("penny", r"\bpenny\s+stocks?\b")
+def _penny(m: re.Match):
+    return noted(Condition("price", {}, "<", PENNY_PRICE, m.group(0)), f"'penny stocks' means price < ${PENNY_PRICE:g}")
+
+
+# --------------------------------------------------------------------------- ranking
+_RANK_DIR_DESC = {"highest", "best", "strongest", "largest", "biggest", "most", "top", "greatest", "higher"}
+_RANK_DIR_ASC = {"lowest", "worst", "weakest", "smallest", "least", "bottom", "cheapest", "fewest", "lower"}
+
+_METRICS: tuple[tuple[str, Callable[[re.Match], tuple[str, dict, bool] | None]], ...] = (
+    (rf"(?:(?P<n0>\d+)d\s+)?(?:price\s+)?(?:momentum|returns?|performance|price change|change|rate of change|roc|gains?)"
+     rf"(?:\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?",
+     lambda m: ("return", {"lookback": _int(m, "n0", "n", default=MOMENTUM_DEFAULT_LOOKBACK)}, True)),
+    (r"(?:gap(?:\s+size)?(?:\s+up)?|gap\s+down)",
+     lambda m: ("gap", {}, "down" not in m.group(0))),
+    (rf"{_RSI}", lambda m: ("rsi", {"period": _int(m, "p", default=RSI_PERIOD)}, True)),
+    (r"(?:rvol|volume\s+(?:spike|surge|ratio)|unusual volume)", lambda m: ("relative_volume", {"lookback": VOLUME_LOOKBACK}, True)),
+    (r"(?:(?P<n>\d+)d\s+)?(?:average\s+(?:daily\s+)?)volume", lambda m: ("volume", {"lookback": _int(m, "n", default=VOLUME_LOOKBACK)}, True)),
+    (r"(?:trading\s+)?volume", lambda m: ("volume", {"lookback": 1}, True)),
+    (r"(?:mcap|size)", lambda m: ("fundamental", {"field": "market_cap"}, True)),
+    (r"pe", lambda m: ("fundamental", {"field": "pe_ratio"}, True)),
+    (r"eps", lambda m: ("fundamental", {"field": "eps"}, True)),
+    (r"de", lambda m: ("fundamental", {"field": "debt_to_equity"}, True)),
+    (r"(?:(?:earnings|eps)\s+)?surprise", lambda m: ("earnings_surprise", {}, True)),
+    (rf"(?:(?P<n>\d+)d\s+)?(?:historical\s+|realized\s+)?volatility", lambda m: ("volatility", {"lookback": _int(m, "n", default=VOLATILITY_LOOKBACK), "annualized": True}, True)),
+    (rf"{_ATR}(?:\s*%)?", lambda m: ("atr_pct", {"period": _int(m, "p", default=ATR_PERIOD)}, True)),
+    (r"(?:(?P<n>\d+)d\s+)?zscore", lambda m: ("zscore", {"lookback": _int(m, "n", default=ZSCORE_LOOKBACK)}, True)),
+    (rf"relative strength(?:\s+(?:vs|against)\s+{BENCH})?(?:\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?",
+     lambda m: ("relative_strength", {"benchmark": (m.group("bench")[4:].upper() if m.group("bench") and m.group("bench").startswith("sym_") else "SPY"),
+                                      "lookback": _int(m, "n", default=RELATIVE_STRENGTH_DEFAULT_LOOKBACK)}, True)),
+    (r"(?:distance|dist|gap)\s+(?:from|to|above|over)\s+(?:the\s+|its\s+)?(?:(?P<n>\d+)d\s+)?(?P<t>sma|ema|ma)",
+     lambda m: ("ma_distance", {"period": _int(m, "n", default=MA_DEFAULT_PERIOD), "ma": _ma_type(m.group("t"))}, True)),
+    (r"(?:proximity|closeness|distance)\s+to\s+(?:the\s+|its\s+|a\s+)?(?P<n>\d+)d\s+(?P<side>high|low)",
+     lambda m: ("extreme_distance", {"lookback": int(m.group("n")), "side": m.group("side")}, m.group("side") == "high")),
+    (r"(?:range|daily range)", lambda m: ("range_pct", {}, True)),
+    (r"(?:share\s+)?price", lambda m: ("price", {}, True)),
+)
+_METRIC_RES = tuple((re.compile(p), f) for p, f in _METRICS)
+
+_NOUNS = r"(?:stocks?|symbols?|names?|tickers?|companies|equities|shares|results?|picks?|ones)"
+_RANK_HEAD = re.compile(
+    rf"\b(?:(?:the\s+)?(?P<top>top|best|first|bottom|worst)\s+(?P<n>\d+)|(?P<n2>\d+)\s+(?:{_NOUNS}\s+)?(?=with|by|ranked|sorted|having))"
+    rf"(?:\s+[a-z_]+){{0,3}}?\s+(?:(?:ranked|sorted|ordered|rank|sort|order)\s+)?(?:by|on|in terms of|with\s+(?:the\s+)?"
+    rf"(?P<dir>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest|most|least|greatest|cheapest)|having\s+(?:the\s+)?"
+    rf"(?P<dir3>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest|most|least|greatest))\s+"
+    rf"(?:(?P<dir2>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest)\s+)?")
+_RANK_BY = re.compile(
+    r"\b(?:ranked|sorted|ordered|rank(?:\s+(?:them|results|it))?|sort(?:\s+(?:them|results|it))?|order(?:\s+(?:them|results))?)"
+    r"\s+(?:by|on)\s+(?:(?P<dir>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest)\s+)?"
+    r"|\bwith\s+the\s+(?P<dir2>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest|most|least|greatest)\s+")
+_RANK_TOPN = re.compile(rf"\b(?:the\s+)?(?:top|best|first)\s+(?P<n>\d+)\b(?:\s+{_NOUNS})?")
+_RANK_MOVERS = re.compile(
+    rf"\b(?:(?:the\s+)?(?:top|best|first)\s+)?(?P<count>\d+)?\s*(?:{_NOUNS}\s+)?(?:that\s+are\s+)?(?:the\s+)?"
+    r"(?P<dir>biggest|largest|top|best|worst|most|strongest|weakest|greatest)\s+(?P<what>gainers|losers|performers|movers|"
+    r"decliners|advancers|gap(?:s)?\s+ups?|gap(?:s)?\s+downs?|gappers|oversold|overbought)"
+    rf"(?P<per>{PERIOD})?")
+
+
+def _metric_at(text: str, pos: int) -> tuple[str, dict, bool, int] | None:
+    for rx, fn in _METRIC_RES:
+        m = rx.match(text, pos)
+        if m and (m.end() == len(text) or not text[m.end()].isalnum()):
+            out = fn(m)
+            if out:
+                return (*out, m.end())
+    return None
+
+
+def _direction(word: str | None, default_desc: bool) -> bool:
+    if word in _RANK_DIR_ASC:
+        return False
+    if word in _RANK_DIR_DESC:
+        return True
+    return default_desc
+
+
+def find_ranking(text: str) -> tuple[Ranking, list[tuple[int, int]], str] | None:
+    """(ranking, claimed spans, note) or None."""
+    m = _RANK_MOVERS.search(text)
+    if m:
+        what, d = m.group("what"), m.group("dir")
+        n = int(m.group("count")) if m.group("count") else None
+        if what in ("oversold", "overbought"):
+            kind, params, desc = "rsi", {"period": RSI_PERIOD}, what == "overbought"
+        elif "gap" in what:
+            kind, params, desc = "gap", {}, "down" not in what
+        else:
+            pm = re.search(r"(\d+)d", m.group("per") or "")
+            lb = int(pm.group(1)) if pm else 1
+            desc = what in ("gainers", "advancers", "movers") or (what == "performers" and d not in _RANK_DIR_ASC)
+            kind, params = "return", {"lookback": lb}
+        return Ranking(kind, params, desc, n, m.group(0)), [(m.start(), m.end())], ""
+    m = _RANK_HEAD.search(text)
+    if m:
+        metric = _metric_at(text, m.end())
+        if metric:
+            kind, params, desc, end = metric
+            d = m.group("dir") or m.group("dir2") or m.group("dir3")
+            if m.group("top") in ("bottom", "worst") and not d:
+                d = "lowest"
+            n = _int(m, "n", "n2")
+            return (Ranking(kind, params, _direction(d, desc), n, text[m.start():end]), [(m.start(), end)], "")
+    m = _RANK_BY.search(text)
+    if m:
+        metric = _metric_at(text, m.end())
+        if metric:
+            kind, params, desc, end = metric
+            top = _RANK_TOPN.search(text)
+            spans = [(m.start(), end)]
+            n = None
+            if top:
+                n = int(top.group("n"))
+                spans.append((top.start(), top.end()))
+            return (Ranking(kind, params, _direction(m.group("dir") or m.group("dir2"), desc), n, text[m.start():end]),
+                    spans, "")
+    return None
+
+
+# --------------------------------------------------------------------------- sectors
+_SECTOR_WORDS = (
+    r"information technology|info tech|technology|tech|semiconductors?|software|"
+    r"health ?care|healthcare|biotech(?:nology)?|pharma(?:ceuticals?)?|medical|"
+    r"financials?|financial services|finance|banks?|banking|insurance|"
+    r"energy|oil and gas|oil|utilit(?:y|ies)|real estate|reits?|"
+    r"consumer staples|staples|consumer defensive|consumer discretionary|discretionary|consumer cyclicals?|retail|"
+    r"industrials?|materials|basic materials|communication services|communications?|telecom(?:munications?)?|media"
+)
+_SECTOR_RE = re.compile(rf"\b(?P<s>{_SECTOR_WORDS})(?:\s+(?:stocks?|sector|names|companies|shares|space|industry|plays))?\b")
+_SECTOR_EXTRA = {"semiconductor": "Technology", "semiconductors": "Technology", "software": "Technology",
+                 "biotech": "Healthcare", "biotechnology": "Healthcare", "pharma": "Healthcare",
+                 "pharmaceutical": "Healthcare", "pharmaceuticals": "Healthcare", "medical": "Healthcare",
+                 "bank": "Financials", "banks": "Financials", "banking": "Financials", "insurance": "Financials",
+                 "oil": "Energy", "retail": "Consumer Discretionary"}
+
+
+def sector_of(word: str) -> str | None:
+    word = word.strip()
+    return _SECTOR_EXTRA.get(word) or canonical_sector(word)
+
+
+# --------------------------------------------------------------------------- combining
+_NEG = re.compile(r"\b(?:not|no|without|never|excluding|exclude|except|isn't|aren't|wasn't|doesn't|don't|didn't|hasn't"
+                  r"|haven't|hadn't|won't|neither|nor)\b|n't\b")
+_OR = re.compile(r"\bor\b|\beither\b")
+_AND = re.compile(r"\band\b|\bwith\b|\bbut\b|\bplus\b|\bwhile\b|\balso\b|\bwhere\b|\bthat\b|\bwhich\b|&|;|\bwithout\b"
+                  r"|\bexcluding\b|\bexcept\b|\bon\b|\bafter\b|\bwhen\b|\bwhose\b|\bhaving\b")
+
+_FILLER = frozenset("""
+find show list give get me my i we us our want wanted looking look for scan screen screener search identify alert alerts notify
+tell when whenever if where which that who whose stocks stock shares share companies company names name tickers ticker symbols
+symbol equities equity securities the a an with and or but not no of in on at by to from is are was were be been being has have
+had its their it they them there this these those any all some today day days session currently current now just recently
+recent still also both either neither nor than then so very pattern patterns signal signals setup setups candle candles
+candlestick bar bars trading trade trades traded please can could you would like need should etc sector sectors space
+industry plays play ones one having whose into onto above below over under after before while where what show screen flag
+flags triggered trigger triggers gives forming form formed forms print prints printed appear appears appearing daily
+market markets price prices close closes closed closing open opens opened opening high low
+strategy strategies idea ideas buy sell entry entries candidates candidate universe filter filters filtered
+day's sessions today's currently occurring occur occurs occurred happen happens happened make makes making made
+""".split())
+
+
+def parse_text(prompt: str) -> Spec:
+    """Parse ``prompt`` into a :class:`Spec` (no refusal checks here)."""
+    text = normalize(prompt)
+    claimed: list[tuple[int, int]] = []
+    notes: list[str] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in claimed)
+
+    ranking = None
+    found = find_ranking(text)
+    if found:
+        ranking, spans, note = found
+        claimed.extend(spans)
+        if note:
+            notes.append(note)
+
+    hits: list[Hit] = []
+    for _name, rx, build in RECOGNISERS:
+        for m in rx.finditer(text):
+            a, b = m.start(), m.end()
+            # trim leading/trailing blanks from the span
+            while a < b and text[a] == " ":
+                a += 1
+            while b > a and text[b - 1] == " ":
+                b -= 1
+            if a >= b or not free(a, b):
+                continue
+            out = build(m)
+            if out is None:
+                continue
+            hit = out if isinstance(out, Hit) else Hit(0, 0, out)
+            hit.start, hit.end = a, b
+            hits.append(hit)
+            claimed.append((a, b))
+    hits.sort(key=lambda h: h.start)
+    recognised = [(h.start, h.end) for h in hits]
+
+    # weak defaults give way to explicit conditions of their family
+    strong_kinds = {c.kind for h in hits if not h.weak for c in _leaves(h.node)}
+    hits = [h for h in hits if not (h.weak and h.weak & strong_kinds)]
+    # exact duplicates of an earlier condition are merged
+    seen: list[Node] = []
+    unique: list[Hit] = []
+    for h in hits:
+        if h.node in seen:
+            continue
+        seen.append(h.node)
+        unique.append(h)
+    hits = unique
+    notes.extend(h.note for h in hits if h.note)
+
+    expr = _combine(text, hits)
+
+    # leftovers: tickers, sectors, ignored words
+    rest = list(text)
+    for a, b in recognised:
+        for i in range(a, b):
+            rest[i] = " "
+    if ranking is not None and found:
+        for s, e in found[1]:
+            for i in range(s, e):
+                rest[i] = " "
+    leftover = "".join(rest)
+    tickers: list[str] = []
+    for tm in re.finditer(r"\bsym_([a-z.]+)\b", leftover):
+        t = tm.group(1).upper()
+        if t not in tickers:
+            tickers.append(t)
+    leftover = re.sub(r"\bsym_[a-z.]+\b", " ", leftover)
+    sectors: list[str] = []
+    for sm in _SECTOR_RE.finditer(leftover):
+        sec = sector_of(sm.group("s"))
+        if sec and sec not in sectors:
+            sectors.append(sec)
+    leftover = _SECTOR_RE.sub(" ", leftover)
+    ignored = tuple(w for w in re.findall(r"[a-z][a-z'\-]*|\d+(?:\.\d+)?%?", leftover)
+                    if w not in _FILLER and not _NEG.fullmatch(w) and len(w) > 1)
+    return Spec(prompt=prompt, expr=expr, tickers=tuple(tickers), sectors=tuple(sectors), ranking=ranking,
+                defaults=tuple(dict.fromkeys(notes)), ignored=ignored, normalized=text)
+
+
+def _leaves(node: Node) -> list[Condition]:
+    if isinstance(node, Condition):
+        return [node]
+    if isinstance(node, Not):
+        return _leaves(node.item)
+    return [c for item in node.items for c in _leaves(item)]
+
+
+def _combine(text: str, hits: list[Hit]) -> Node | None:
+    if not hits:
+        return None
+    nodes: list[Node] = []
+    conns: list[str] = []
+    prev_end = 0
+    for i, h in enumerate(hits):
+        gap = text[prev_end:h.start]
+        if i > 0:
+            if _OR.search(gap):
+                conns.append("or")
+            elif _AND.search(gap):
+                conns.append("and")
+            else:
+                conns.append("")
+        # negation: a negation word after the last connector in the gap
+        tail = gap
+        last = None
+        for cm in re.finditer(r"\band\b|\bor\b|\bbut\b|\bwith\b|,|;|\bplus\b|\bwhile\b", gap):
+            last = cm
+        if last is not None:
+            tail = gap[last.end():]
+        if i == 0:
+            tail = gap[-40:]
+        node = h.node
+        if _NEG.search(tail) or (last is not None and re.search(r"\bwithout\b|\bexcluding\b|\bexcept\b", gap)):
+            node = Not(node)
+        nodes.append(node)
+        prev_end = h.end
+    # neutral connectors take the next explicit one ("A, B or C"), else "and"
+    resolved: list[str] = []
+    for i, c in enumerate(conns):
+        if c:
+            resolved.append(c)
+            continue
+        nxt = next((x for x in conns[i + 1:] if x), "and")
+        resolved.append(nxt)
+    groups: list[list[Node]] = [[nodes[0]]]
+    for c, node in zip(resolved, nodes[1:]):
+        if c == "or":
+            groups.append([node])
+        else:
+            groups[-1].append(node)
+    terms: list[Node] = [g[0] if len(g) == 1 else AllOf(tuple(g)) for g in groups]
+    return terms[0] if len(terms) == 1 else AnyOf(tuple(terms))
