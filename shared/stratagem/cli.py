@@ -55,7 +55,15 @@ class _Progress:
         sys.stderr.flush()
 
 
-def _read_strategy(ref: str) -> tuple[str, dict]:
+def _store(settings: Settings):
+    from .store import SqliteStore
+
+    return SqliteStore.in_home(settings.home)
+
+
+def _read_strategy(ref: str, settings: Settings | None = None) -> tuple[str, dict]:
+    """Source and description of FILE_OR_ID: a file, a stored strategy id (optionally
+    ``ID@VERSION``), or ``builtin:NAME``."""
     if ref.startswith("builtin:"):
         name = ref.split(":", 1)[1]
         try:
@@ -69,9 +77,26 @@ def _read_strategy(ref: str) -> tuple[str, dict]:
             return p.read_text(encoding="utf-8"), {"name": p.stem, "source": str(p)}
         except UnicodeDecodeError:
             raise BadInput(f"{ref} is not a UTF-8 text file") from None
-    if ref.isdigit():
-        raise BadInput(f"strategy id {ref}: no strategy store is configured yet; pass a FILE holding a strategy")
-    raise BadInput(f"no such strategy file: {ref} (expected a Python file defining classify_symbol(symbol))")
+    ident, _, ver = ref.partition("@")
+    if ident.isdigit() and (not ver or ver.isdigit()):
+        settings = settings or Settings.from_env()
+        rec = _store(settings).get(settings.user_id, int(ident), int(ver) if ver else None)
+        return rec.code, {"name": rec.name, "id": rec.id, "version": rec.version, "source": f"store:{rec.id}@{rec.version}"}
+    raise BadInput(f"no such strategy file or id: {ref} (expected a Python file defining classify_symbol(symbol), "
+                   "a strategy id like 3 or 3@2, or builtin:NAME)")
+
+
+def _record_run(settings: Settings, info: dict, mode: str, params: dict, summary: dict) -> None:
+    """Stored strategies remember each run and the version it used."""
+    if "id" not in info:
+        return
+    import uuid
+
+    from .store import RunRecord
+
+    _store(settings).record_run(RunRecord(run_id=uuid.uuid4().hex, strategy_id=info["id"], version=info["version"],
+                                          user_id=settings.user_id, mode=mode, params=params,
+                                          result_summary=summary))
 
 
 def _builtin_names() -> list[str]:
@@ -132,8 +157,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from .engines.common import parse_date, parse_windows
     from .universe import resolve
 
-    source, info = _read_strategy(args.strategy)
     settings, market, sandbox = _context(args)
+    source, info = _read_strategy(args.strategy, settings)
     start, end = parse_date(args.start, "--start"), parse_date(args.end, "--end")
     symbols, label = resolve(settings, market, args.symbols, args.universe, start)
     windows = parse_windows(args.windows)
@@ -146,6 +171,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         strategy_info=info, universe_label=label, probe=args.probe, progress=_Progress("backtest")))
     if args.report:
         _write_report(args.report, result, market)
+    _record_run(settings, info, "backtest", {k: v for k, v in params.items() if k != "universe"} | {"symbols": len(symbols)},
+                {"signals": result["performance_metrics"]["signals"], "evaluated": result["performance_metrics"]["evaluated"]})
     _emit(args, result, _backtest_text(result))
     sandbox.close()
     return _status(result["performance_metrics"]["evaluated"], result["errors"]["count"])
@@ -178,13 +205,15 @@ def cmd_screen(args: argparse.Namespace) -> int:
     from .engines.screen import run_screen
     from .universe import resolve
 
-    source, info = _read_strategy(args.strategy)
     settings, market, sandbox = _context(args)
+    source, info = _read_strategy(args.strategy, settings)
     asof = parse_date(args.asof, "--asof")
     symbols, label = resolve(settings, market, args.symbols, args.universe, asof)
     params = {"asof": asof, "limit": args.limit, "universe": label}
     result = _cached(settings, "screen", source, market, symbols, params, lambda: run_screen(
         sandbox, market, source, symbols, asof=asof, limit=args.limit, strategy_info=info))
+    _record_run(settings, info, "screen", {"asof": asof, "limit": args.limit, "symbols": len(symbols)},
+                {"results": len(result["ranked_results"]), "evaluated": result["evaluated"]})
     _emit(args, result, _screen_text(result))
     sandbox.close()
     return _status(result["evaluated"], len([e for e in result["errors"] if e.get("date")]))
@@ -195,8 +224,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from .engines.common import parse_date
     from .universe import resolve
 
-    source, info = _read_strategy(args.strategy)
     settings, market, sandbox = _context(args)
+    source, info = _read_strategy(args.strategy, settings)
     start, end = parse_date(args.start, "--start"), parse_date(args.end, "--end")
     if start > end:
         raise BadInput(f"--start ({args.start}) is after --end ({args.end})")
@@ -204,11 +233,78 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     result = replay_alerts(sandbox, market, source, symbols, start, end, strategy_id=info.get("id", "local"),
                            name=info.get("name", "strategy"), version=info.get("version", 1),
                            progress=_Progress("replay"))
+    _record_run(settings, info, "replay", {"start": start, "end": end, "symbols": len(symbols)},
+                {"alerts": len(result["alerts"])})
     human = [f"{len(result['alerts'])} alerts over {result['sessions']} sessions ({result['start']}..{result['end']})"]
     for a in result["alerts"]:
         human.append(f"[{a['date']}] " + a["message"].replace("\n", " | "))
     _emit(args, result, "\n".join(human))
     sandbox.close()
+    return 0
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from .data.catalog import open_dataset
+    from .generation import make_generator
+    from .generation.pipeline import create
+    from .sandbox.pool import Sandbox
+
+    settings = Settings.from_env()
+    if args.generator:
+        from dataclasses import replace
+
+        settings = replace(settings, generator=args.generator)
+    market = open_dataset(settings, "sample")
+    sandbox = Sandbox(market.path, settings.sandbox, settings.workers)
+    try:
+        made = create(args.prompt, make_generator(settings), sandbox, market, max_attempts=args.attempts)
+    finally:
+        sandbox.close()
+    g = made.strategy
+    store = _store(settings)
+    params = {p.name: {"value": p.value, "meaning": p.meaning} for p in g.parameters}
+    if args.update is not None:
+        rec = store.save(settings.user_id, args.update, name=g.name, description=g.description, prompt=args.prompt,
+                         code=g.code, parameters=params, explanation=g.explanation)
+    else:
+        rec = store.create(settings.user_id, name=g.name, description=g.description, prompt=args.prompt, code=g.code,
+                           parameters=params, explanation=g.explanation)
+    doc = {"id": rec.id, "version": rec.version, "name": rec.name, "description": rec.description, "code": rec.code,
+           "parameters": params, "explanation": g.explanation, "back_translation": made.back_translation,
+           "generator": g.generator or settings.generator, "attempts": made.attempts, "smoke_run": made.smoke}
+    human = [f"strategy {rec.id} (version {rec.version}): {rec.name}", rec.description, "",
+             "What will run (read from the code): " + (made.back_translation.get("summary") or g.explanation), ""]
+    human += [f"  {k} = {v['value']!r}  ({v['meaning']})" for k, v in params.items()]
+    human += ["", rec.code]
+    _emit(args, doc, "\n".join(human))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    recs = _store(settings).list(settings.user_id)
+    docs = [r.to_json() for r in recs]
+    for d in docs:
+        d.pop("code", None)
+    human = "\n".join(f"{r.id:>4}  v{r.version:<3} {'[alert] ' if r.is_alert_active else ''}{r.name}: {r.description}"
+                      for r in recs) or "no strategies yet: stratagem create \"stocks that gap up 3% on high volume\""
+    _emit(args, {"strategies": docs}, human)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    ident, _, ver = args.id.partition("@")
+    if not ident.isdigit() or (ver and not ver.isdigit()):
+        raise BadInput(f"expected a strategy id like 3 or 3@2, got {args.id!r}")
+    store = _store(settings)
+    rec = store.get(settings.user_id, int(ident), int(ver) if ver else None)
+    doc = rec.to_json()
+    doc["versions"] = [v.to_json() for v in store.versions(settings.user_id, rec.id)]
+    doc["runs"] = [r.to_json() for r in store.runs(settings.user_id, rec.id)]
+    human = [f"strategy {rec.id} v{rec.version}: {rec.name}", rec.description, f"prompt: {rec.prompt}",
+             f"versions: {', '.join(str(v['version']) for v in doc['versions'])}; runs: {len(doc['runs'])}", "", rec.code]
+    _emit(args, doc, "\n".join(human))
     return 0
 
 
@@ -373,6 +469,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("demo", help="run the main job on embedded defaults (no keys, no services)")
     common(sp)
     sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("create", help="plain English to a validated, stored strategy")
+    sp.add_argument("prompt")
+    sp.add_argument("--generator", choices=("offline", "gemini"), help="default: STRATAGEM_GENERATOR or offline")
+    sp.add_argument("--attempts", type=int, default=3, help="generation attempts with repair feedback (default 3)")
+    sp.add_argument("--update", type=int, metavar="ID", help="store as a new version of strategy ID")
+    common(sp)
+    sp.set_defaults(func=cmd_create)
+
+    sp = sub.add_parser("list", help="your stored strategies")
+    common(sp)
+    sp.set_defaults(func=cmd_list)
+
+    sp = sub.add_parser("show", help="a stored strategy with its versions and runs (ID or ID@VERSION)")
+    sp.add_argument("id")
+    common(sp)
+    sp.set_defaults(func=cmd_show)
 
     sp = sub.add_parser("validate", help="validate a strategy file")
     sp.add_argument("file")

@@ -18,6 +18,10 @@ ENV_SANDBOX_CPU_SECONDS = "STRATAGEM_SANDBOX_CPU_SECONDS"
 ENV_SANDBOX_CALL_SECONDS = "STRATAGEM_SANDBOX_CALL_SECONDS"
 ENV_SANDBOX_WORKERS = "STRATAGEM_SANDBOX_WORKERS"
 ENV_REDIS_URL = "STRATAGEM_REDIS_URL"
+ENV_USER = "STRATAGEM_USER"
+ENV_GENERATOR = "STRATAGEM_GENERATOR"
+GEMINI_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "STRATAGEM_GEMINI_MODEL", "STRATAGEM_GEMINI_TEMPERATURE",
+              "STRATAGEM_GEMINI_BASE_URL")
 
 
 def _default_home() -> Path:
@@ -51,6 +55,10 @@ class Settings:
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
     workers: int = 2
     redis_url: str | None = None
+    user_id: str = "local"
+    generator: str = "offline"
+    # Gemini settings as given in the environment; the key is a secret, so never in repr().
+    gemini: dict = field(default_factory=dict, repr=False)
 
     @property
     def data_dir(self) -> Path:
@@ -59,6 +67,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> "Settings":
         """Build settings from ``env`` (default ``os.environ``); keyword overrides win."""
+        from .errors import BadInput
+
         env = dict(os.environ if env is None else env)
         s = cls()
         if env.get(ENV_HOME):
@@ -73,6 +83,15 @@ class Settings:
         if env.get(ENV_SANDBOX_CALL_SECONDS):
             limits = replace(limits, call_seconds=_positive(env, ENV_SANDBOX_CALL_SECONDS, float))
         s = replace(s, sandbox=limits)
+        if env.get(ENV_GENERATOR):
+            if env[ENV_GENERATOR] not in ("offline", "gemini"):
+                raise BadInput(f"{ENV_GENERATOR} must be 'offline' or 'gemini', got {env[ENV_GENERATOR]!r}")
+            s = replace(s, generator=env[ENV_GENERATOR])
+        gemini = {k: env[k] for k in GEMINI_ENV if env.get(k)}
+        if gemini:
+            s = replace(s, gemini=gemini)
+        if env.get(ENV_USER):
+            s = replace(s, user_id=env[ENV_USER])
         if env.get(ENV_REDIS_URL):
             s = replace(s, redis_url=env[ENV_REDIS_URL])
         if env.get(ENV_SANDBOX_WORKERS):
