@@ -456,7 +456,7 @@ _instance = st.fixed_dictionaries({"ticker": st.sampled_from(["AAPL", "GOOG", EV
 _curve = st.lists(st.floats(0.01, 10) | st.none() | st.floats(allow_nan=True), min_size=0, max_size=40)
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_garbage_input_never_breaks_the_page(data: st.DataObject, market: MarketData) -> None:
     bt = load("sample_backtest.json")

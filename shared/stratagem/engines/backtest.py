@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..data.store import MarketData
 from ..errors import BadInput
-from ..sandbox.pool import Sandbox
+from ..sandbox.pool import EvalOutcome, Sandbox
 from . import metrics
 from .bias import data_quality, lookahead_probe, survivorship
 from .common import iso, ms, trading_days
@@ -134,13 +135,23 @@ def _equity(market: MarketData, symbols: list[str], signals: list[tuple[str, int
     }
 
 
-def run_backtest(sandbox: Sandbox, market: MarketData, source: str, symbols: list[str], *,
-                 start: int | None = None, end: int | None = None, windows: list[int] | None = None,
-                 entry: str = "close", hold: int | None = None, strategy_info: dict | None = None,
-                 universe_label: str = "explicit symbol list", probe: int = 3,
-                 progress: Callable[[int, int], None] | None = None) -> dict:
-    """Run ``source`` over ``symbols`` for every session in [start, end]; CONTRACT §3 JSON
-    plus metrics per window, the equity curve of a stated rule, and the bias report."""
+@dataclass
+class BacktestSpec:
+    """A checked backtest request: symbols with data, the range, windows, entry and hold."""
+
+    symbols: list[str]
+    start: int
+    end: int
+    windows: list[int]
+    entry: str
+    hold: int
+    skipped: list[dict]
+    warnings: list[str]
+
+
+def prepare_backtest(market: MarketData, symbols: list[str], *, start: int | None = None, end: int | None = None,
+                     windows: list[int] | None = None, entry: str = "close", hold: int | None = None) -> BacktestSpec:
+    """Check the inputs against the data; raises BadInput saying what is available."""
     windows = windows or [1, 5, 10]
     if entry not in ("close", "next_open"):
         raise BadInput(f"--entry must be 'close' or 'next_open', got {entry!r}")
@@ -163,10 +174,32 @@ def run_backtest(sandbox: Sandbox, market: MarketData, source: str, symbols: lis
         warnings.append(f"the requested range {iso(start)}..{iso(end)} extends beyond the data "
                         f"({iso(first)}..{iso(last)}); only sessions with data were evaluated")
     hold = hold or (5 if 5 in windows else windows[0])
-    plan_map = trading_days(market, known, start, end)
+    return BacktestSpec(known, start, end, windows, entry, hold, skipped, warnings)
+
+
+def run_backtest(sandbox: Sandbox, market: MarketData, source: str, symbols: list[str], *,
+                 start: int | None = None, end: int | None = None, windows: list[int] | None = None,
+                 entry: str = "close", hold: int | None = None, strategy_info: dict | None = None,
+                 universe_label: str = "explicit symbol list", probe: int = 3,
+                 progress: Callable[[int, int], None] | None = None) -> dict:
+    """Run ``source`` over ``symbols`` for every session in [start, end]; CONTRACT §3 JSON
+    plus metrics per window, the equity curve of a stated rule, and the bias report."""
+    spec = prepare_backtest(market, symbols, start=start, end=end, windows=windows, entry=entry, hold=hold)
+    plan_map = trading_days(market, spec.symbols, spec.start, spec.end)
     total = sum(len(v) for v in plan_map.values())
     outcome = sandbox.run(source, list(plan_map.items()),
                           progress=(lambda n: progress(n, total)) if progress else None)
+    return assemble_backtest(sandbox, market, source, spec, outcome, strategy_info=strategy_info,
+                             universe_label=universe_label, probe=probe)
+
+
+def assemble_backtest(sandbox: Sandbox | None, market: MarketData, source: str, spec: BacktestSpec,
+                      outcome: EvalOutcome, *, strategy_info: dict | None = None,
+                      universe_label: str = "explicit symbol list", probe: int = 3) -> dict:
+    """The result document from raw evaluations (one run, or merged shards: same numbers)."""
+    known, start, end, windows, entry, hold = spec.symbols, spec.start, spec.end, spec.windows, spec.entry, spec.hold
+    skipped, warnings = spec.skipped, list(spec.warnings)
+    plan_map = trading_days(market, known, start, end)
 
     fwd: dict[str, dict[int, np.ndarray]] = {}
     pos: dict[str, dict[int, int]] = {}
@@ -213,7 +246,7 @@ def run_backtest(sandbox: Sandbox, market: MarketData, source: str, symbols: lis
     err_keys = {(s, d) for s, d, _m in outcome.errors}
     bias = {
         "lookahead_probe": (lookahead_probe(sandbox, market, source, plan_map, sig_keys, err_keys, probe)
-                            if probe > 0 and plan_map else {"skipped": True}),
+                            if probe > 0 and plan_map and sandbox is not None else {"skipped": True}),
         "survivorship": survivorship(market, known, universe_label),
         **data_quality(market, known, start, end),
         "skipped_symbols": skipped,

@@ -18,6 +18,11 @@ from .backtest import DEMO_WARNING
 from .common import iso, last_session
 
 
+def rank_signals(rows: list[dict]) -> list[dict]:
+    """Highest score first; signals without a score after all scored ones, alphabetically."""
+    return sorted(rows, key=_rank_key)
+
+
 def _rank_key(row: dict) -> tuple:
     s = row["score"]
     return (0, -s, row["symbol"]) if s is not None else (1, 0.0, row["symbol"])

@@ -182,10 +182,10 @@ def _gap_full(m: re.Match):
     return Condition("gap", {"ref": "low"}, "<", 0.0, m.group(0))
 
 
-@rec("gap_open", rf"\bopen(?:s|ed|ing)?\s+(?:up\s+|down\s+)?{thr('%')}\s+(?P<dir>higher|lower|above|below|up|down)"
+@rec("gap_open", rf"\bopen(?:s|ed|ing)?\s+(?:up\s+|down\s+)?{thr('%')}\s+(?P<dir>higher|lower|above|below|up|down|>|<)"
                  r"(?:\s+(?:the\s+)?(?:yesterday|prior|previous|last)(?:\s+day)?\s+close)?")
 def _gap_open(m: re.Match):
-    down = m.group("dir") in ("lower", "below", "down")
+    down = m.group("dir") in ("lower", "below", "down", "<")
     return cond_node("gap", {}, thresholds(m, ">=", negate=down), m.group(0))
 
 
@@ -224,6 +224,11 @@ def _earn_beat(m: re.Match):
     return cond_node("earnings_surprise", {}, thresholds(m, ">=", negate=miss), m.group(0))
 
 
+@rec("earnings_sign", r"\b(?P<sign>positive|negative)\s+(?:earnings|eps)\s+surprises?\b")
+def _earn_sign(m: re.Match):
+    return Condition("earnings_surprise", {}, ">" if m.group("sign") == "positive" else "<", 0.0, m.group(0))
+
+
 @rec("earnings_noun", rf"\b(?:an?\s+)?(?:earnings|eps)\s+(?P<verb>beat|miss|surprise)(?:es)?"
                       rf"(?:\s+(?:of|by|is|was|above|over|below|under)?\s*{thr('%')})?")
 def _earn_noun(m: re.Match):
@@ -234,11 +239,6 @@ def _earn_noun(m: re.Match):
         return Condition("earnings_surprise", {}, "<" if verb == "miss" else ">", 0.0, m.group(0))
     return cond_node("earnings_surprise", {}, thresholds(m, ">=" if verb != "surprise" else ">",
                                                          negate=verb == "miss"), m.group(0))
-
-
-@rec("earnings_sign", r"\b(?P<sign>positive|negative)\s+(?:earnings|eps)\s+surprises?\b")
-def _earn_sign(m: re.Match):
-    return Condition("earnings_surprise", {}, ">" if m.group("sign") == "positive" else "<", 0.0, m.group(0))
 
 
 @rec("earnings_pct", rf"\b(?:(?:earnings|eps)\s+)?surprise(?:\s+%)?\s+(?:is\s+|of\s+)?{thr('%')}")
@@ -270,12 +270,13 @@ def _rs(m: re.Match):
 
 
 @rec("relative_strength_noun", rf"\b(?P<sign>positive|negative|strong|weak)?\s*relative strength\s+(?:vs|against|to)\s+"
-                               rf"{BENCH}(?P<period>\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?")
+                               rf"{BENCH}(?:\s+(?:is\s+)?(?P<sign2>positive|negative|strong|weak))?"
+                               rf"(?P<period>\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?")
 def _rs_noun(m: re.Match):
     bench = m.group("bench")
     bench = bench[4:].upper() if bench.startswith("sym_") else "SPY"
     n = _int(m, "n", default=RELATIVE_STRENGTH_DEFAULT_LOOKBACK)
-    neg = m.group("sign") in ("negative", "weak")
+    neg = (m.group("sign") or m.group("sign2")) in ("negative", "weak")
     return Condition("relative_strength", {"benchmark": bench, "lookback": n}, "<" if neg else ">", 0.0, m.group(0))
 
 
@@ -462,6 +463,27 @@ def _ma_distance(m: re.Match):
     return node if m.group("n") else noted(node, f"a moving average with no period is the {n}-day")
 
 
+@rec("ma_distance_bare", r"\b(?P<side>above|over|below|under|beneath)\s+(?:the\s+|its\s+|their\s+)(?P<n>\d+)d\b"
+                         r"(?!\s*(?:high|low|average|avg|volume|range|return|momentum|rsi|atr|std|mean|rvol|change))")
+def _ma_distance_bare(m: re.Match):
+    above = m.group("side") in ("above", "over")
+    return noted(Condition("ma_distance", {"period": int(m.group("n")), "ma": "sma"}, ">" if above else "<", 0.0,
+                           m.group(0)), "'the N-day' alone means the N-day simple moving average")
+
+
+# ---- candle body (close vs open) ------------------------------------------------------------
+@rec("body", rf"\b(?:clos(?:e|es|ed|ing)|finish(?:es|ed)?)\s+(?:(?P<num>{NUM})%\s+)?(?P<side>above|over|higher than|>|below|under"
+             r"|lower than|<)\s+(?:the\s+|its\s+|their\s+|today\s+|the day\s+)?open(?:ing price)?\b"
+             r"|\b(?P<color>green|white|bullish|red|black|bearish)\s+(?:candles?|bars?|days?|candlesticks?)\b")
+def _body(m: re.Match):
+    if m.group("color"):
+        up = m.group("color") in ("green", "white", "bullish")
+        return Condition("body", {}, ">" if up else "<", 0.0, m.group(0))
+    up = m.group("side") in ("above", "over", "higher than", ">")
+    pct = float(m.group("num") or 0.0)
+    return Condition("body", {}, ">" if up else "<", pct if up else -pct, m.group(0))
+
+
 # ---- RSI ------------------------------------------------------------------------------------
 _RSI = r"rsi(?:\((?P<p>\d+)\))?"
 
@@ -640,14 +662,12 @@ def _off(m: re.Match):
 
 
 @rec("breakout", rf"\b(?:break(?:s|ing)?\s*out|broke\s*out|breakout|clos(?:e|es|ed|ing)|break(?:s|ing)?|broke|mov(?:es|ed|ing)"
-                 rf"|trad(?:es|ed|ing)|breakdown|breaking down|breaks down|broke down)\s+(?P<dir>above|over|past|through|to|below"
+                 rf"|trad(?:es|ed|ing)|breakdown|breaking down|breaks down|broke down|drop(?:s|ped|ping)?|fall(?:s|ing)?|fell"
+                 rf"|sink(?:s|ing)?|sank|dip(?:s|ped|ping)?|ris(?:es|ing)|rose|jump(?:s|ed|ing)?|push(?:es|ed|ing)?)\s+(?P<dir>above|over|past|through|to|below"
                  rf"|under|beneath)\s+(?:the\s+|its\s+|their\s+|a\s+)?(?:new\s+)?(?:prior\s+|previous\s+|recent\s+)?"
                  rf"(?P<n>\d+)d\s+(?P<side>high|low|range)s?\b")
 def _breakout(m: re.Match):
-    d = m.group("dir")
-    up = d in ("above", "over", "past", "through", "to") and m.group("side") != "low"
-    if m.group("side") == "low":
-        up = d not in ("below", "under", "beneath") and False
+    up = m.group("dir") in ("above", "over", "past", "through", "to")
     side = "high" if up else "low"
     return Condition("breakout", {"lookback": int(m.group("n")), "side": side}, None, None, m.group(0))
 
@@ -945,8 +965,8 @@ _RANK_BY = re.compile(
     r"|\bwith\s+the\s+(?P<dir2>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest|most|least|greatest)\s+")
 _RANK_TOPN = re.compile(rf"\b(?:the\s+)?(?:top|best|first)\s+(?P<n>\d+)\b(?:\s+{_NOUNS})?")
 _RANK_MOVERS = re.compile(
-    rf"\b(?:(?:the\s+)?(?:top|best|first)\s+)?(?P<count>\d+)?\s*(?:{_NOUNS}\s+)?(?:that\s+are\s+)?(?:the\s+)?"
-    r"(?P<dir>biggest|largest|top|best|worst|most|strongest|weakest|greatest)\s+(?P<what>gainers|losers|performers|movers|"
+    rf"\b(?:(?:the\s+)?(?P<top>top|best|first|worst|bottom)\s+)?(?P<count>\d+)?\s*(?:{_NOUNS}\s+)?(?:that\s+are\s+)?(?:the\s+)?"
+    r"(?:(?P<dir>biggest|largest|top|best|worst|most|strongest|weakest|greatest)\s+)?(?P<what>gainers|losers|performers|movers|"
     r"decliners|advancers|gap(?:s)?\s+ups?|gap(?:s)?\s+downs?|gappers|oversold|overbought)"
     rf"(?P<per>{PERIOD})?")
 
@@ -971,9 +991,9 @@ def _direction(word: str | None, default_desc: bool) -> bool:
 
 def find_ranking(text: str) -> tuple[Ranking, list[tuple[int, int]], str] | None:
     """(ranking, claimed spans, note) or None."""
-    m = _RANK_MOVERS.search(text)
+    m = next((x for x in _RANK_MOVERS.finditer(text) if x.group("top") or x.group("dir")), None)
     if m:
-        what, d = m.group("what"), m.group("dir")
+        what, d = m.group("what"), m.group("dir") or m.group("top")
         n = int(m.group("count")) if m.group("count") else None
         if what in ("oversold", "overbought"):
             kind, params, desc = "rsi", {"period": RSI_PERIOD}, what == "overbought"
@@ -1047,9 +1067,9 @@ symbol equities equity securities the a an with and or but not no of in on at by
 had its their it they them there this these those any all some today day days session currently current now just recently
 recent still also both either neither nor than then so very pattern patterns signal signals setup setups candle candles
 candlestick bar bars trading trade trades traded please can could you would like need should etc sector sectors space
-industry plays play ones one having whose into onto above below over under after before while where what show screen flag
+industry plays play ones one having whose into onto after before while where what show screen flag
 flags triggered trigger triggers gives forming form formed forms print prints printed appear appears appearing daily
-market markets price prices close closes closed closing open opens opened opening high low
+market markets price prices
 strategy strategies idea ideas buy sell entry entries candidates candidate universe filter filters filtered
 day's sessions today's currently occurring occur occurs occurred happen happens happened make makes making made
 """.split())
@@ -1114,10 +1134,6 @@ def parse_text(prompt: str) -> Spec:
     for a, b in recognised:
         for i in range(a, b):
             rest[i] = " "
-    if ranking is not None and found:
-        for s, e in found[1]:
-            for i in range(s, e):
-                rest[i] = " "
     leftover = "".join(rest)
     tickers: list[str] = []
     for tm in re.finditer(r"\bsym_([a-z.]+)\b", leftover):
@@ -1131,6 +1147,12 @@ def parse_text(prompt: str) -> Spec:
         if sec and sec not in sectors:
             sectors.append(sec)
     leftover = _SECTOR_RE.sub(" ", leftover)
+    if ranking is not None and found:
+        chars = list(leftover)
+        for a, b in found[1]:
+            for i in range(a, b):
+                chars[i] = " "
+        leftover = "".join(chars)
     ignored = tuple(w for w in re.findall(r"[a-z][a-z'\-]*|\d+(?:\.\d+)?%?", leftover)
                     if w not in _FILLER and not _NEG.fullmatch(w) and len(w) > 1)
     return Spec(prompt=prompt, expr=expr, tickers=tuple(tickers), sectors=tuple(sectors), ranking=ranking,

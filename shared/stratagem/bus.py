@@ -1,0 +1,93 @@
+"""The message bus port: publish a validated message to a topic.
+
+``InProcessBus`` (embedded default) delivers to subscribed handlers in this process, with
+Pub/Sub's semantics that matter here: at-least-once (a handler that raises is retried with
+backoff), a dead-letter list after ``max_attempts``, and duplicate delivery on demand for
+tests. ``PubSubBus`` publishes to Google Cloud Pub/Sub (or its emulator when
+``PUBSUB_EMULATOR_HOST`` is set); the client is created on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from . import messages
+
+Handler = Callable[[dict, str], None]
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, message: dict) -> str:
+        """Publish; returns the message id."""
+        ...
+
+
+class InProcessBus:
+    """Synchronous in-process delivery (deterministic for the CLI and tests)."""
+
+    def __init__(self, max_attempts: int = 5, backoff_s: float = 0.0) -> None:
+        self.handlers: dict[str, list[Handler]] = defaultdict(list)
+        self.published: list[tuple[str, dict, str]] = []
+        self.dead_letters: list[tuple[str, dict, str]] = []
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        self.handlers[topic].append(handler)
+
+    def publish(self, topic: str, message: dict) -> str:
+        messages.encode(message)  # validates and checks size exactly as the real bus would
+        with self._lock:
+            self._n += 1
+            mid = f"local-{self._n}"
+        self.published.append((topic, message, mid))
+        for h in list(self.handlers.get(topic, [])):
+            self._deliver(topic, h, message, mid)
+        return mid
+
+    def _deliver(self, topic: str, handler: Handler, message: dict, mid: str) -> None:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                handler(message, mid)
+                return
+            except messages.MalformedMessage:
+                self.dead_letters.append((topic, message, "malformed"))
+                return
+            except Exception as exc:  # noqa: BLE001 - at-least-once: retry, then dead-letter
+                if attempt == self.max_attempts:
+                    self.dead_letters.append((topic, message, f"{type(exc).__name__}: {exc}"))
+                    return
+                time.sleep(self.backoff_s * attempt)
+
+    def redeliver(self, index: int = -1) -> None:
+        """Deliver an already-published message again (duplicate delivery, for tests)."""
+        topic, message, mid = self.published[index]
+        for h in list(self.handlers.get(topic, [])):
+            self._deliver(topic, h, message, mid)
+
+
+class PubSubBus:
+    """Google Cloud Pub/Sub publisher (emulator-aware through the client library)."""
+
+    def __init__(self, project: str, *, client: Any = None) -> None:
+        self.project = project
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from google.cloud import pubsub_v1
+
+            self._client = pubsub_v1.PublisherClient()
+        return self._client
+
+    def publish(self, topic: str, message: dict) -> str:
+        data = messages.encode(message)
+        path = self.client.topic_path(self.project, topic)
+        return self.client.publish(path, data, schema=message["schema"]).result(timeout=30)

@@ -1,0 +1,1351 @@
+"""Spec -> strategy source: one small code template per measure kind.
+
+Every measure kind has an emitter that declares its UPPER_CASE constants (the strategy's
+parameters), the helper functions it needs (from :data:`HELPERS`), how many bars it wants
+and needs, and the lines that compute its value inside ``classify_symbol``. Conditions
+compare a measure's value with a threshold constant (``RSI_MAX``, ``GAP_PCT_MIN``...) or
+use a boolean pattern flag; the spec's and/or/not tree becomes the ``signal`` expression.
+
+Everything emitted uses only the documented data functions and passes the sandbox
+validator: no ``_`` names, no imports, lengths checked before indexing (``fetch`` returns
+``None`` when fewer than the needed bars exist, e.g. FB before its listing).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..data.reference import canonical_sector
+from .base import Parameter
+from .offline_spec import AllOf, AnyOf, Condition, Node, Not, Ranking, Spec
+
+# --------------------------------------------------------------------------- helpers library
+HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def _helper(name: str, source: str, deps: tuple[str, ...] = ()) -> None:
+    HELPERS[name] = (source.strip("\n"), deps)
+
+
+_helper("fetch", '''
+def fetch(symbol, want, need):
+    """The `want` most recent daily bars of `symbol` (oldest first, last = today) as
+    plain lists, or None when fewer than `need` bars exist as of today."""
+    data = get_price_data(symbol, timeframe='1d', days=want)
+    if not data or len(data['close']) < need:
+        return None
+    bars = {}
+    for key in ('open', 'high', 'low', 'close', 'volume'):
+        bars[key] = list(data[key])
+    return bars
+''')
+_helper("mean_last", '''
+def mean_last(values, n, skip=0):
+    """Mean of the n values that end `skip` bars before the last one."""
+    stop = len(values) - skip
+    window = values[stop - n:stop]
+    return sum(window) / float(n)
+''')
+_helper("number", '''
+def number(value):
+    """float(value), or None for missing / non-numeric values."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+''')
+_helper("in_sector", '''
+def in_sector(info):
+    """True when the company's sector (get_fundamental_data) is one of SECTORS."""
+    name = str(info.get('sector') or '').strip().lower().replace('&', 'and')
+    return name in SECTOR_NAMES
+''')
+_helper("opening_gap_pct", '''
+def opening_gap_pct(bars):
+    """Today's open versus yesterday's close, in percent."""
+    prev_close = bars['close'][-2]
+    if prev_close <= 0:
+        return None
+    return (bars['open'][-1] / prev_close - 1.0) * 100.0
+''')
+_helper("gap_beyond_pct", '''
+def gap_beyond_pct(bars, level):
+    """Today's open versus yesterday's `level` ('high' or 'low'), in percent."""
+    prev = bars[level][-2]
+    if prev <= 0:
+        return None
+    return (bars['open'][-1] / prev - 1.0) * 100.0
+''')
+_helper("change_pct", '''
+def change_pct(closes, lookback):
+    """Percent change of the close over the last `lookback` sessions."""
+    base = closes[-1 - lookback]
+    if base <= 0:
+        return None
+    return (closes[-1] / base - 1.0) * 100.0
+''')
+_helper("ema_series", '''
+def ema_series(values, n):
+    """Exponential moving average at every bar (None until n values exist), seeded
+    with the simple mean of the first n values; alpha = 2 / (n + 1)."""
+    out = [None] * len(values)
+    if len(values) < n:
+        return out
+    alpha = 2.0 / (n + 1)
+    ema = sum(values[:n]) / float(n)
+    out[n - 1] = ema
+    for i in range(n, len(values)):
+        ema = alpha * values[i] + (1.0 - alpha) * ema
+        out[i] = ema
+    return out
+''')
+_helper("rsi_value", '''
+def rsi_value(avg_gain, avg_loss):
+    if avg_loss == 0:
+        return 100.0 if avg_gain > 0 else 50.0
+    return 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
+''')
+_helper("rsi_series", '''
+def rsi_series(closes, n):
+    """Wilder's RSI at every bar (None until n changes are available): seeded with the
+    simple mean of the first n gains/losses, then avg = (avg * (n - 1) + x) / n."""
+    out = [None] * len(closes)
+    if len(closes) < n + 1:
+        return out
+    gain = 0.0
+    loss = 0.0
+    for i in range(1, n + 1):
+        change = closes[i] - closes[i - 1]
+        if change > 0:
+            gain += change
+        else:
+            loss -= change
+    avg_gain = gain / n
+    avg_loss = loss / n
+    out[n] = rsi_value(avg_gain, avg_loss)
+    for i in range(n + 1, len(closes)):
+        change = closes[i] - closes[i - 1]
+        up = change if change > 0 else 0.0
+        down = -change if change < 0 else 0.0
+        avg_gain = (avg_gain * (n - 1) + up) / n
+        avg_loss = (avg_loss * (n - 1) + down) / n
+        out[i] = rsi_value(avg_gain, avg_loss)
+    return out
+''', ("rsi_value",))
+_helper("bollinger", '''
+def bollinger(closes, n, k):
+    """(middle, upper, lower) of the last n closes: SMA(n) +/- k population standard
+    deviations (Bollinger's definition)."""
+    window = closes[-n:]
+    mid = sum(window) / float(n)
+    sd = math.sqrt(sum((x - mid) ** 2 for x in window) / float(n))
+    return mid, mid + k * sd, mid - k * sd
+''')
+_helper("wilder_atr", '''
+def wilder_atr(highs, lows, closes, n):
+    """Wilder's average true range. True range = max(high - low, |high - previous close|,
+    |low - previous close|); seeded with the mean of the first n, then
+    atr = (atr * (n - 1) + tr) / n. None with fewer than n true ranges."""
+    ranges = []
+    for i in range(1, len(closes)):
+        prev = closes[i - 1]
+        ranges.append(max(highs[i] - lows[i], abs(highs[i] - prev), abs(lows[i] - prev)))
+    if len(ranges) < n:
+        return None
+    atr = sum(ranges[:n]) / float(n)
+    for tr in ranges[n:]:
+        atr = (atr * (n - 1) + tr) / n
+    return atr
+''')
+_helper("range_ratio", '''
+def range_ratio(bars, lookback):
+    """Today's high-low range divided by the mean range of the previous `lookback` sessions."""
+    ranges = [high - low for high, low in zip(bars['high'], bars['low'])]
+    average = mean_last(ranges, lookback, skip=1)
+    if average <= 0:
+        return None
+    return ranges[-1] / average
+''', ("mean_last",))
+_helper("range_pct", '''
+def range_pct(bars):
+    """Today's high-low range as a percentage of yesterday's close."""
+    prev_close = bars['close'][-2]
+    if prev_close <= 0:
+        return None
+    return (bars['high'][-1] - bars['low'][-1]) / prev_close * 100.0
+''')
+_helper("volatility_pct", '''
+def volatility_pct(closes, lookback, annualized):
+    """Sample standard deviation of the last `lookback` daily log returns, in percent;
+    multiplied by sqrt(252) when annualized."""
+    window = closes[-lookback - 1:]
+    returns = []
+    for i in range(1, len(window)):
+        if window[i - 1] <= 0 or window[i] <= 0:
+            return None
+        returns.append(math.log(window[i] / window[i - 1]))
+    if len(returns) < 2:
+        return None
+    vol = statistics.stdev(returns) * 100.0
+    return vol * math.sqrt(252) if annualized else vol
+''')
+_helper("streak_length", '''
+def streak_length(closes, up):
+    """Consecutive sessions, ending today, whose close was above (up=True) or below
+    (up=False) the previous close."""
+    count = 0
+    i = len(closes) - 1
+    while i > 0:
+        change = closes[i] - closes[i - 1]
+        if (up and change > 0) or (not up and change < 0):
+            count += 1
+            i -= 1
+        else:
+            break
+    return count
+''')
+_helper("zscore", '''
+def zscore(closes, n):
+    """(close - mean) / population standard deviation of the last n closes (today included)."""
+    window = closes[-n:]
+    mid = sum(window) / float(n)
+    sd = math.sqrt(sum((x - mid) ** 2 for x in window) / float(n))
+    if sd <= 0:
+        return None
+    return (closes[-1] - mid) / sd
+''')
+_helper("outperformance_pct", '''
+def outperformance_pct(closes, benchmark, lookback):
+    """This symbol's return minus `benchmark`'s return over `lookback` sessions, in
+    percentage points; None when the benchmark has too little data."""
+    other = fetch(benchmark, lookback + 1, lookback + 1)
+    if other is None:
+        return None
+    mine = change_pct(closes, lookback)
+    theirs = change_pct(other['close'], lookback)
+    if mine is None or theirs is None:
+        return None
+    return mine - theirs
+''', ("fetch", "change_pct"))
+_helper("macd_lines", '''
+def macd_lines(closes, fast, slow, signal):
+    """(macd, signal line) today and yesterday: macd = EMA(fast) - EMA(slow) of the
+    close, signal line = EMA(signal) of macd. None when history is too short."""
+    fast_ema = ema_series(closes, fast)
+    slow_ema = ema_series(closes, slow)
+    macd = [f - s for f, s in zip(fast_ema, slow_ema) if f is not None and s is not None]
+    if len(macd) < signal + 1:
+        return None
+    line = ema_series(macd, signal)
+    return macd[-1], line[-1], macd[-2], line[-2]
+''', ("ema_series",))
+_helper("latest_surprise_pct", '''
+def latest_surprise_pct(symbol):
+    """Surprise (%) of the most recent earnings report released as of today, or None."""
+    reports = get_earnings_data(symbol, 1)
+    if not reports:
+        return None
+    return number(reports[-1].get('surprise_pct'))
+''', ("number",))
+_helper("inside_day", '''
+def inside_day(bars):
+    """(inside day, today's range / yesterday's range): high[t] < high[t-1] and low[t] > low[t-1]."""
+    high, low = bars['high'], bars['low']
+    inside = high[-1] < high[-2] and low[-1] > low[-2]
+    prev_range = high[-2] - low[-2]
+    ratio = (high[-1] - low[-1]) / prev_range if prev_range > 0 else 1.0
+    return inside, ratio
+''')
+_helper("outside_day", '''
+def outside_day(bars):
+    """(outside day, today's range / yesterday's range): high[t] > high[t-1] and low[t] < low[t-1]."""
+    high, low = bars['high'], bars['low']
+    outside = high[-1] > high[-2] and low[-1] < low[-2]
+    prev_range = high[-2] - low[-2]
+    ratio = (high[-1] - low[-1]) / prev_range if prev_range > 0 else 1.0
+    return outside, ratio
+''')
+_helper("engulfing", '''
+def engulfing(bars, bullish):
+    """(engulfing, today's body / yesterday's body). Bullish: yesterday closed below its
+    open, today closes above its open, today's open <= yesterday's close, today's close
+    >= yesterday's open and today's body is larger. Bearish is the mirror image."""
+    o, c = bars['open'], bars['close']
+    body_prev = abs(c[-2] - o[-2])
+    body = abs(c[-1] - o[-1])
+    if bullish:
+        shape = c[-2] < o[-2] and c[-1] > o[-1] and o[-1] <= c[-2] and c[-1] >= o[-2]
+    else:
+        shape = c[-2] > o[-2] and c[-1] < o[-1] and o[-1] >= c[-2] and c[-1] <= o[-2]
+    ratio = body / body_prev if body_prev > 0 else 0.0
+    return shape and body > body_prev, ratio
+''')
+_helper("candle_parts", '''
+def candle_parts(bars):
+    """(range, body, lower shadow, upper shadow) of today's candle."""
+    o, h, l, c = bars['open'][-1], bars['high'][-1], bars['low'][-1], bars['close'][-1]
+    return h - l, abs(c - o), min(o, c) - l, h - max(o, c)
+''')
+_helper("hammer", '''
+def hammer(bars, shadow_multiple, max_other_shadow):
+    """(hammer, lower shadow / range): lower shadow >= shadow_multiple x body and upper
+    shadow <= max_other_shadow x range (a small body at the top of the day's range)."""
+    rng, body, lower, upper = candle_parts(bars)
+    if rng <= 0:
+        return False, 0.0
+    return lower >= shadow_multiple * body and upper <= max_other_shadow * rng, lower / rng
+''', ("candle_parts",))
+_helper("shooting_star", '''
+def shooting_star(bars, shadow_multiple, max_other_shadow):
+    """(shooting star / inverted hammer, upper shadow / range): upper shadow >=
+    shadow_multiple x body and lower shadow <= max_other_shadow x range."""
+    rng, body, lower, upper = candle_parts(bars)
+    if rng <= 0:
+        return False, 0.0
+    return upper >= shadow_multiple * body and lower <= max_other_shadow * rng, upper / rng
+''', ("candle_parts",))
+_helper("doji", '''
+def doji(bars, max_body):
+    """(doji, body / range): the body is at most max_body x the day's range."""
+    rng, body, lower, upper = candle_parts(bars)
+    if rng <= 0:
+        return False, 0.0
+    return body <= max_body * rng, body / rng
+''', ("candle_parts",))
+_helper("narrow_range", '''
+def narrow_range(bars, lookback):
+    """(narrowest range, today's range / the smallest of the previous lookback - 1):
+    today's high-low range is below every range of the previous lookback - 1 sessions."""
+    ranges = [high - low for high, low in zip(bars['high'][-lookback:], bars['low'][-lookback:])]
+    smallest = min(ranges[:-1])
+    ratio = ranges[-1] / smallest if smallest > 0 else 1.0
+    return ranges[-1] < smallest, ratio
+''')
+
+# --------------------------------------------------------------------------- context
+HISTORY_BARS = 250  # warm-up window for Wilder/EMA smoothing (about a year of sessions)
+ALL_HISTORY = 20000  # "all-time": every available session (up to ~80 years)
+
+
+#: names generated variables must not shadow (builtins, modules, data functions)
+RESERVED = frozenset("""
+abs all any bool dict enumerate filter float int isinstance len list map max min range round set sorted str sum
+tuple zip math statistics np datetime get_price_data get_multiple_symbols_data get_fundamental_data
+get_earnings_data get_sector_data scan_universe classify_symbol run_screening True False None
+""".split())
+
+
+class Ctx:
+    """Names, constants, helpers and bar requirements collected while emitting."""
+
+    def __init__(self) -> None:
+        self.consts: dict[str, tuple[Any, str]] = {}
+        self.expr_consts: dict[str, tuple[str, str]] = {}
+        self.helpers: list[str] = []
+        self.names: set[str] = {"symbol", "bars", "closes", "info", "signal", "score", "result"} | set(HELPERS) | RESERVED
+        self.wants: list[str] = []
+        self.needs: list[str] = []
+        self.uses_info = False
+        self.uses_closes = False
+
+    def const(self, base: str, value: Any, meaning: str) -> str:
+        name = base
+        i = 2
+        while name in self.consts or name in self.expr_consts:
+            if name in self.consts and self.consts[name][0] == value and type(self.consts[name][0]) is type(value):
+                return name
+            name = f"{base}_{i}"
+            i += 1
+        self.consts[name] = (value, meaning)
+        return name
+
+    def var(self, base: str) -> str:
+        name = base
+        i = 2
+        while name in self.names:
+            name = f"{base}_{i}"
+            i += 1
+        self.names.add(name)
+        return name
+
+    def use(self, name: str) -> None:
+        if name in self.helpers:
+            return
+        for dep in HELPERS[name][1]:
+            self.use(dep)
+        self.helpers.append(name)
+
+    def bars(self, want: str, need: str) -> None:
+        self.use("fetch")
+        self.uses_closes = True
+        if want not in self.wants:
+            self.wants.append(want)
+        if need not in self.needs:
+            self.needs.append(need)
+
+
+@dataclass
+class Measure:
+    lines: list[str]
+    value: str | None = None  # numeric value variable
+    flag: str | None = None  # boolean pattern variable
+    report: list[str] = field(default_factory=list)  # variables reported in the result
+    score: str | None = None  # score expression of a boolean pattern
+    nullable: bool = False  # value may be None (missing data)
+    formula: str = ""  # docstring line
+    noun: str = ""  # English name of the value / description of the pattern
+    prefix: str = "VALUE"  # threshold constant prefix
+    unit: str = ""  # '%', 'x', '$', ''
+    names: tuple[str, str] = ("above", "below")  # flag names for > and < conditions
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) >= 1e6:
+            return f"{v:.0f}"
+        return repr(v)
+    return repr(v)
+
+
+def _ma_label(ma: str) -> str:
+    return "EMA" if ma == "ema" else "SMA"
+
+
+# --------------------------------------------------------------------------- emitters
+def e_gap(ctx: Ctx, p: dict) -> Measure:
+    ref = p.get("ref", "close")
+    ctx.bars("2", "2")
+    if ref == "close":
+        ctx.use("opening_gap_pct")
+        v = ctx.var("gap_pct")
+        return Measure([f"{v} = opening_gap_pct(bars)"], value=v, report=[v], nullable=True,
+                       formula=f"{v} = (open[t] / close[t-1] - 1) * 100",
+                       noun="the opening gap (today's open vs yesterday's close)", prefix="GAP_PCT", unit="%",
+                       names=("gap_up", "gap_down"))
+    ctx.use("gap_beyond_pct")
+    v = ctx.var(f"gap_vs_{ref}_pct")
+    return Measure([f"{v} = gap_beyond_pct(bars, '{ref}')"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = (open[t] / {ref}[t-1] - 1) * 100",
+                   noun=f"today's open vs yesterday's {ref}", prefix=f"GAP_VS_{ref.upper()}_PCT", unit="%",
+                   names=("full_gap_up", "full_gap_down"))
+
+
+def e_body(ctx: Ctx, p: dict) -> Measure:
+    ctx.bars("1", "1")
+    v = ctx.var("body_pct")
+    lines = [f"{v} = (closes[-1] / bars['open'][-1] - 1.0) * 100.0 if bars['open'][-1] > 0 else None"]
+    return Measure(lines, value=v, report=[v], nullable=True, formula=f"{v} = (close[t] / open[t] - 1) * 100",
+                   noun="today's close vs today's open", prefix="BODY_PCT", unit="%",
+                   names=("closed_above_open", "closed_below_open"))
+
+
+def e_return(ctx: Ctx, p: dict) -> Measure:
+    n = p["lookback"]
+    lb = ctx.const("RETURN_LOOKBACK", n, "sessions the return is measured over")
+    ctx.bars(f"{lb} + 1", f"{lb} + 1")
+    ctx.use("change_pct")
+    v = ctx.var(f"return_{n}d_pct")
+    what = "today's change" if n == 1 else f"the {n}-session return"
+    return Measure([f"{v} = change_pct(closes, {lb})"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = (close[t] / close[t-{lb}] - 1) * 100", noun=f"{what} (close vs close {n} "
+                   f"session{'s' if n != 1 else ''} earlier)", prefix="RETURN_PCT", unit="%", names=("rising", "falling"))
+
+
+def e_price(ctx: Ctx, p: dict) -> Measure:
+    ctx.bars("1", "1")
+    v = ctx.var("price")
+    return Measure([f"{v} = closes[-1]"], value=v, report=[v], formula=f"{v} = close[t]",
+                   noun="the closing price", prefix="PRICE", unit="$", names=("price_above", "price_below"))
+
+
+def _ma_lines(ctx: Ctx, ma: str, period_const: str, n: int, label: str) -> tuple[list[str], str, str, str, str]:
+    """Lines computing today's and yesterday's moving average; (lines, now, prev, want, need)."""
+    now = ctx.var(f"{ma}{n}")
+    prev = ctx.var(f"{ma}{n}_prev")
+    if ma == "ema":
+        ctx.use("ema_series")
+        hist = ctx.const("EMA_HISTORY", HISTORY_BARS, "sessions used to warm up the EMAs")
+        series = ctx.var(f"{ma}{n}_series")
+        lines = [f"{series} = ema_series(closes[-max({hist}, {period_const} + 1):], {period_const})",
+                 f"{now}, {prev} = {series}[-1], {series}[-2]"]
+        return lines, now, prev, f"max({hist}, {period_const} + 1)", f"{period_const} + 1"
+    ctx.use("mean_last")
+    lines = [f"{now} = mean_last(closes, {period_const})", f"{prev} = mean_last(closes, {period_const}, skip=1)"]
+    return lines, now, prev, f"{period_const} + 1", f"{period_const} + 1"
+
+
+def e_ma_cross(ctx: Ctx, p: dict) -> Measure:
+    fast, slow, ma, up = p["fast"], p["slow"], p["ma"], p["direction"] == "up"
+    label = _ma_label(ma)
+    slow_c = ctx.const("SLOW_PERIOD" if fast > 1 else "MA_PERIOD", slow,
+                       f"sessions in the {'slow ' if fast > 1 else ''}{label}")
+    s_lines, s_now, s_prev, want, need = _ma_lines(ctx, ma, slow_c, slow, label)
+    lines = list(s_lines)
+    if fast > 1:
+        fast_c = ctx.const("FAST_PERIOD", fast, f"sessions in the fast {label}")
+        f_lines, f_now, f_prev, want_f, _ = _ma_lines(ctx, ma, fast_c, fast, label)
+        lines = f_lines + lines
+        if want_f != want:
+            want = f"max({want_f}, {want})"
+        subject, report = f"the {fast}-day {label}", [f_now, s_now]
+    else:
+        f_now, f_prev = ctx.var("price"), ctx.var("prev_close")
+        lines = [f"{f_now}, {f_prev} = closes[-1], closes[-2]"] + lines
+        subject, report = "the close", [f_now, s_now]
+    ctx.bars(want, need)
+    if (fast, slow, ma) == (50, 200, "sma"):
+        flag = ctx.var("golden_cross" if up else "death_cross")
+    else:
+        flag = ctx.var("crossed_above" if up else "crossed_below")
+    if up:
+        lines.append(f"{flag} = {f_now} > {s_now} and {f_prev} <= {s_prev}")
+    else:
+        lines.append(f"{flag} = {f_now} < {s_now} and {f_prev} >= {s_prev}")
+    spread = f"({f_now} / {s_now} - 1.0) * 100.0"
+    word = "above" if up else "below"
+    return Measure(lines, flag=flag, report=report, score=spread if up else f"-{spread}",
+                   formula=(f"{flag}: {subject} crosses {word} the {slow}-day {label} today "
+                            f"({'fast' if fast > 1 else 'close'}[t] {'>' if up else '<'} slow[t] and "
+                            f"{'fast' if fast > 1 else 'close'}[t-1] {'<=' if up else '>='} slow[t-1])"),
+                   noun=f"{subject} crosses {word} the {slow}-day {label} today")
+
+
+def e_ma_spread(ctx: Ctx, p: dict) -> Measure:
+    fast, slow, ma = p["fast"], p["slow"], p["ma"]
+    label = _ma_label(ma)
+    fast_c = ctx.const("FAST_PERIOD", fast, f"sessions in the fast {label}")
+    slow_c = ctx.const("SLOW_PERIOD", slow, f"sessions in the slow {label}")
+    f_lines, f_now, _, want_f, _ = _ma_lines(ctx, ma, fast_c, fast, label)
+    s_lines, s_now, _, want_s, need = _ma_lines(ctx, ma, slow_c, slow, label)
+    ctx.bars(f"max({want_f}, {want_s})" if want_f != want_s else want_s, need)
+    v = ctx.var("ma_spread_pct")
+    lines = f_lines + s_lines + [f"{v} = ({f_now} / {s_now} - 1.0) * 100.0 if {s_now} > 0 else None"]
+    return Measure(lines, value=v, report=[f_now, s_now, v], nullable=True,
+                   formula=f"{v} = ({label}{fast} / {label}{slow} - 1) * 100",
+                   noun=f"the {fast}-day {label} vs the {slow}-day {label}", prefix="MA_SPREAD_PCT", unit="%",
+                   names=("fast_above_slow", "fast_below_slow"))
+
+
+def e_ma_distance(ctx: Ctx, p: dict) -> Measure:
+    n, ma = p["period"], p["ma"]
+    label = _ma_label(ma)
+    c = ctx.const("MA_PERIOD", n, f"sessions in the {label}")
+    lines, now, _, want, need = _ma_lines(ctx, ma, c, n, label)
+    ctx.bars(want, need)
+    v = ctx.var(f"distance_{ma}{n}_pct")
+    lines = lines + [f"{v} = (closes[-1] / {now} - 1.0) * 100.0 if {now} > 0 else None"]
+    return Measure(lines, value=v, report=[now, v], nullable=True,
+                   formula=f"{v} = (close[t] / {label}{n}[t] - 1) * 100",
+                   noun=f"the close vs its {n}-day {label}", prefix="MA_DISTANCE_PCT", unit="%",
+                   names=(f"above_{ma}{n}", f"below_{ma}{n}"))
+
+
+def _rsi_setup(ctx: Ctx, n: int) -> tuple[str, str, str]:
+    ctx.use("rsi_series")
+    per = ctx.const("RSI_PERIOD", n, "RSI period (Wilder's smoothing)")
+    hist = ctx.const("RSI_HISTORY", HISTORY_BARS, "sessions used to warm up the RSI")
+    ctx.bars(f"max({hist}, {per} + 2)", f"{per} + 1")
+    series = ctx.var("rsi_values")
+    return per, hist, series
+
+
+def e_rsi(ctx: Ctx, p: dict) -> Measure:
+    n = p["period"]
+    per, hist, series = _rsi_setup(ctx, n)
+    v = ctx.var("rsi" if n == 14 else f"rsi{n}")
+    lines = [f"{series} = rsi_series(closes[-{hist}:], {per})", f"{v} = {series}[-1]"]
+    return Measure(lines, value=v, report=[v], nullable=True, formula=f"{v} = Wilder RSI({per}) of the closes",
+                   noun=f"RSI({n})", prefix="RSI" if n == 14 else f"RSI{n}", names=("rsi_high", "rsi_low"))
+
+
+def e_rsi_cross(ctx: Ctx, p: dict) -> Measure:
+    n, up, level = p["period"], p["direction"] == "up", p["level"]
+    per, hist, series = _rsi_setup(ctx, n)
+    ctx.needs.append(f"{per} + 2")
+    lvl = ctx.const("RSI_LEVEL", float(level), "RSI level the cross is measured against")
+    v = ctx.var("rsi" if n == 14 else f"rsi{n}")
+    prev = ctx.var(f"{v}_prev")
+    flag = ctx.var("rsi_crossed_above" if up else "rsi_crossed_below")
+    lines = [f"{series} = rsi_series(closes[-{hist}:], {per})", f"{v}, {prev} = {series}[-1], {series}[-2]"]
+    if up:
+        lines.append(f"{flag} = {prev} is not None and {prev} <= {lvl} < {v}")
+    else:
+        lines.append(f"{flag} = {prev} is not None and {prev} >= {lvl} > {v}")
+    return Measure(lines, flag=flag, value=v, report=[v], nullable=True,
+                   score=f"{v} - {lvl}" if up else f"{lvl} - {v}",
+                   formula=f"{flag}: RSI({per}) {'rose above' if up else 'fell below'} {lvl} today",
+                   noun=f"RSI({n}) crosses {'above' if up else 'below'} {level:g} today")
+
+
+def e_bollinger(ctx: Ctx, p: dict) -> Measure:
+    n, k, lower, touch = p["period"], p["width"], p["band"] == "lower", p["mode"] == "touch"
+    ctx.use("bollinger")
+    per = ctx.const("BAND_PERIOD", n, "sessions in the Bollinger middle band (SMA)")
+    width = ctx.const("BAND_WIDTH", float(k), "standard deviations between the middle and outer bands")
+    ctx.bars(per, per)
+    mid, up_b, lo_b = ctx.var("middle_band"), ctx.var("upper_band"), ctx.var("lower_band")
+    lines = [f"{mid}, {up_b}, {lo_b} = bollinger(closes, {per}, {width})"]
+    if lower:
+        price = "bars['low'][-1]" if touch else "closes[-1]"
+        flag = ctx.var("touches_lower_band" if touch else "below_lower_band")
+        lines.append(f"{flag} = {price} {'<=' if touch else '<'} {lo_b}")
+        score = f"({lo_b} - {price}) / {mid} * 100.0"
+        what = ("today's low touches or pierces" if touch else "the close is below") + " the lower band"
+    else:
+        price = "bars['high'][-1]" if touch else "closes[-1]"
+        flag = ctx.var("touches_upper_band" if touch else "above_upper_band")
+        lines.append(f"{flag} = {price} {'>=' if touch else '>'} {up_b}")
+        score = f"({price} - {up_b}) / {mid} * 100.0"
+        what = ("today's high touches or pierces" if touch else "the close is above") + " the upper band"
+    return Measure(lines, flag=flag, report=[lo_b if lower else up_b, mid], score=score,
+                   formula=f"{flag}: {what}; bands = SMA({n}) +/- {k:g} population std of the last {n} closes",
+                   noun=f"{what} (Bollinger {n}, {k:g})")
+
+
+def e_relative_volume(ctx: Ctx, p: dict) -> Measure:
+    n = p["lookback"]
+    ctx.use("mean_last")
+    lb = ctx.const("VOLUME_LOOKBACK", n, "previous sessions in the average volume (today excluded)")
+    ctx.bars(f"{lb} + 1", f"{lb} + 1")
+    avg, v = ctx.var("avg_volume"), ctx.var("relative_volume")
+    lines = [f"{avg} = mean_last(bars['volume'], {lb}, skip=1)", f"{v} = bars['volume'][-1] / {avg} if {avg} > 0 else None"]
+    return Measure(lines, value=v, report=[v], nullable=True,
+                   formula=f"{v} = volume[t] / mean(volume[t-{lb}..t-1])",
+                   noun=f"today's volume vs the average of the previous {n} sessions", prefix="RELATIVE_VOLUME",
+                   unit="x", names=("high_volume", "low_volume"))
+
+
+def e_volume(ctx: Ctx, p: dict) -> Measure:
+    n = p["lookback"]
+    if n == 1:
+        ctx.bars("1", "1")
+        v = ctx.var("volume")
+        return Measure([f"{v} = bars['volume'][-1]"], value=v, report=[v], formula=f"{v} = volume[t]",
+                       noun="today's volume (shares)", prefix="VOLUME", names=("volume_above", "volume_below"))
+    ctx.use("mean_last")
+    lb = ctx.const("AVG_VOLUME_LOOKBACK", n, "sessions in the average volume (today included)")
+    ctx.bars(lb, lb)
+    v = ctx.var("avg_volume")
+    return Measure([f"{v} = mean_last(bars['volume'], {lb})"], value=v, report=[v],
+                   formula=f"{v} = mean(volume[t-{n - 1}..t])", noun=f"the {n}-session average volume (shares)",
+                   prefix="AVG_VOLUME", names=("avg_volume_above", "avg_volume_below"))
+
+
+def _lookback_const(ctx: Ctx, base: str, n: int | None, meaning: str) -> str:
+    if n is None:
+        return ctx.const(base, ALL_HISTORY, meaning + " (all available history)")
+    return ctx.const(base, n, meaning)
+
+
+def e_new_extreme(ctx: Ctx, p: dict) -> Measure:
+    n, high, price = p["lookback"], p["side"] == "high", p["price"]
+    word = "high" if high else "low"
+    lb = _lookback_const(ctx, f"NEW_{word.upper()}_LOOKBACK", n, f"sessions in the new-{word} window (today included)")
+    ctx.bars(lb, lb if n is not None else "2")
+    series = "closes" if price == "close" else f"bars['{price}']"
+    prior = ctx.var(f"prior_{word}")
+    flag = ctx.var(f"new_{word}")
+    v = ctx.var(f"beyond_prior_{word}_pct")
+    lines = [f"{prior} = {'max' if high else 'min'}({series}[-{lb}:-1])",
+             f"{flag} = {series}[-1] {'>' if high else '<'} {prior}",
+             f"{v} = ({series}[-1] / {prior} - 1.0) * 100.0 if {prior} > 0 else 0.0"]
+    window = "all available history" if n is None else f"the last {n} sessions"
+    pname = "close" if price == "close" else price
+    return Measure(lines, flag=flag, value=v, report=[prior, v], score=v if high else f"-{v}",
+                   formula=f"{flag}: today's {pname} {'>' if high else '<'} every {pname} of the previous sessions in "
+                           f"{window} (today included in the window)",
+                   noun=f"today makes a new {'all-time' if n is None else str(n) + '-session'} {word} (today's "
+                        f"{pname} {'above' if high else 'below'} every earlier {pname} in the window)")
+
+
+def e_breakout(ctx: Ctx, p: dict) -> Measure:
+    n, high = p["lookback"], p["side"] == "high"
+    word = "high" if high else "low"
+    lb = ctx.const("BREAKOUT_LOOKBACK", n, f"previous sessions whose {word} the close must break")
+    ctx.bars(f"{lb} + 1", f"{lb} + 1")
+    level = ctx.var(f"prior_{word}")
+    flag = ctx.var("breakout" if high else "breakdown")
+    v = ctx.var("breakout_pct" if high else "breakdown_pct")
+    lines = [f"{level} = {'max' if high else 'min'}(bars['{word}'][-{lb} - 1:-1])",
+             f"{flag} = closes[-1] {'>' if high else '<'} {level}",
+             f"{v} = (closes[-1] / {level} - 1.0) * 100.0 if {level} > 0 else 0.0"]
+    return Measure(lines, flag=flag, value=v, report=[level, v], score=v if high else f"-{v}",
+                   formula=f"{flag}: close[t] {'>' if high else '<'} {'max' if high else 'min'}({word}[t-{n}..t-1])",
+                   noun=f"the close breaks {'above' if high else 'below'} the {word} of the previous {n} sessions")
+
+
+def e_extreme_distance(ctx: Ctx, p: dict) -> Measure:
+    n, high = p["lookback"], p["side"] == "high"
+    word = "high" if high else "low"
+    lb = _lookback_const(ctx, f"{word.upper()}_LOOKBACK", n, f"sessions in the {word} window (today included)")
+    ctx.bars(lb, lb if n is not None else "1")
+    level = ctx.var(f"{word}_{n}d" if n else f"alltime_{word}")
+    v = ctx.var(f"pct_from_{word}")
+    lines = [f"{level} = {'max' if high else 'min'}(bars['{word}'][-{lb}:])",
+             f"{v} = (closes[-1] / {level} - 1.0) * 100.0 if {level} > 0 else None"]
+    window = "all available history" if n is None else f"{n}-session"
+    return Measure(lines, value=v, report=[level, v], nullable=True,
+                   formula=f"{v} = (close[t] / {'max' if high else 'min'}({word} over {window}) - 1) * 100",
+                   noun=f"the close vs the {window} {word}", prefix=f"PCT_FROM_{word.upper()}", unit="%",
+                   names=(f"near_{word}", f"off_{word}") if high else (f"off_{word}", f"near_{word}"))
+
+
+_CANDLE_NOUNS = {
+    "inside_day": "today is an inside day (high below and low above yesterday's)",
+    "outside_day": "today is an outside day (high above and low below yesterday's)",
+    "bullish_engulfing": "today is a bullish engulfing candle",
+    "bearish_engulfing": "today is a bearish engulfing candle",
+    "hammer": "today is a hammer candle (long lower shadow, small body at the top)",
+    "shooting_star": "today is a shooting star / inverted hammer (long upper shadow, small body at the bottom)",
+    "doji": "today is a doji (tiny body)",
+    "narrow_range": "today has the narrowest daily range",
+}
+
+
+def e_candle(ctx: Ctx, p: dict) -> Measure:
+    pat = p["pattern"]
+    noun = _CANDLE_NOUNS[pat]
+    if pat in ("inside_day", "outside_day"):
+        ctx.use(pat)
+        ctx.bars("2", "2")
+        flag, v = ctx.var(pat.split("_")[0]), ctx.var("range_ratio")
+        return Measure([f"{flag}, {v} = {pat}(bars)"], flag=flag, value=v, report=[v],
+                       score=f"-{v}" if pat == "inside_day" else v,
+                       formula=(f"{flag}: high[t] < high[t-1] and low[t] > low[t-1]" if pat == "inside_day"
+                                else f"{flag}: high[t] > high[t-1] and low[t] < low[t-1]"),
+                       noun=noun)
+    if pat in ("bullish_engulfing", "bearish_engulfing"):
+        ctx.use("engulfing")
+        ctx.bars("2", "2")
+        flag, v = ctx.var(pat), ctx.var("body_ratio")
+        bullish = pat == "bullish_engulfing"
+        return Measure([f"{flag}, {v} = engulfing(bars, {bullish})"], flag=flag, value=v, report=[v], score=v,
+                       formula=f"{flag}: " + ("yesterday down, today up, today's body engulfs yesterday's"
+                                              if bullish else "yesterday up, today down, today's body engulfs yesterday's"),
+                       noun=noun)
+    if pat in ("hammer", "shooting_star"):
+        ctx.use(pat)
+        ctx.bars("1", "1")
+        mult = ctx.const("SHADOW_MULTIPLE", 2.0, "long shadow must be at least this many bodies")
+        other = ctx.const("MAX_OTHER_SHADOW", 0.1, "the other shadow may be at most this fraction of the range")
+        flag, v = ctx.var("is_" + pat), ctx.var("shadow_ratio")
+        long_side = "lower" if pat == "hammer" else "upper"
+        short_side = "upper" if pat == "hammer" else "lower"
+        return Measure([f"{flag}, {v} = {pat}(bars, {mult}, {other})"], flag=flag, value=v, report=[v], score=v,
+                       formula=f"{flag}: {long_side} shadow >= {mult} x body and {short_side} shadow <= {other} x range",
+                       noun=noun)
+    if pat == "doji":
+        ctx.use("doji")
+        ctx.bars("1", "1")
+        mb = ctx.const("DOJI_MAX_BODY", 0.1, "body at most this fraction of the day's range")
+        flag, v = ctx.var("is_doji"), ctx.var("body_to_range")
+        return Measure([f"{flag}, {v} = doji(bars, {mb})"], flag=flag, value=v, report=[v], score=f"-{v}",
+                       formula=f"{flag}: |close - open| <= {mb} x (high - low)", noun=noun)
+    n = p["lookback"]
+    ctx.use("narrow_range")
+    lb = ctx.const("NARROW_RANGE_LOOKBACK", n, "sessions compared (today included), e.g. NR7")
+    ctx.bars(lb, lb)
+    flag, v = ctx.var(f"nr{n}"), ctx.var("range_ratio")
+    return Measure([f"{flag}, {v} = narrow_range(bars, {lb})"], flag=flag, value=v, report=[v], score=f"-{v}",
+                   formula=f"{flag}: today's range < every range of the previous {n - 1} sessions (NR{n})",
+                   noun=f"today has the narrowest range of the last {n} sessions (NR{n})")
+
+
+def _atr_setup(ctx: Ctx, n: int) -> tuple[list[str], str]:
+    ctx.use("wilder_atr")
+    per = ctx.const("ATR_PERIOD", n, "ATR period (Wilder's smoothing)")
+    hist = ctx.const("ATR_HISTORY", HISTORY_BARS, "sessions used to warm up the ATR")
+    ctx.bars(f"max({hist}, {per} + 1)", f"{per} + 1")
+    atr = ctx.var("atr")
+    return [f"{atr} = wilder_atr(bars['high'][-{hist}:], bars['low'][-{hist}:], closes[-{hist}:], {per})"], atr
+
+
+def e_atr_pct(ctx: Ctx, p: dict) -> Measure:
+    lines, atr = _atr_setup(ctx, p["period"])
+    v = ctx.var("atr_pct")
+    lines.append(f"{v} = {atr} / closes[-1] * 100.0 if {atr} is not None and closes[-1] > 0 else None")
+    return Measure(lines, value=v, report=[atr, v], nullable=True, formula=f"{v} = ATR({p['period']}) / close[t] * 100",
+                   noun=f"ATR({p['period']}) as a percentage of the close", prefix="ATR_PCT", unit="%",
+                   names=("volatile", "calm"))
+
+
+def e_atr(ctx: Ctx, p: dict) -> Measure:
+    lines, atr = _atr_setup(ctx, p["period"])
+    return Measure(lines, value=atr, report=[atr], nullable=True, formula=f"{atr} = ATR({p['period']}) in dollars",
+                   noun=f"ATR({p['period']}) in dollars", prefix="ATR", unit="$", names=("atr_above", "atr_below"))
+
+
+def e_range_ratio(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("range_ratio")
+    lb = ctx.const("RANGE_LOOKBACK", p["lookback"], "previous sessions in the average range (today excluded)")
+    ctx.bars(f"{lb} + 1", f"{lb} + 1")
+    v = ctx.var("range_ratio")
+    return Measure([f"{v} = range_ratio(bars, {lb})"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = (high[t] - low[t]) / mean(high - low over the previous {p['lookback']} sessions)",
+                   noun=f"today's range vs the average range of the previous {p['lookback']} sessions",
+                   prefix="RANGE_RATIO", unit="x", names=("wide_range", "narrow_range_day"))
+
+
+def e_range_pct(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("range_pct")
+    ctx.bars("2", "2")
+    v = ctx.var("range_pct")
+    return Measure([f"{v} = range_pct(bars)"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = (high[t] - low[t]) / close[t-1] * 100",
+                   noun="today's high-low range as a percentage of yesterday's close", prefix="RANGE_PCT", unit="%",
+                   names=("wide_range", "narrow_range_day"))
+
+
+def e_volatility(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("volatility_pct")
+    lb = ctx.const("VOLATILITY_LOOKBACK", p["lookback"], "daily returns in the volatility estimate")
+    ann = p["annualized"]
+    ctx.bars(f"{lb} + 1", f"{lb} + 1")
+    v = ctx.var("volatility_pct")
+    return Measure([f"{v} = volatility_pct(closes, {lb}, {ann})"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = stdev of the last {p['lookback']} daily log returns * 100"
+                           + (" * sqrt(252) (annualised)" if ann else " (daily)"),
+                   noun=f"{'annualised' if ann else 'daily'} {p['lookback']}-session volatility",
+                   prefix="VOLATILITY_PCT", unit="%", names=("high_volatility", "low_volatility"))
+
+
+def e_streak(ctx: Ctx, p: dict, minimum: float | None = None) -> Measure:
+    up = p["direction"] == "up"
+    ctx.use("streak_length")
+    extra = ctx.const("STREAK_WINDOW", 30, "sessions inspected when counting the streak")
+    ctx.bars(extra, "2")
+    v = ctx.var("up_streak" if up else "down_streak")
+    return Measure([f"{v} = streak_length(closes, {up})"], value=v, report=[v],
+                   formula=f"{v} = consecutive closes {'above' if up else 'below'} the previous close, ending today",
+                   noun=f"consecutive {'up' if up else 'down'} closes ending today", prefix="STREAK_DAYS",
+                   names=("streak", "short_streak"))
+
+
+def e_zscore(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("zscore")
+    lb = ctx.const("ZSCORE_LOOKBACK", p["lookback"], "closes in the mean and standard deviation (today included)")
+    ctx.bars(lb, lb)
+    v = ctx.var("zscore_value")
+    return Measure([f"{v} = zscore(closes, {lb})"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = (close[t] - mean) / population std of the last {p['lookback']} closes",
+                   noun=f"the z-score of the close vs its {p['lookback']}-session mean (in standard deviations)",
+                   prefix="ZSCORE", names=("stretched_up", "stretched_down"))
+
+
+def e_relative_strength(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("outperformance_pct")
+    bench = ctx.const("BENCHMARK", p["benchmark"], "symbol the return is compared with")
+    lb = ctx.const("RS_LOOKBACK", p["lookback"], "sessions the returns are measured over")
+    ctx.bars(f"{lb} + 1", f"{lb} + 1")
+    v = ctx.var("outperformance_pct")
+    return Measure([f"{v} = outperformance_pct(closes, {bench}, {lb})"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = return over {lb} sessions - {p['benchmark']}'s return over the same sessions",
+                   noun=f"the {p['lookback']}-session return minus {p['benchmark']}'s (percentage points)",
+                   prefix="OUTPERFORMANCE_PCT", unit="%", names=("outperforming", "underperforming"))
+
+
+_FIELD_NOUN = {"pe_ratio": ("the P/E ratio", "PE", ""), "eps": ("EPS (trailing, $)", "EPS", "$"),
+               "market_cap": ("market capitalisation ($)", "MARKET_CAP", "$"),
+               "debt_to_equity": ("debt to equity", "DEBT_TO_EQUITY", "")}
+
+
+def e_fundamental(ctx: Ctx, p: dict) -> Measure:
+    f = p["field"]
+    ctx.use("number")
+    ctx.uses_info = True
+    v = ctx.var(f)
+    noun, prefix, unit = _FIELD_NOUN[f]
+    return Measure([f"{v} = number(info.get('{f}'))"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = get_fundamental_data(symbol)['{f}'] (as of the date)", noun=noun, prefix=prefix,
+                   unit=unit, names=(f"{f}_above", f"{f}_below"))
+
+
+def e_earnings_surprise(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("latest_surprise_pct")
+    v = ctx.var("surprise_pct")
+    return Measure([f"{v} = latest_surprise_pct(symbol)"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = surprise_pct of the newest report from get_earnings_data(symbol, 1)",
+                   noun="the latest earnings surprise (%)", prefix="SURPRISE_PCT", unit="%",
+                   names=("beat", "missed"))
+
+
+def _macd_setup(ctx: Ctx, p: dict) -> tuple[list[str], str, str, str, str]:
+    ctx.use("macd_lines")
+    fast = ctx.const("MACD_FAST", p["fast"], "fast EMA period of MACD")
+    slow = ctx.const("MACD_SLOW", p["slow"], "slow EMA period of MACD")
+    sig = ctx.const("MACD_SIGNAL", p["signal"], "EMA period of the MACD signal line")
+    hist = ctx.const("MACD_HISTORY", HISTORY_BARS, "sessions used to warm up the EMAs")
+    ctx.bars(f"max({hist}, {slow} + {sig} + 1)", f"{slow} + {sig}")
+    lines_v = ctx.var("macd_values")
+    m, s, mp, sp = ctx.var("macd"), ctx.var("macd_signal"), ctx.var("macd_prev"), ctx.var("macd_signal_prev")
+    lines = [f"{lines_v} = macd_lines(closes[-{hist}:], {fast}, {slow}, {sig})",
+             f"if {lines_v} is None:", "    return False",
+             f"{m}, {s}, {mp}, {sp} = {lines_v}"]
+    return lines, m, s, mp, sp
+
+
+def e_macd_cross(ctx: Ctx, p: dict) -> Measure:
+    lines, m, s, mp, sp = _macd_setup(ctx, p)
+    up, zero = p["direction"] == "up", p["line"] == "zero"
+    ref, ref_prev = ("0.0", "0.0") if zero else (s, sp)
+    flag = ctx.var("macd_crossed_above" if up else "macd_crossed_below")
+    if up:
+        lines.append(f"{flag} = {m} > {ref} and {mp} <= {ref_prev}")
+    else:
+        lines.append(f"{flag} = {m} < {ref} and {mp} >= {ref_prev}")
+    target = "zero" if zero else "its signal line"
+    return Measure(lines, flag=flag, report=[m, s], score=f"{m} - {ref}" if up else f"{ref} - {m}",
+                   formula=f"{flag}: MACD({p['fast']},{p['slow']},{p['signal']}) crosses "
+                           f"{'above' if up else 'below'} {target} today",
+                   noun=f"MACD crosses {'above' if up else 'below'} {target} today")
+
+
+def e_macd(ctx: Ctx, p: dict) -> Measure:
+    lines, m, s, _, _ = _macd_setup(ctx, p)
+    if p["line"] == "histogram":
+        v = ctx.var("macd_histogram")
+        lines.append(f"{v} = {m} - {s}")
+        return Measure(lines, value=v, report=[m, s, v], formula=f"{v} = MACD - signal line",
+                       noun="MACD minus its signal line", prefix="MACD_HISTOGRAM",
+                       names=("macd_above_signal", "macd_below_signal"))
+    return Measure(lines, value=m, report=[m, s], formula=f"{m} = EMA({p['fast']}) - EMA({p['slow']}) of the close",
+                   noun="the MACD line", prefix="MACD", names=("macd_positive", "macd_negative"))
+
+
+def e_streak_cond(ctx: Ctx, p: dict) -> Measure:
+    return e_streak(ctx, p)
+
+
+EMITTERS = {
+    "gap": e_gap, "body": e_body, "return": e_return, "price": e_price, "ma_cross": e_ma_cross, "ma_spread": e_ma_spread,
+    "ma_distance": e_ma_distance, "rsi": e_rsi, "rsi_cross": e_rsi_cross, "bollinger": e_bollinger,
+    "relative_volume": e_relative_volume, "volume": e_volume, "new_extreme": e_new_extreme, "breakout": e_breakout,
+    "extreme_distance": e_extreme_distance, "candle": e_candle, "atr_pct": e_atr_pct, "atr": e_atr,
+    "range_ratio": e_range_ratio, "range_pct": e_range_pct, "volatility": e_volatility, "streak": e_streak_cond,
+    "zscore": e_zscore, "relative_strength": e_relative_strength, "fundamental": e_fundamental,
+    "earnings_surprise": e_earnings_surprise, "macd_cross": e_macd_cross, "macd": e_macd,
+}
+
+#: score = value - threshold ("how far past the threshold") for these kinds; otherwise the value
+_DISTANCE_SCORE = {"rsi", "zscore"}
+_OP_WORDS = {">": "more than", ">=": "at least", "<": "less than", "<=": "at most"}
+
+
+# --------------------------------------------------------------------------- descriptions
+def _value_text(value: float, unit: str) -> str:
+    if unit == "$":
+        a = abs(value)
+        for div, suf in ((1e12, " trillion"), (1e9, " billion"), (1e6, " million")):
+            if a >= div:
+                return f"{'-' if value < 0 else ''}${a / div:g}{suf}"
+        return f"${value:g}"
+    if unit == "%":
+        return f"{value:g}%"
+    if unit == "x":
+        return f"{value:g}x"
+    return f"{value:g}"
+
+
+def describe_condition(c: Condition) -> str:
+    """Plain English for one condition (no code generation needed)."""
+    m = EMITTERS[c.kind](Ctx(), c.params)
+    if c.op is None:
+        return m.noun
+    return f"{m.noun} is {_OP_WORDS[c.op]} {_value_text(c.threshold, m.unit)}"
+
+
+def describe_node(node: Node | None, top: bool = True) -> str:
+    if node is None:
+        return "always (every symbol with enough data)"
+    if isinstance(node, Condition):
+        return describe_condition(node)
+    if isinstance(node, Not):
+        return f"NOT ({describe_node(node.item, False)})"
+    joiner = " AND " if isinstance(node, AllOf) else " OR "
+    text = joiner.join(describe_node(item, False) for item in node.items)
+    return text if top else f"({text})"
+
+
+def describe_ranking(r: Ranking) -> str:
+    m = EMITTERS[r.kind](Ctx(), r.params)
+    order = "highest" if r.descending else "lowest"
+    head = f"top {r.limit}" if r.limit else "ranked"
+    return f"{head} by {m.noun} ({order} first)"
+
+
+# --------------------------------------------------------------------------- assembly
+_SECTOR_CANDIDATES = (
+    "technology", "tech", "information technology", "info tech", "communication services", "communications services",
+    "communication", "communications", "telecommunication services", "telecommunications services",
+    "telecommunications", "telecom", "media", "healthcare", "health care", "health", "financials", "financial",
+    "financial services", "finance", "consumer discretionary", "discretionary", "consumer cyclical",
+    "consumer cyclicals", "consumer staples", "staples", "consumer defensive", "consumer non cyclical",
+    "consumer non cyclicals", "industrials", "industrial", "industrial goods", "energy", "oil and gas", "materials",
+    "basic materials", "utilities", "utility", "real estate", "reit", "reits", "real estate investment trust",
+)
+
+
+def sector_spellings(sectors: tuple[str, ...]) -> tuple[str, ...]:
+    out = []
+    for name in _SECTOR_CANDIDATES + tuple(s.lower() for s in sectors):
+        if canonical_sector(name) in sectors and name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def _leaves(node: Node | None) -> list[tuple[Condition, bool]]:
+    """(condition, required) in order; required = a direct member of a top-level AND."""
+    if node is None:
+        return []
+    if isinstance(node, Condition):
+        return [(node, True)]
+    if isinstance(node, AllOf):
+        out = []
+        for item in node.items:
+            if isinstance(item, Condition):
+                out.append((item, True))
+            else:
+                out.extend((c, False) for c, _ in _leaves(item))
+        return out
+    if isinstance(node, Not):
+        return [(c, False) for c, _ in _leaves(node.item)]
+    return [(c, False) for item in node.items for c, _ in _leaves(item)]
+
+
+def _render(node: Node, flags: dict[int, str], top: bool = True) -> str:
+    if isinstance(node, Condition):
+        return flags[id(node)]
+    if isinstance(node, Not):
+        inner = _render(node.item, flags, False)
+        return f"not {inner}" if isinstance(node.item, Condition) else f"not ({inner})"
+    joiner = " and " if isinstance(node, AllOf) else " or "
+    text = joiner.join(_render(item, flags, False) for item in node.items)
+    return text if top else f"({text})"
+
+
+def _max_expr(parts: list[str]) -> str:
+    parts = list(dict.fromkeys(parts))
+    return parts[0] if len(parts) == 1 else f"max({', '.join(parts)})"
+
+
+def _eval_const(expr: str, values: dict[str, Any]) -> Any:
+    return eval(expr, {"__builtins__": {"max": max}}, dict(values))  # noqa: S307 - our own arithmetic on constants
+
+
+@dataclass
+class Emitted:
+    code: str
+    parameters: list[Parameter]
+    description: str
+    explanation: str
+    name: str
+
+
+def emit(spec: Spec) -> Emitted:
+    ctx = Ctx()
+    if spec.tickers:
+        ctx.const("TICKERS", tuple(spec.tickers), "only these symbols can signal")
+    if spec.sectors:
+        ctx.const("SECTORS", tuple(spec.sectors), "sectors a symbol must belong to (get_fundamental_data()['sector'])")
+        ctx.const("SECTOR_NAMES", sector_spellings(spec.sectors), "accepted spellings of SECTORS (lower case)")
+        ctx.use("in_sector")
+        ctx.uses_info = True
+
+    leaves = _leaves(spec.expr)
+    measures: dict[tuple, Measure] = {}
+    order: list[tuple] = []
+
+    def measure_for(kind: str, params: dict) -> Measure:
+        key = (kind, tuple(sorted(params.items())))
+        if key not in measures:
+            measures[key] = EMITTERS[kind](ctx, params)
+            order.append(key)
+        return measures[key]
+
+    if spec.ranking is not None:
+        measure_for(spec.ranking.kind, spec.ranking.params)
+    for c, _ in leaves:
+        measure_for(c.kind, c.params)
+
+    required_keys = {c.measure_key for c, req in leaves if req}
+    if spec.ranking is not None:
+        required_keys.add(spec.ranking.measure_key)
+
+    # conditions -> flag lines
+    cond_lines: list[str] = []
+    flags: dict[int, str] = {}
+    docs: list[str] = []
+    for c, _ in leaves:
+        m = measures[c.measure_key]
+        if c.op is None:
+            flags[id(c)] = m.flag
+            continue
+        up = c.op in (">", ">=")
+        const = ctx.const(f"{m.prefix}_{'MIN' if up else 'MAX'}", float(c.threshold),
+                          f"{'lower' if up else 'upper'} bound on {m.noun} ({c.op})")
+        flag = ctx.var(m.names[0] if up else m.names[1])
+        test = f"{m.value} {c.op} {const}"
+        if c.kind == "fundamental" and c.params["field"] == "pe_ratio" and not up:
+            test = f"0 < {m.value} {c.op} {const}"
+        if m.nullable and c.measure_key not in required_keys:
+            test = f"{m.value} is not None and {test}"
+        cond_lines.append(f"{flag} = {test}")
+        flags[id(c)] = flag
+
+    # classify_symbol body
+    body: list[str] = []
+    if spec.tickers:
+        body += ["if symbol.upper() not in TICKERS:", "    return False"]
+    if ctx.uses_info:
+        body.append("info = get_fundamental_data(symbol) or {}")
+    if spec.sectors:
+        body += ["if not in_sector(info):", "    return False"]
+    if ctx.wants:
+        want_expr, need_expr = _max_expr(ctx.wants), _max_expr(ctx.needs)
+        body += ["bars = fetch(symbol, HISTORY, MIN_BARS)", "if bars is None:", "    return False",
+                 "closes = bars['close']"]
+    for key in order:
+        body += measures[key].lines
+    null_required = [measures[k].value for k in order if k in required_keys and measures[k].nullable]
+    if null_required:
+        body.append(f"if {' or '.join(v + ' is None' for v in null_required)}:")
+        body.append("    return False")
+    body += cond_lines
+    signal = _render(spec.expr, flags) if spec.expr is not None else "True"
+    body.append(f"signal = {signal}")
+
+    # score
+    if spec.ranking is not None:
+        m = measures[spec.ranking.measure_key]
+        score = m.value if spec.ranking.descending else f"-{m.value}"
+        score_doc = f"score = {'' if spec.ranking.descending else '-'}{m.value} (the ranking measure)"
+    else:
+        first, _ = leaves[0]
+        m = measures[first.measure_key]
+        if first.op is None:
+            score = m.score
+        elif first.kind in _DISTANCE_SCORE:
+            const = next(n for n in ctx.consts if n.startswith(m.prefix + "_") and ctx.consts[n][0] == float(first.threshold))
+            score = f"{m.value} - {const}" if first.op in (">", ">=") else f"{const} - {m.value}"
+        else:
+            score = m.value if first.op in (">", ">=") else f"-{m.value}"
+        if m.nullable and first.measure_key not in required_keys:
+            score = f"{score} if {m.value} is not None else None"
+        score_doc = f"score = {score}"
+    body.append(f"score = {score}")
+    report = []
+    for key in order:
+        for v in measures[key].report:
+            if v not in report:
+                report.append(v)
+    items = ", ".join(["'signal': signal", "'score': score"] + [f"'{v}': {v}" for v in report])
+    body.append(f"return {{{items}}}")
+
+    # constants
+    derived: dict[str, tuple[str, str]] = {}
+    if ctx.wants:
+        derived["HISTORY"] = (want_expr, "bars requested per symbol (the longest window any condition uses)")
+        derived["MIN_BARS"] = (need_expr, "bars required; with fewer (e.g. before a listing) nothing signals")
+    if spec.ranking is not None and spec.ranking.limit:
+        ctx.consts["TOP_N"] = (int(spec.ranking.limit), "how many symbols run_screening returns (highest score first)")
+
+    values = {k: v for k, (v, _) in ctx.consts.items()}
+    params: list[Parameter] = []
+    const_lines: list[str] = []
+    for name, (value, meaning) in ctx.consts.items():
+        const_lines.append(f"{name} = {_fmt(value)}  # {meaning}")
+        params.append(Parameter(name, value, meaning))
+    for name, (expr, meaning) in derived.items():
+        value = _eval_const(expr, values)
+        values[name] = value
+        const_lines.append(f"{name} = {expr}  # {meaning}")
+        params.append(Parameter(name, value, meaning))
+
+    # docstring
+    title = _title(spec)
+    doc = [title, "", "Interpretation (offline generator; daily bars, evaluated at each session's close):"]
+    if spec.tickers:
+        doc.append(f"  * only {', '.join(spec.tickers)} can signal")
+    if spec.sectors:
+        doc.append(f"  * sector filter: {', '.join(spec.sectors)} (from get_fundamental_data(symbol)['sector'])")
+    for key in order:
+        docs.append(measures[key].formula)
+    for line in docs:
+        doc.append(f"  * {line}")
+    doc.append(f"  * signal = {signal}")
+    doc.append(f"  * {score_doc}")
+    if ctx.wants:
+        doc.append("  * fewer than MIN_BARS bars as of the date (e.g. before a listing): no signal")
+    for note in spec.defaults:
+        doc.append(f"  * default: {note}")
+    if spec.ignored:
+        doc.append(f"  * not understood, ignored: {' '.join(spec.ignored)}")
+    doc += ["", f"Prompt: \"{_safe(spec.prompt)}\""]
+
+    parts = ['"""' + "\n".join(_wrap_doc(doc)).rstrip() + '\n"""', ""]
+    for h in sorted(ctx.helpers, key=lambda h: h != "fetch"):
+        parts += ["", HELPERS[h][0], ""]
+    parts += ["", *const_lines, "", ""]
+    parts.append("def classify_symbol(symbol):")
+    parts += ["    " + line for line in body]
+    if spec.ranking is not None and spec.ranking.limit:
+        parts += ["", "", *_RUN_SCREENING.strip("\n").splitlines()]
+    code = "\n".join(parts).rstrip() + "\n"
+    code = re.sub(r"\n{3,}", "\n\n\n", code)
+
+    explanation = _explanation(spec, signal_text=describe_node(spec.expr))
+    return Emitted(code=code, parameters=params, description=_description(spec), explanation=explanation,
+                   name=_name(spec))
+
+
+_RUN_SCREENING = '''
+def run_screening(universe, limit):
+    """The TOP_N (or `limit`, if smaller) signalling symbols of `universe`, highest score first."""
+    count = TOP_N if not limit else min(TOP_N, int(limit))
+    rows = []
+    for symbol in universe:
+        result = classify_symbol(symbol)
+        if not result or not result['signal'] or result['score'] is None:
+            continue
+        values = {}
+        for key in result:
+            if key not in ('signal', 'score'):
+                values[key] = result[key]
+        rows.append({'symbol': symbol, 'score': result['score'], 'values': values})
+    rows.sort(key=lambda row: row['score'], reverse=True)
+    return rows[:count]
+'''
+
+
+def _safe(text: str) -> str:
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    text = text.replace("\\", "/").replace('"', "'")
+    return text[:300]
+
+
+def _wrap_doc(lines: list[str], width: int = 96) -> list[str]:
+    out = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = "    " if line.startswith("  * ") else ""
+        words = line.split(" ")
+        cur = ""
+        for w in words:
+            if cur and len(cur) + 1 + len(w) > width:
+                out.append(cur)
+                cur = indent + w
+            else:
+                cur = f"{cur} {w}" if cur else w
+        if cur:
+            out.append(cur)
+    return out
+
+
+def _title(spec: Spec) -> str:
+    text = describe_node(spec.expr) if spec.expr is not None else ""
+    if spec.ranking is not None:
+        text = (describe_ranking(spec.ranking) + (f", among symbols where {text}" if spec.expr is not None else ""))
+    if spec.sectors:
+        text = f"{'/'.join(spec.sectors)} stocks: {text}"
+    if spec.tickers:
+        text = f"{', '.join(spec.tickers)}: {text}"
+    text = text[0].upper() + text[1:] if text else "Strategy"
+    return _safe(text)[:200].rstrip(".") + "."
+
+
+def _description(spec: Spec) -> str:
+    who = "stocks"
+    if spec.tickers:
+        who = ", ".join(spec.tickers)
+    elif spec.sectors:
+        who = f"{'/'.join(spec.sectors)} stocks"
+    if spec.ranking is not None:
+        rank = describe_ranking(spec.ranking)
+        cond = f" where {describe_node(spec.expr)}" if spec.expr is not None else ""
+        return f"Ranks {who}{cond}: {rank}."
+    return f"Signals {who} when {describe_node(spec.expr)}."
+
+
+def _explanation(spec: Spec, signal_text: str) -> str:
+    parts = ["Daily bars, evaluated at each session's close with data as of that day."]
+    if spec.tickers:
+        parts.append(f"Only {', '.join(spec.tickers)} can signal.")
+    if spec.sectors:
+        parts.append(f"Only companies in the {' or '.join(spec.sectors)} sector (get_fundamental_data()['sector']).")
+    if spec.ranking is not None:
+        parts.append("Signal: " + ("every symbol with enough data" if spec.expr is None else signal_text) + ".")
+        parts.append(f"Ranking: {describe_ranking(spec.ranking)}; the score is the ranking measure"
+                     + (f", and run_screening returns the top {spec.ranking.limit}." if spec.ranking.limit else "."))
+    else:
+        parts.append(f"Signal when {signal_text}.")
+    if spec.defaults:
+        parts.append("Defaults: " + "; ".join(spec.defaults) + ".")
+    if spec.ignored:
+        parts.append("Not understood (ignored): " + " ".join(spec.ignored) + ".")
+    return " ".join(parts)
+
+
+def _slug_condition(c: Condition) -> str:
+    p = c.params
+    t = "" if c.threshold is None else f"{abs(c.threshold):g}".replace(".", "p")
+    side = "" if c.op is None else ("above" if c.op in (">", ">=") else "below")
+    k = c.kind
+    if k == "gap":
+        return f"gap_{'up' if c.op in ('>', '>=') else 'down'}_{t}pct"
+    if k == "return":
+        return f"{'up' if c.op in ('>', '>=') else 'down'}_{t}pct_{p['lookback']}d"
+    if k == "ma_cross":
+        if (p["fast"], p["slow"], p["ma"]) == (50, 200, "sma"):
+            return "golden_cross" if p["direction"] == "up" else "death_cross"
+        fast = "price" if p["fast"] == 1 else f"{p['ma']}{p['fast']}"
+        return f"{fast}_cross_{'above' if p['direction'] == 'up' else 'below'}_{p['ma']}{p['slow']}"
+    if k == "rsi":
+        return f"rsi{p['period']}_{side}_{t}"
+    if k == "candle":
+        return p["pattern"] if p["pattern"] != "narrow_range" else f"nr{p['lookback']}"
+    if k == "bollinger":
+        return f"{'below' if p['band'] == 'lower' else 'above'}_{p['band']}_bollinger"
+    if k == "relative_volume":
+        return f"volume_{t}x_{p['lookback']}d"
+    if k == "fundamental":
+        return f"{p['field']}_{side}_{_value_text(c.threshold, '$' if p['field'] == 'market_cap' else '')}".replace("$", "").replace(" ", "").replace(".", "p")
+    if k == "new_extreme":
+        return f"new_{p['lookback'] or 'alltime'}d_{p['side']}"
+    if k == "streak":
+        return f"{p['direction']}_{t}_days_in_a_row"
+    if k == "relative_strength":
+        return f"{'outperforming' if side == 'above' else 'underperforming'}_{p['benchmark'].lower()}"
+    if k == "earnings_surprise":
+        return "earnings_beat" if side == "above" else "earnings_miss"
+    return f"{k}_{side}_{t}".rstrip("_")
+
+
+def _name(spec: Spec) -> str:
+    parts: list[str] = []
+    if spec.tickers:
+        parts.append("_".join(t.lower() for t in spec.tickers))
+    if spec.sectors:
+        parts.append("_".join(s.lower().replace(" ", "_") for s in spec.sectors))
+    if spec.ranking is not None:
+        r = spec.ranking
+        head = f"top{r.limit}" if r.limit else "ranked"
+        metric = r.kind if r.kind != "return" else f"return_{r.params['lookback']}d"
+        if r.kind == "fundamental":
+            metric = r.params["field"]
+        parts.append(f"{head}_by_{metric}")
+    for c in spec.conditions():
+        slug = _slug_condition(c)
+        if slug not in parts:
+            parts.append(slug)
+    name = "_".join(parts)
+    name = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")
+    name = re.sub(r"_+", "_", name)
+    if len(name) > 60:
+        name = name[:60].rstrip("_")
+    return name or "strategy"

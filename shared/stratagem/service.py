@@ -1,0 +1,207 @@
+"""The service core behind the Cloud Functions: one handler per message type.
+
+Functions stay thin: they decode the event and call one of these. Every handler is
+idempotent under duplicate delivery (event ids and shard numbers are recorded), raises
+only for transient failures (so Pub/Sub retries) and records permanent failures on the job.
+The same code runs in-process (``InProcessBus``, SQLite/memory stores) and on Google Cloud
+(Pub/Sub, Firestore, Redis).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import messages
+from .data.store import MarketData
+from .engines.backtest import assemble_backtest, prepare_backtest
+from .engines.common import iso, trading_days
+from .engines.screen import rank_signals
+from .errors import InfraUnavailable, StratagemError
+from .jobs import Job, JobStore, new_job_id
+from .sandbox.pool import EvalOutcome, Sandbox
+
+log = logging.getLogger("stratagem.service")
+
+TOPICS = {
+    "generate": "stratagem-generate",
+    "validate": "stratagem-validate",
+    "backtest": "stratagem-backtest",
+    "screen": "stratagem-screen",
+    "tick": "stratagem-alert-tick",
+    "bars": "stratagem-bars",
+    "alerts": "stratagem-alerts",
+}
+SHARD_SYMBOLS = 250  # symbols per shard: big universes fan out over function instances
+
+
+@dataclass
+class Services:
+    """Everything a handler needs, built lazily from settings by the function's factory."""
+
+    store: Any
+    jobs: JobStore
+    bus: Any
+    market: MarketData
+    sandbox_factory: Any
+    generator_factory: Any = None
+    _sandbox: Sandbox | None = field(default=None, repr=False)
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            self._sandbox = self.sandbox_factory()
+        return self._sandbox
+
+
+def _shards(symbols: list[str], size: int = SHARD_SYMBOLS) -> list[list[str]]:
+    n = max(1, math.ceil(len(symbols) / size))
+    return [symbols[k::n] for k in range(n)]
+
+
+# -- submitting work ---------------------------------------------------------------------------
+def submit_generate(svc: Services, user_id: str, prompt: str, strategy_id: int = -1, request_id: str | None = None) -> Job:
+    job = svc.jobs.create(Job(new_job_id(), user_id, "generate", params={"prompt": prompt, "strategy_id": strategy_id}))
+    msg = messages.make("stratagem.generate.v1", job_id=job.id, user_id=user_id, prompt=prompt,
+                        strategy_id=strategy_id, **({"request_id": request_id} if request_id else {}))
+    svc.bus.publish(TOPICS["generate"], msg)
+    return job
+
+
+def submit_backtest(svc: Services, user_id: str, strategy_id: int, *, symbols: list[str] | None = None,
+                    start: int | None = None, end: int | None = None, windows: list[int] | None = None,
+                    entry: str = "close", shard_size: int = SHARD_SYMBOLS) -> Job:
+    rec = svc.store.get(user_id, strategy_id)  # NotFound for other users' strategies
+    spec = prepare_backtest(svc.market, symbols or svc.market.symbols, start=start, end=end, windows=windows, entry=entry)
+    parts = _shards(spec.symbols, shard_size)
+    params = {"strategy_id": rec.id, "version": rec.version, "symbols": spec.symbols, "start": spec.start,
+              "end": spec.end, "windows": spec.windows, "entry": spec.entry}
+    job = svc.jobs.create(Job(new_job_id(), user_id, "backtest", shards=len(parts), params=params))
+    for k, syms in enumerate(parts):
+        svc.bus.publish(TOPICS["backtest"], messages.make(
+            "stratagem.backtest_shard.v1", job_id=job.id, shard=k, shards=len(parts), user_id=user_id,
+            strategy_id=rec.id, version=rec.version, symbols=syms, start=spec.start, end=spec.end,
+            params={"windows": spec.windows, "entry": spec.entry}))
+    return job
+
+
+def submit_screen(svc: Services, user_id: str, strategy_id: int, *, symbols: list[str] | None = None,
+                  asof: int | None = None, limit: int = 20, shard_size: int = SHARD_SYMBOLS) -> Job:
+    from .engines.common import last_session
+
+    rec = svc.store.get(user_id, strategy_id)
+    syms = symbols or svc.market.symbols
+    day = last_session(svc.market, syms, asof)
+    if day is None:
+        from .errors import BadInput
+
+        raise BadInput("no data on or before the as-of date for the requested symbols")
+    parts = _shards(syms, shard_size)
+    job = svc.jobs.create(Job(new_job_id(), user_id, "screen", shards=len(parts),
+                              params={"strategy_id": rec.id, "version": rec.version, "asof": day, "limit": limit,
+                                      "symbols": syms}))
+    for k, part in enumerate(parts):
+        svc.bus.publish(TOPICS["screen"], messages.make(
+            "stratagem.screen_shard.v1", job_id=job.id, shard=k, shards=len(parts), user_id=user_id,
+            strategy_id=rec.id, version=rec.version, symbols=part, asof=day, limit=limit))
+    return job
+
+
+# -- handlers ----------------------------------------------------------------------------------
+def _first_delivery(svc: Services, event_id: str, what: str) -> bool:
+    if event_id and not svc.jobs.mark_event(event_id):
+        log.info("duplicate delivery of %s (event %s): ignored", what, event_id)
+        return False
+    return True
+
+
+def handle_generate(svc: Services, msg: dict, event_id: str = "") -> None:
+    from .generation.base import GenerationFailed, GenerationRefused
+    from .generation.pipeline import create
+
+    if not _first_delivery(svc, event_id, "generate"):
+        return
+    job_id, user = msg["job_id"], msg["user_id"]
+    try:
+        made = create(msg["prompt"], svc.generator_factory(), svc.sandbox, svc.market)
+    except (GenerationRefused, GenerationFailed) as exc:
+        svc.jobs.finish(job_id, error=exc.to_json()["error"])
+        return
+    except InfraUnavailable:
+        raise  # transient: let Pub/Sub retry
+    except StratagemError as exc:
+        svc.jobs.finish(job_id, error=exc.to_json()["error"])
+        return
+    g = made.strategy
+    params = {p.name: {"value": p.value, "meaning": p.meaning} for p in g.parameters}
+    fields = dict(name=g.name, description=g.description, prompt=msg["prompt"], code=g.code, parameters=params,
+                  explanation=g.explanation, request_id=msg.get("request_id") or job_id)
+    if msg["strategy_id"] == -1:
+        rec = svc.store.create(user, **fields)
+    else:
+        rec = svc.store.save(user, msg["strategy_id"], **fields)
+    svc.jobs.finish(job_id, result={"strategy": rec.to_json(), "back_translation": made.back_translation,
+                                    "attempts": made.attempts})
+
+
+def _outcome_json(out: EvalOutcome) -> dict:
+    return {"signals": [list(x) for x in out.signals], "errors": [list(x) for x in out.errors],
+            "evaluated": out.evaluated, "demo": out.demo_data_used, "restarts": out.worker_restarts}
+
+
+def _merge(parts: dict[int, dict]) -> EvalOutcome:
+    total = EvalOutcome()
+    for k in sorted(parts):
+        p = parts[k]
+        total.signals.extend(tuple(x) for x in p["signals"])
+        total.errors.extend(tuple(x) for x in p["errors"])
+        total.evaluated += p["evaluated"]
+        total.demo_data_used = total.demo_data_used or p["demo"]
+        total.worker_restarts += p.get("restarts", 0)
+    total.signals.sort(key=lambda r: (r[1], r[0]))
+    total.errors.sort(key=lambda r: (r[1], r[0]))
+    return total
+
+
+def handle_backtest_shard(svc: Services, msg: dict, event_id: str = "") -> None:
+    if not _first_delivery(svc, event_id, "backtest shard"):
+        return
+    job = svc.jobs.get_any(msg["job_id"])
+    if job.user_id != msg["user_id"]:
+        raise messages.MalformedMessage(f"shard for job {job.id} names another user")  # forged: never retried
+    if msg["shard"] not in svc.jobs.shard_results(job.id):
+        rec = svc.store.get(msg["user_id"], msg["strategy_id"], msg["version"])
+        plan = trading_days(svc.market, msg["symbols"], msg["start"], msg["end"])
+        out = svc.sandbox.run(rec.code, list(plan.items()))
+        svc.jobs.put_shard(job.id, msg["shard"], _outcome_json(out))
+    if svc.jobs.try_finalize(job.id):
+        p = job.params
+        rec = svc.store.get(job.user_id, p["strategy_id"], p["version"])
+        spec = prepare_backtest(svc.market, p["symbols"], start=p["start"], end=p["end"], windows=p["windows"],
+                                entry=p["entry"])
+        result = assemble_backtest(svc.sandbox, svc.market, rec.code, spec, _merge(svc.jobs.shard_results(job.id)),
+                                   strategy_info={"id": rec.id, "version": rec.version, "name": rec.name},
+                                   universe_label="request", probe=2)
+        svc.jobs.finish(job.id, result=result)
+
+
+def handle_screen_shard(svc: Services, msg: dict, event_id: str = "") -> None:
+    if not _first_delivery(svc, event_id, "screen shard"):
+        return
+    job = svc.jobs.get_any(msg["job_id"])
+    if job.user_id != msg["user_id"]:
+        raise messages.MalformedMessage(f"shard for job {job.id} names another user")
+    if msg["shard"] not in svc.jobs.shard_results(job.id):
+        rec = svc.store.get(msg["user_id"], msg["strategy_id"], msg["version"])
+        out = svc.sandbox.run(rec.code, [(msg["asof"], msg["symbols"])])
+        svc.jobs.put_shard(job.id, msg["shard"], _outcome_json(out))
+    if svc.jobs.try_finalize(job.id):
+        p = job.params
+        merged = _merge(svc.jobs.shard_results(job.id))
+        ranked = rank_signals([{"symbol": s, "score": sc, "values": v} for s, _d, sc, v in merged.signals])
+        svc.jobs.finish(job.id, result={
+            "asof": iso(p["asof"]), "ranked_results": ranked[:p["limit"]], "evaluated": merged.evaluated,
+            "errors": [{"symbol": s, "date": iso(d), "message": m} for s, d, m in merged.errors],
+            "demo_data": merged.demo_data_used})

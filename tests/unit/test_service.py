@@ -1,0 +1,128 @@
+"""The service core wired in-process: API -> bus -> handlers -> stores, sharding and idempotence."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stratagem.api import Api, ApiKeyAuth, RateLimiter
+from stratagem.bus import InProcessBus
+from stratagem.data.store import iso_to_day
+from stratagem.engines.backtest import run_backtest
+from stratagem.jobs import MemoryJobStore
+from stratagem.service import TOPICS, Services, handle_backtest_shard, handle_generate, handle_screen_shard, submit_backtest
+from stratagem.store import MemoryStore
+
+CODE = ("def classify_symbol(symbol):\n    d = get_price_data(symbol, days=2)\n"
+        "    if len(d['close']) < 2:\n        return False\n"
+        "    r = d['close'][-1] / d['close'][-2] - 1\n    return {'signal': r > 0.02, 'score': r * 100}\n")
+
+
+@pytest.fixture
+def svc(sandbox, market):
+    bus = InProcessBus()
+    s = Services(store=MemoryStore(), jobs=MemoryJobStore(), bus=bus, market=market, sandbox_factory=lambda: sandbox,
+                 generator_factory=lambda: __import__("stratagem.generation.offline", fromlist=["x"]).OfflineGenerator())
+    bus.subscribe(TOPICS["generate"], lambda m, mid: handle_generate(s, m, mid))
+    bus.subscribe(TOPICS["backtest"], lambda m, mid: handle_backtest_shard(s, m, mid))
+    bus.subscribe(TOPICS["screen"], lambda m, mid: handle_screen_shard(s, m, mid))
+    return s
+
+
+@pytest.fixture
+def api(svc):
+    return Api(svc, ApiKeyAuth({"key-alice": "alice", "key-bob": "bob"}))
+
+
+def call(api, path, body, key="key-alice"):
+    status, doc = api.handle("POST", path, json.dumps(body).encode(), {"Authorization": f"Bearer {key}"})
+    return status, doc
+
+
+def test_sharded_backtest_equals_single_run(svc, sandbox, market):
+    rec = svc.store.create("alice", name="up2", code=CODE)
+    kw = dict(start=iso_to_day("2011-01-01"), end=iso_to_day("2012-12-31"), windows=[1, 5])
+    job = submit_backtest(svc, "alice", rec.id, shard_size=2, **kw)  # 5 symbols -> 3 shards
+    assert job.shards == 3
+    merged = svc.jobs.get("alice", job.id).result
+    single = run_backtest(sandbox, market, CODE, market.symbols, probe=2, universe_label="request",
+                          strategy_info={"id": rec.id, "version": rec.version, "name": rec.name}, **kw)
+    assert merged["instances"] == single["instances"]
+    assert merged["performance_metrics"] == single["performance_metrics"]
+    assert merged["equity"] == single["equity"]
+
+
+def test_duplicate_and_replayed_shards_count_once(svc):
+    rec = svc.store.create("alice", name="up2", code=CODE)
+    job = submit_backtest(svc, "alice", rec.id, shard_size=2, start=iso_to_day("2012-01-01"), end=iso_to_day("2012-03-01"))
+    before = svc.jobs.get("alice", job.id).result
+    for i in range(len(svc.bus.published)):
+        svc.bus.redeliver(i)  # same event ids: ignored
+    topic, msg, _mid = svc.bus.published[-1]
+    handle_backtest_shard(svc, msg, "another-event-id")  # a retried shard under a new id: counts once
+    after = svc.jobs.get("alice", job.id).result
+    assert after == before and svc.bus.dead_letters == []
+
+
+def test_forged_user_in_a_message_is_rejected(svc):
+    rec = svc.store.create("alice", name="up2", code=CODE)
+    job = submit_backtest(svc, "alice", rec.id, start=iso_to_day("2012-01-01"), end=iso_to_day("2012-02-01"))
+    _t, msg, _ = svc.bus.published[-1]
+    forged = dict(msg, user_id="bob", shard=0)
+    svc.bus.publish(TOPICS["backtest"], forged)
+    assert svc.bus.dead_letters and svc.bus.dead_letters[-1][2] == "malformed"
+    assert svc.jobs.get("alice", job.id).status == "done"
+
+
+def test_api_flow_and_tenancy(api, svc):
+    st, doc = call(api, "/api/createStrategyFromPrompt", {"query": "stocks that gap up more than 3% on high volume",
+                                                          "strategyId": -1})
+    assert st == 200, doc
+    sid = doc["result"]["strategy"]["id"]
+    assert sid == 1 and "classify_symbol" in doc["result"]["strategy"]["code"]
+    st, doc = call(api, "/api/getStrategies", {})
+    assert [s["id"] for s in doc["strategies"]] == [sid]
+    # bob sees nothing of alice's, on every endpoint
+    assert call(api, "/api/getStrategies", {}, "key-bob")[1] == {"strategies": []}
+    for path, body in [("/api/getStrategy", {"strategyId": sid}), ("/api/getStrategyVersions", {"strategyId": sid}),
+                       ("/api/setAlert", {"strategyId": sid, "active": True}),
+                       ("/api/runBacktest", {"strategyId": sid}),
+                       ("/api/runUnifiedStrategy", {"strategyId": sid, "executionMode": "screening"}),
+                       ("/api/createStrategyFromPrompt", {"query": "rsi below 30", "strategyId": sid})]:
+        st, doc = call(api, path, body, "key-bob")
+        assert st == 404 and doc["error"]["code"] == "not_found", (path, doc)
+    st, doc = call(api, "/api/runBacktest", {"strategyId": sid, "start": 1325376000000, "returnWindows": [1, 5]})
+    assert st == 200 and doc["status"] == "done" and doc["result"]["windows"] == [1, 5]
+    bob_job = call(api, "/api/getJob", {"jobId": doc["jobId"]}, "key-bob")
+    assert bob_job[0] == 404
+    st, doc = call(api, "/api/runUnifiedStrategy", {"strategyId": sid, "executionMode": "screening", "limit": 3})
+    assert st == 200 and "ranked_results" in doc["result"]
+    st, doc = call(api, "/api/setAlert", {"strategyId": sid, "active": True, "symbols": ["aapl"]})
+    assert st == 200 and doc["strategy"]["isAlertActive"] is True and doc["strategy"]["alertUniverse"] == ["AAPL"]
+
+
+@pytest.mark.parametrize("path,body,status,needle", [
+    ("/api/getStrategy", {}, 400, "strategyId"),
+    ("/api/getStrategy", {"strategyId": "1"}, 400, "integer"),
+    ("/api/getStrategy", {"strategyId": 999}, 404, "not found"),
+    ("/api/runUnifiedStrategy", {"strategyId": 1, "executionMode": "live"}, 400, "executionMode"),
+    ("/api/runBacktest", {"strategyId": 1, "returnWindows": [0]}, 400, "returnWindows"),
+    ("/api/createStrategyFromPrompt", {"query": ""}, 400, "query"),
+    ("/api/nope", {}, 404, "endpoints"),
+])
+def test_bad_input_is_4xx_with_error_json(api, path, body, status, needle):
+    st, doc = call(api, path, body)
+    assert st == status and needle in doc["error"]["message"] and doc["error"]["code"]
+
+
+def test_auth_size_and_rate_limits(svc):
+    api = Api(svc, ApiKeyAuth({"k": "alice"}), limiter=RateLimiter(rate=0.001, burst=2))
+    assert api.handle("POST", "/api/getStrategies", b"{}", {})[0] == 401
+    assert api.handle("POST", "/api/getStrategies", b"{}", {"X-API-Key": "wrong"})[0] == 401
+    assert api.handle("POST", "/api/getStrategies", b"x" * 70_000, {"X-API-Key": "k"})[0] == 413
+    assert api.handle("POST", "/api/getStrategies", b"not json", {"X-API-Key": "k"})[0] == 400
+    assert api.handle("POST", "/api/getStrategies", b"{}", {"X-API-Key": "k"})[0] == 429  # burst of 2 used up
+    api2 = Api(svc, ApiKeyAuth({"k": "alice"}))
+    assert api2.handle("POST", "/api/getStrategies", b"not json", {"X-API-Key": "k"})[0] == 400
+    assert api2.handle("GET", "/api/getStrategies", b"", {"X-API-Key": "k"})[0] == 405
