@@ -22,9 +22,11 @@ _LIST = (list,)
 _DICT = (dict,)
 SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "stratagem.generate.v1": {"job_id": (_STR, True), "user_id": (_STR, True), "prompt": (_STR, True),
-                              "strategy_id": (_INT, True), "request_id": (_STR, False)},
-    "stratagem.validate.v1": {"job_id": (_STR, True), "user_id": (_STR, True), "strategy_id": (_INT, True),
-                              "version": (_INT, True)},
+                              "strategy_id": (_INT, True), "request_id": (_STR, False), "attempt": (_INT, False),
+                              "feedback": (_LIST, False), "attempts": (_LIST, False)},
+    "stratagem.validate.v1": {"job_id": (_STR, True), "user_id": (_STR, True), "prompt": (_STR, True),
+                              "strategy_id": (_INT, True), "request_id": (_STR, False), "attempt": (_INT, True),
+                              "feedback": (_LIST, True), "attempts": (_LIST, True), "candidate": (_DICT, True)},
     "stratagem.backtest_shard.v1": {"job_id": (_STR, True), "shard": (_INT, True), "shards": (_INT, True),
                                     "user_id": (_STR, True), "strategy_id": (_INT, True), "version": (_INT, True),
                                     "symbols": (_LIST, True), "start": (_INT, True), "end": (_INT, True),

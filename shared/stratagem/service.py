@@ -117,33 +117,80 @@ def _first_delivery(svc: Services, event_id: str, what: str) -> bool:
     return True
 
 
+MAX_GENERATION_ATTEMPTS = 3
+
+
 def handle_generate(svc: Services, msg: dict, event_id: str = "") -> None:
+    """Generation function: one attempt; the candidate goes to the validation function."""
     from .generation.base import GenerationFailed, GenerationRefused
-    from .generation.pipeline import create
 
     if not _first_delivery(svc, event_id, "generate"):
         return
-    job_id, user = msg["job_id"], msg["user_id"]
+    attempt = msg.get("attempt", 1)
+    feedback = list(msg.get("feedback", []))
+    attempts = list(msg.get("attempts", []))
+    gen_name = getattr(svc.generator_factory(), "name", "?")
     try:
-        made = create(msg["prompt"], svc.generator_factory(), svc.sandbox, svc.market)
-    except (GenerationRefused, GenerationFailed) as exc:
-        svc.jobs.finish(job_id, error=exc.to_json()["error"])
+        gen = svc.generator_factory().generate(msg["prompt"], feedback or None)
+    except GenerationRefused as exc:
+        svc.jobs.finish(msg["job_id"], error=exc.to_json()["error"])
+        return
+    except GenerationFailed as exc:
+        attempts.append({"attempt": attempt, "generator": gen_name, "stage": "generate", "ok": False, "error": exc.message})
+        _retry_or_fail(svc, msg, attempt, feedback + [f"attempt {attempt}: the answer was unusable: {exc.message}"], attempts)
         return
     except InfraUnavailable:
-        raise  # transient: let Pub/Sub retry
-    except StratagemError as exc:
-        svc.jobs.finish(job_id, error=exc.to_json()["error"])
+        raise  # transient: let Pub/Sub retry this message
+    svc.bus.publish(TOPICS["validate"], messages.make(
+        "stratagem.validate.v1", job_id=msg["job_id"], user_id=msg["user_id"], prompt=msg["prompt"],
+        strategy_id=msg["strategy_id"], attempt=attempt, feedback=feedback, attempts=attempts,
+        candidate=gen.to_json(), **({"request_id": msg["request_id"]} if msg.get("request_id") else {})))
+
+
+def _retry_or_fail(svc: Services, msg: dict, attempt: int, feedback: list[str], attempts: list[dict]) -> None:
+    if attempt >= MAX_GENERATION_ATTEMPTS:
+        svc.jobs.finish(msg["job_id"], error={"code": "generation_failed",
+                                              "message": f"no valid strategy after {attempt} attempts; last problem: "
+                                                         f"{attempts[-1].get('error') if attempts else 'unknown'}",
+                                              "details": {"attempts": attempts}})
         return
-    g = made.strategy
-    params = {p.name: {"value": p.value, "meaning": p.meaning} for p in g.parameters}
-    fields = dict(name=g.name, description=g.description, prompt=msg["prompt"], code=g.code, parameters=params,
-                  explanation=g.explanation, request_id=msg.get("request_id") or job_id)
+    svc.bus.publish(TOPICS["generate"], messages.make(
+        "stratagem.generate.v1", job_id=msg["job_id"], user_id=msg["user_id"], prompt=msg["prompt"],
+        strategy_id=msg["strategy_id"], attempt=attempt + 1, feedback=feedback, attempts=attempts,
+        **({"request_id": msg["request_id"]} if msg.get("request_id") else {})))
+
+
+def handle_validate(svc: Services, msg: dict, event_id: str = "") -> None:
+    """Validation function: validator + smoke run; store the strategy or send feedback back."""
+    from .generation.base import GeneratedStrategy, Parameter
+    from .generation.pipeline import back_translate, check_candidate
+
+    if not _first_delivery(svc, event_id, "validate"):
+        return
+    c = msg["candidate"]
+    try:
+        gen = GeneratedStrategy(name=str(c["name"]), description=str(c["description"]), code=str(c["code"]),
+                                parameters=[Parameter(**p) for p in c.get("parameters", [])],
+                                explanation=str(c.get("explanation", "")), generator=str(c.get("generator", "")))
+    except (KeyError, TypeError) as exc:
+        raise messages.MalformedMessage(f"validate: candidate is malformed ({exc})") from None
+    attempt = msg["attempt"]
+    stage, error, smoke = check_candidate(gen, svc.sandbox, svc.market)
+    attempts = list(msg["attempts"]) + [{"attempt": attempt, "generator": gen.generator, "stage": stage,
+                                         "ok": error is None, **({"error": error} if error else {})}]
+    if error is not None:
+        _retry_or_fail(svc, msg, attempt, list(msg["feedback"]) + [f"attempt {attempt}: {error}"], attempts)
+        return
+    user = msg["user_id"]
+    params = {p.name: {"value": p.value, "meaning": p.meaning} for p in gen.parameters}
+    fields = dict(name=gen.name, description=gen.description, prompt=msg["prompt"], code=gen.code, parameters=params,
+                  explanation=gen.explanation, request_id=msg.get("request_id") or msg["job_id"])
     if msg["strategy_id"] == -1:
         rec = svc.store.create(user, **fields)
     else:
         rec = svc.store.save(user, msg["strategy_id"], **fields)
-    svc.jobs.finish(job_id, result={"strategy": rec.to_json(), "back_translation": made.back_translation,
-                                    "attempts": made.attempts})
+    svc.jobs.finish(msg["job_id"], result={"strategy": rec.to_json(), "back_translation": back_translate(gen.code),
+                                           "attempts": attempts, "smoke_run": smoke})
 
 
 def _outcome_json(out: EvalOutcome) -> dict:

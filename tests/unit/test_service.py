@@ -11,7 +11,8 @@ from stratagem.bus import InProcessBus
 from stratagem.data.store import iso_to_day
 from stratagem.engines.backtest import run_backtest
 from stratagem.jobs import MemoryJobStore
-from stratagem.service import TOPICS, Services, handle_backtest_shard, handle_generate, handle_screen_shard, submit_backtest
+from stratagem.service import (TOPICS, Services, handle_backtest_shard, handle_generate, handle_screen_shard,
+                               handle_validate, submit_backtest)
 from stratagem.store import MemoryStore
 
 CODE = ("def classify_symbol(symbol):\n    d = get_price_data(symbol, days=2)\n"
@@ -25,6 +26,7 @@ def svc(sandbox, market):
     s = Services(store=MemoryStore(), jobs=MemoryJobStore(), bus=bus, market=market, sandbox_factory=lambda: sandbox,
                  generator_factory=lambda: __import__("stratagem.generation.offline", fromlist=["x"]).OfflineGenerator())
     bus.subscribe(TOPICS["generate"], lambda m, mid: handle_generate(s, m, mid))
+    bus.subscribe(TOPICS["validate"], lambda m, mid: handle_validate(s, m, mid))
     bus.subscribe(TOPICS["backtest"], lambda m, mid: handle_backtest_shard(s, m, mid))
     bus.subscribe(TOPICS["screen"], lambda m, mid: handle_screen_shard(s, m, mid))
     return s
@@ -126,3 +128,50 @@ def test_auth_size_and_rate_limits(svc):
     api2 = Api(svc, ApiKeyAuth({"k": "alice"}))
     assert api2.handle("POST", "/api/getStrategies", b"not json", {"X-API-Key": "k"})[0] == 400
     assert api2.handle("GET", "/api/getStrategies", b"", {"X-API-Key": "k"})[0] == 405
+
+
+class _Scripted:
+    """A generator fake (our own port, not a client library): returns the scripted answers in order."""
+
+    name = "scripted"
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.feedback_seen = []
+
+    def generate(self, prompt, feedback=None):
+        from stratagem.generation.base import GeneratedStrategy
+
+        self.feedback_seen.append(list(feedback or []))
+        code = self.answers.pop(0)
+        if isinstance(code, Exception):
+            raise code
+        return GeneratedStrategy(name="s", description="d", code=code, generator="scripted")
+
+
+def test_repair_loop_across_generate_and_validate_functions(svc):
+    fake = _Scripted(["import os\ndef classify_symbol(s):\n    return False\n", CODE])
+    svc.generator_factory = lambda: fake
+    from stratagem.service import submit_generate
+
+    job = submit_generate(svc, "alice", "two percent up day")
+    done = svc.jobs.get("alice", job.id)
+    assert done.status == "done", done.error
+    stages = [(a["stage"], a["ok"]) for a in done.result["attempts"]]
+    assert stages == [("validate", False), ("accepted", True)]
+    assert "import of 'os' is not allowed" in fake.feedback_seen[1][0]  # the exact error went back
+
+
+def test_refusal_and_exhaustion_fail_the_job_without_saving(svc):
+    from stratagem.generation.base import GenerationRefused
+    from stratagem.service import submit_generate
+
+    svc.generator_factory = lambda: _Scripted([GenerationRefused("intraday bars are not available")])
+    job = submit_generate(svc, "alice", "buy on the 5-minute chart")
+    assert svc.jobs.get("alice", job.id).error["code"] == "refused"
+    bad = "def classify_symbol(s):\n    return ().__class__\n"
+    svc.generator_factory = lambda s=_Scripted([bad, bad, bad]): s
+    job = submit_generate(svc, "alice", "anything")
+    err = svc.jobs.get("alice", job.id).error
+    assert err["code"] == "generation_failed" and len(err["details"]["attempts"]) == 3
+    assert svc.store.list("alice") == []

@@ -462,20 +462,26 @@ def e_price(ctx: Ctx, p: dict) -> Measure:
                    noun="the closing price", prefix="PRICE", unit="$", names=("price_above", "price_below"))
 
 
-def _ma_lines(ctx: Ctx, ma: str, period_const: str, n: int, label: str) -> tuple[list[str], str, str, str, str]:
-    """Lines computing today's and yesterday's moving average; (lines, now, prev, want, need)."""
+def _ma_lines(ctx: Ctx, ma: str, period_const: str, n: int, label: str,
+              with_prev: bool = True) -> tuple[list[str], str, str, str, str]:
+    """Lines computing today's (and yesterday's) moving average; (lines, now, prev, want, need)."""
     now = ctx.var(f"{ma}{n}")
-    prev = ctx.var(f"{ma}{n}_prev")
+    prev = ctx.var(f"{ma}{n}_prev") if with_prev else ""
+    extra = 1 if with_prev else 0
     if ma == "ema":
         ctx.use("ema_series")
         hist = ctx.const("EMA_HISTORY", HISTORY_BARS, "sessions used to warm up the EMAs")
         series = ctx.var(f"{ma}{n}_series")
-        lines = [f"{series} = ema_series(closes[-max({hist}, {period_const} + 1):], {period_const})",
-                 f"{now}, {prev} = {series}[-1], {series}[-2]"]
-        return lines, now, prev, f"max({hist}, {period_const} + 1)", f"{period_const} + 1"
+        lines = [f"{series} = ema_series(closes[-{hist}:], {period_const})"]
+        lines.append(f"{now}, {prev} = {series}[-1], {series}[-2]" if with_prev else f"{now} = {series}[-1]")
+        need = f"{period_const} + 1" if with_prev else period_const
+        return lines, now, prev, f"max({hist}, {need})", need
     ctx.use("mean_last")
-    lines = [f"{now} = mean_last(closes, {period_const})", f"{prev} = mean_last(closes, {period_const}, skip=1)"]
-    return lines, now, prev, f"{period_const} + 1", f"{period_const} + 1"
+    lines = [f"{now} = mean_last(closes, {period_const})"]
+    if with_prev:
+        lines.append(f"{prev} = mean_last(closes, {period_const}, skip=1)")
+    need = f"{period_const} + 1" if extra else period_const
+    return lines, now, prev, need, need
 
 
 def e_ma_cross(ctx: Ctx, p: dict) -> Measure:
@@ -519,8 +525,8 @@ def e_ma_spread(ctx: Ctx, p: dict) -> Measure:
     label = _ma_label(ma)
     fast_c = ctx.const("FAST_PERIOD", fast, f"sessions in the fast {label}")
     slow_c = ctx.const("SLOW_PERIOD", slow, f"sessions in the slow {label}")
-    f_lines, f_now, _, want_f, _ = _ma_lines(ctx, ma, fast_c, fast, label)
-    s_lines, s_now, _, want_s, need = _ma_lines(ctx, ma, slow_c, slow, label)
+    f_lines, f_now, _, want_f, _ = _ma_lines(ctx, ma, fast_c, fast, label, with_prev=False)
+    s_lines, s_now, _, want_s, need = _ma_lines(ctx, ma, slow_c, slow, label, with_prev=False)
     ctx.bars(f"max({want_f}, {want_s})" if want_f != want_s else want_s, need)
     v = ctx.var("ma_spread_pct")
     lines = f_lines + s_lines + [f"{v} = ({f_now} / {s_now} - 1.0) * 100.0 if {s_now} > 0 else None"]
@@ -534,7 +540,7 @@ def e_ma_distance(ctx: Ctx, p: dict) -> Measure:
     n, ma = p["period"], p["ma"]
     label = _ma_label(ma)
     c = ctx.const("MA_PERIOD", n, f"sessions in the {label}")
-    lines, now, _, want, need = _ma_lines(ctx, ma, c, n, label)
+    lines, now, _, want, need = _ma_lines(ctx, ma, c, n, label, with_prev=False)
     ctx.bars(want, need)
     v = ctx.var(f"distance_{ma}{n}_pct")
     lines = lines + [f"{v} = (closes[-1] / {now} - 1.0) * 100.0 if {now} > 0 else None"]
@@ -712,7 +718,7 @@ def e_candle(ctx: Ctx, p: dict) -> Measure:
     if pat in ("inside_day", "outside_day"):
         ctx.use(pat)
         ctx.bars("2", "2")
-        flag, v = ctx.var(pat.split("_")[0]), ctx.var("range_ratio")
+        flag, v = ctx.var(pat.split("_")[0]), ctx.var("range_vs_yesterday")
         return Measure([f"{flag}, {v} = {pat}(bars)"], flag=flag, value=v, report=[v],
                        score=f"-{v}" if pat == "inside_day" else v,
                        formula=(f"{flag}: high[t] < high[t-1] and low[t] > low[t-1]" if pat == "inside_day"
@@ -749,7 +755,7 @@ def e_candle(ctx: Ctx, p: dict) -> Measure:
     ctx.use("narrow_range")
     lb = ctx.const("NARROW_RANGE_LOOKBACK", n, "sessions compared (today included), e.g. NR7")
     ctx.bars(lb, lb)
-    flag, v = ctx.var(f"nr{n}"), ctx.var("range_ratio")
+    flag, v = ctx.var(f"nr{n}"), ctx.var("range_vs_smallest")
     return Measure([f"{flag}, {v} = narrow_range(bars, {lb})"], flag=flag, value=v, report=[v], score=f"-{v}",
                    formula=f"{flag}: today's range < every range of the previous {n - 1} sessions (NR{n})",
                    noun=f"today has the narrowest range of the last {n} sessions (NR{n})")
@@ -1028,7 +1034,17 @@ def _render(node: Node, flags: dict[int, str], top: bool = True) -> str:
 
 
 def _max_expr(parts: list[str]) -> str:
-    parts = list(dict.fromkeys(parts))
+    flat: list[str] = []
+    for part in parts:
+        if part.startswith("max(") and part.endswith(")") and part.count("(") == 1:
+            flat.extend(x.strip() for x in part[4:-1].split(","))
+        else:
+            flat.append(part)
+    parts = list(dict.fromkeys(flat))
+    if len(parts) > 1:
+        parts = [x for x in parts if not x.isdigit()] + [x for x in parts if x.isdigit()]
+        if all(x.isdigit() for x in parts):
+            parts = [str(max(int(x) for x in parts))]
     return parts[0] if len(parts) == 1 else f"max({', '.join(parts)})"
 
 
@@ -1078,6 +1094,7 @@ def emit(spec: Spec) -> Emitted:
     # conditions -> flag lines
     cond_lines: list[str] = []
     flags: dict[int, str] = {}
+    bound_const: dict[int, str] = {}
     docs: list[str] = []
     for c, _ in leaves:
         m = measures[c.measure_key]
@@ -1087,6 +1104,7 @@ def emit(spec: Spec) -> Emitted:
         up = c.op in (">", ">=")
         const = ctx.const(f"{m.prefix}_{'MIN' if up else 'MAX'}", float(c.threshold),
                           f"{'lower' if up else 'upper'} bound on {m.noun} ({c.op})")
+        bound_const[id(c)] = const
         flag = ctx.var(m.names[0] if up else m.names[1])
         test = f"{m.value} {c.op} {const}"
         if c.kind == "fundamental" and c.params["field"] == "pe_ratio" and not up:
@@ -1129,7 +1147,7 @@ def emit(spec: Spec) -> Emitted:
         if first.op is None:
             score = m.score
         elif first.kind in _DISTANCE_SCORE:
-            const = next(n for n in ctx.consts if n.startswith(m.prefix + "_") and ctx.consts[n][0] == float(first.threshold))
+            const = bound_const[id(first)]
             score = f"{m.value} - {const}" if first.op in (">", ">=") else f"{const} - {m.value}"
         else:
             score = m.value if first.op in (">", ">=") else f"-{m.value}"
@@ -1233,16 +1251,16 @@ def _wrap_doc(lines: list[str], width: int = 96) -> list[str]:
         if len(line) <= width:
             out.append(line)
             continue
-        indent = "    " if line.startswith("  * ") else ""
-        words = line.split(" ")
-        cur = ""
-        for w in words:
-            if cur and len(cur) + 1 + len(w) > width:
+        lead = "  * " if line.startswith("  * ") else ""
+        indent = "    " if lead else ""
+        cur = lead
+        for w in line[len(lead):].split(" "):
+            if cur.strip() and len(cur) + 1 + len(w) > width:
                 out.append(cur)
                 cur = indent + w
             else:
-                cur = f"{cur} {w}" if cur else w
-        if cur:
+                cur = f"{cur} {w}" if cur.strip() else cur + w
+        if cur.strip():
             out.append(cur)
     return out
 
@@ -1256,7 +1274,7 @@ def _title(spec: Spec) -> str:
     if spec.tickers:
         text = f"{', '.join(spec.tickers)}: {text}"
     text = text[0].upper() + text[1:] if text else "Strategy"
-    return _safe(text)[:200].rstrip(".") + "."
+    return _safe(text)[:600].rstrip(".") + "."
 
 
 def _description(spec: Spec) -> str:
@@ -1321,6 +1339,10 @@ def _slug_condition(c: Condition) -> str:
         return f"{p['direction']}_{t}_days_in_a_row"
     if k == "relative_strength":
         return f"{'outperforming' if side == 'above' else 'underperforming'}_{p['benchmark'].lower()}"
+    if k == "ma_distance" and not c.threshold:
+        return f"{side}_{p['ma']}{p['period']}"
+    if k == "ma_spread" and not c.threshold:
+        return f"{p['ma']}{p['fast']}_{side}_{p['ma']}{p['slow']}"
     if k == "earnings_surprise":
         return "earnings_beat" if side == "above" else "earnings_miss"
     return f"{k}_{side}_{t}".rstrip("_")

@@ -53,21 +53,42 @@ def back_translate(code: str) -> dict:
                 "conditions": []}
 
 
+def check_candidate(gen: GeneratedStrategy, sandbox: Sandbox, market: MarketData) -> tuple[str, str | None, dict]:
+    """(stage, error, smoke) for a candidate: validator first, then a smoke run on real data.
+    ``error`` is None when the candidate is accepted."""
+    findings = check(gen.code)
+    if findings:
+        msg = "; ".join(f"line {f.line}: {f.message}" for f in findings[:10])
+        return "validate", f"the code was rejected by the validator: {msg}", {}
+    try:
+        out = sandbox.run(gen.code, smoke_plan(market))
+    except (StrategyRejected, StrategyFailed) as exc:
+        return "smoke_run", f"the code failed when loaded: {exc.message}", {}
+    smoke = {"evaluated": out.evaluated, "signals": len(out.signals), "errors": len(out.errors),
+             "error_examples": [m for _s, _d, m in out.errors[:3]]}
+    if out.evaluated and len(out.errors) * 2 > out.evaluated:
+        first = "; ".join(f"{s}: {m}" for s, _d, m in out.errors[:3])
+        return "smoke_run", f"the code raised errors when run on real data: {first}", smoke
+    return "accepted", None, smoke
+
+
+def check_prompt(prompt: str) -> str:
+    from ..errors import BadInput
+
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise BadInput("the prompt is empty; describe a trading idea, e.g. 'stocks that gap up more than 3% on high volume'")
+    if len(prompt) > 2000:
+        raise BadInput(f"the prompt is {len(prompt)} characters; keep it under 2000")
+    return prompt
+
+
 def create(prompt: str, generator: Generator, sandbox: Sandbox, market: MarketData, *,
            max_attempts: int = 3) -> Creation:
     """Run the pipeline; raises GenerationRefused at once, GenerationFailed after ``max_attempts``."""
-    prompt = (prompt or "").strip()
-    if not prompt:
-        from ..errors import BadInput
-
-        raise BadInput("the prompt is empty; describe a trading idea, e.g. 'stocks that gap up more than 3% on high volume'")
-    if len(prompt) > 2000:
-        from ..errors import BadInput
-
-        raise BadInput(f"the prompt is {len(prompt)} characters; keep it under 2000")
+    prompt = check_prompt(prompt)
     feedback: list[str] = []
     attempts: list[dict] = []
-    plan = smoke_plan(market)
     for n in range(1, max_attempts + 1):
         t0 = time.perf_counter()
         record: dict[str, Any] = {"attempt": n, "generator": getattr(generator, "name", "?")}
@@ -78,29 +99,13 @@ def create(prompt: str, generator: Generator, sandbox: Sandbox, market: MarketDa
             attempts.append(record)
             feedback.append(f"attempt {n}: the answer was unusable: {exc.message}")
             continue
-        findings = check(gen.code)
-        if findings:
-            msg = "; ".join(f"line {f.line}: {f.message}" for f in findings[:10])
-            record.update(stage="validate", ok=False, error=msg, seconds=round(time.perf_counter() - t0, 3))
+        stage, error, smoke = check_candidate(gen, sandbox, market)
+        record.update(stage=stage, ok=error is None, seconds=round(time.perf_counter() - t0, 3))
+        if error is not None:
+            record["error"] = error
             attempts.append(record)
-            feedback.append(f"attempt {n}: the code was rejected by the validator: {msg}")
+            feedback.append(f"attempt {n}: {error}")
             continue
-        try:
-            out = sandbox.run(gen.code, plan)
-        except (StrategyRejected, StrategyFailed) as exc:
-            record.update(stage="smoke_run", ok=False, error=exc.message, seconds=round(time.perf_counter() - t0, 3))
-            attempts.append(record)
-            feedback.append(f"attempt {n}: the code failed when loaded: {exc.message}")
-            continue
-        if out.evaluated and len(out.errors) * 2 > out.evaluated:
-            first = "; ".join(f"{s}: {m}" for s, _d, m in out.errors[:3])
-            record.update(stage="smoke_run", ok=False, error=first, seconds=round(time.perf_counter() - t0, 3))
-            attempts.append(record)
-            feedback.append(f"attempt {n}: the code raised errors when run on real data: {first}")
-            continue
-        smoke = {"evaluated": out.evaluated, "signals": len(out.signals), "errors": len(out.errors),
-                 "error_examples": [m for _s, _d, m in out.errors[:3]]}
-        record.update(stage="accepted", ok=True, seconds=round(time.perf_counter() - t0, 3))
         attempts.append(record)
         return Creation(gen, attempts, back_translate(gen.code), smoke)
     raise GenerationFailed(f"no valid strategy after {max_attempts} attempts; last problem: "
