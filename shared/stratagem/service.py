@@ -47,6 +47,8 @@ class Services:
     market: MarketData
     sandbox_factory: Any
     generator_factory: Any = None
+    alert_log: Any = None
+    notifiers: list = field(default_factory=list)
     _sandbox: Sandbox | None = field(default=None, repr=False)
 
     @property
@@ -252,3 +254,67 @@ def handle_screen_shard(svc: Services, msg: dict, event_id: str = "") -> None:
             "asof": iso(p["asof"]), "ranked_results": ranked[:p["limit"]], "evaluated": merged.evaluated,
             "errors": [{"symbol": s, "date": iso(d), "message": m} for s, d, m in merged.errors],
             "demo_data": merged.demo_data_used})
+
+
+# -- alerts ------------------------------------------------------------------------------------
+class _JobsDeduper:
+    """Claims alert keys through the job store's event records (a Firestore create / SET NX)."""
+
+    def __init__(self, jobs: JobStore) -> None:
+        self.jobs = jobs
+
+    def claim(self, key: str) -> bool:
+        return self.jobs.mark_event("alert:" + key)
+
+
+def evaluate_alerts(svc: Services, day: int, symbols_with_bars: list[str]) -> list[dict]:
+    """Evaluate every active strategy on the symbols that have a new bar on ``day``;
+    publish each alert that fires for the first time (strategy x version x symbol x bar)."""
+    from .engines.alerts import AlertEngine
+
+    fired: list[dict] = []
+    new = set(symbols_with_bars)
+    for rec in svc.store.active_alerts():
+        universe = set(rec.alert_universe or svc.market.symbols)
+        syms = sorted(universe & new)
+        if not syms:
+            continue
+        with AlertEngine(svc.sandbox, svc.market, rec.code, strategy_id=rec.id, name=rec.name, version=rec.version,
+                         deduper=_JobsDeduper(svc.jobs)) as engine:
+            for alert in engine.tick(day, syms):
+                svc.bus.publish(TOPICS["alerts"], messages.make("stratagem.alert.v1", alert=alert, user_id=rec.user_id))
+                fired.append(alert)
+    return fired
+
+
+def handle_alert_tick(svc: Services, msg: dict, event_id: str = "") -> None:
+    """Alert tick: on arriving bars (``stratagem.bars.v1``) evaluate those symbols at their bar;
+    on the scheduler's tick evaluate the latest session (duplicates are claimed away)."""
+    if not _first_delivery(svc, event_id, "alert tick"):
+        return
+    if msg["schema"] == "stratagem.bars.v1":
+        by_day: dict[int, set[str]] = {}
+        for bar in msg["bars"]:
+            if not isinstance(bar, dict) or not isinstance(bar.get("symbol"), str) or not isinstance(bar.get("day"), int):
+                raise messages.MalformedMessage("each bar needs 'symbol' (str) and 'day' (int, days since 1970-01-01)")
+            by_day.setdefault(bar["day"], set()).add(bar["symbol"].upper())
+        for day in sorted(by_day):
+            evaluate_alerts(svc, day, sorted(by_day[day]))
+        return
+    day = int(svc.market.calendar()[-1])
+    evaluate_alerts(svc, day, svc.market.symbols)
+
+
+def handle_notify(svc: Services, msg: dict, event_id: str = "") -> None:
+    """Notification: record the alert once in the alert log, deliver on every channel,
+    record each channel's outcome (a failed channel never loses the alert)."""
+    alert, user = msg["alert"], msg["user_id"]
+    if svc.alert_log is not None and not svc.alert_log.add(user, alert):
+        return  # this alert was already logged and delivered
+    for n in svc.notifiers:
+        try:
+            result = n.send(user, alert)
+        except Exception as exc:  # noqa: BLE001 - recorded; the alert stays in the log
+            result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        if svc.alert_log is not None:
+            svc.alert_log.set_delivery(alert["dedup_key"], n.channel, result)

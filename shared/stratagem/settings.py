@@ -20,6 +20,9 @@ ENV_SANDBOX_WORKERS = "STRATAGEM_SANDBOX_WORKERS"
 ENV_REDIS_URL = "STRATAGEM_REDIS_URL"
 ENV_USER = "STRATAGEM_USER"
 ENV_GENERATOR = "STRATAGEM_GENERATOR"
+ENV_BACKEND = "STRATAGEM_BACKEND"
+ENV_PROJECT = "GOOGLE_CLOUD_PROJECT"
+ENV_API_KEYS = "STRATAGEM_API_KEYS"
 GEMINI_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "STRATAGEM_GEMINI_MODEL", "STRATAGEM_GEMINI_TEMPERATURE",
               "STRATAGEM_GEMINI_BASE_URL")
 
@@ -57,6 +60,10 @@ class Settings:
     redis_url: str | None = None
     user_id: str = "local"
     generator: str = "offline"
+    backend: str = "local"  # local (SQLite, in-process bus) | gcp (Firestore, Pub/Sub)
+    gcp_project: str = "stratagem-local"
+    # API keys -> user ids for local/dev auth ("key1:alice,key2:bob"); secrets, never in repr().
+    api_keys: dict = field(default_factory=dict, repr=False)
     # Gemini settings as given in the environment; the key is a secret, so never in repr().
     gemini: dict = field(default_factory=dict, repr=False)
 
@@ -90,6 +97,17 @@ class Settings:
         gemini = {k: env[k] for k in GEMINI_ENV if env.get(k)}
         if gemini:
             s = replace(s, gemini=gemini)
+        if env.get(ENV_BACKEND):
+            if env[ENV_BACKEND] not in ("local", "gcp"):
+                raise BadInput(f"{ENV_BACKEND} must be 'local' or 'gcp', got {env[ENV_BACKEND]!r}")
+            s = replace(s, backend=env[ENV_BACKEND])
+        if env.get(ENV_PROJECT):
+            s = replace(s, gcp_project=env[ENV_PROJECT])
+        if env.get(ENV_API_KEYS):
+            pairs = [p.split(":", 1) for p in env[ENV_API_KEYS].split(",") if p.strip()]
+            if any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
+                raise BadInput(f"{ENV_API_KEYS} must look like 'key1:user1,key2:user2'")
+            s = replace(s, api_keys={k.strip(): u.strip() for k, u in pairs})
         if env.get(ENV_USER):
             s = replace(s, user_id=env[ENV_USER])
         if env.get(ENV_REDIS_URL):

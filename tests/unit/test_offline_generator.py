@@ -17,12 +17,18 @@ import re
 from pathlib import Path
 
 import pytest
-
 from stratagem.data.pit import PointInTime
 from stratagem.data.reference import ReferenceData
 from stratagem.data.store import iso_to_day
 from stratagem.generation.base import GeneratedStrategy, GenerationRefused
-from stratagem.generation.offline import AllOf, AnyOf, Condition, Not, OfflineGenerator, Ranking
+from stratagem.generation.offline import (
+    AllOf,
+    AnyOf,
+    Condition,
+    Not,
+    OfflineGenerator,
+    Ranking,
+)
 from stratagem.sandbox.policy import check
 from stratagem.sandbox.runtime import LoadedStrategy, sanitize_result
 
@@ -263,7 +269,7 @@ def _run_days(source: str, pit: PointInTime, days: list[int], symbols: list[str]
     for day in days:
         pit.set_asof(day)
         for sym in symbols:
-            signal, score, values = sanitize_result(strategy.classify(sym))
+            signal, score, _ = sanitize_result(strategy.classify(sym))
             assert score is None or math.isfinite(score)
             out[(sym, day)] = signal
     return out
@@ -284,10 +290,10 @@ def test_parse_generate_validate_and_run(prompt, expr, extra, pit, market):
     # every parameter is an UPPER_CASE module constant of the code, with a meaning
     for p in strategy.parameters:
         assert re.fullmatch(r"[A-Z][A-Z0-9_]*", p.name) and p.meaning
-        assert re.search(rf"^{p.name} = ", strategy.code, re.M), p.name
+        assert re.search(rf"^{p.name} = ", strategy.code, re.MULTILINE), p.name
     assert re.fullmatch(r"[a-z0-9_]{3,60}", strategy.name)
     assert strategy.description.endswith(".") and strategy.explanation
-    assert f'Prompt: "' in strategy.code
+    assert 'Prompt: "' in strategy.code
     days = [iso_to_day(d) for d in SMOKE_DAYS]
     _run_days(strategy.code, pit, days, market.symbols)
 
@@ -394,7 +400,7 @@ def test_ranking_signals_every_symbol_and_screens_top_n(pit, market):
 def test_score_is_the_main_measure(pit):
     pit.set_asof(iso_to_day("2012-06-01"))
     gap = LoadedStrategy(GEN.generate("gap down 0.1%").code, pit.functions())
-    signal, score, values = sanitize_result(gap.classify("AAPL"))
+    _, score, values = sanitize_result(gap.classify("AAPL"))
     assert score == -values["gap_pct"]
     rsi = LoadedStrategy(GEN.generate("RSI below 90").code, pit.functions())
     signal, score, values = sanitize_result(rsi.classify("AAPL"))

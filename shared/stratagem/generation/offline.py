@@ -28,8 +28,18 @@ from .offline_parse import parse_text
 from .offline_spec import AllOf, AnyOf, Condition, Not, Ranking, Spec
 from .offline_text import CAPABILITIES, refusal
 
-__all__ = ["OfflineGenerator", "Spec", "Condition", "AllOf", "AnyOf", "Not", "Ranking", "describe_condition",
-           "describe_node", "CAPABILITIES"]
+__all__ = [
+    "CAPABILITIES",
+    "AllOf",
+    "AnyOf",
+    "Condition",
+    "Not",
+    "OfflineGenerator",
+    "Ranking",
+    "Spec",
+    "describe_condition",
+    "describe_node",
+]
 
 MAX_PROMPT_CHARS = 2000
 

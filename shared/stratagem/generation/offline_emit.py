@@ -19,7 +19,7 @@ from typing import Any
 
 from ..data.reference import canonical_sector
 from .base import Parameter
-from .offline_spec import AllOf, AnyOf, Condition, Node, Not, Ranking, Spec
+from .offline_spec import AllOf, Condition, Node, Not, Ranking, Spec
 
 # --------------------------------------------------------------------------- helpers library
 HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -332,11 +332,7 @@ ALL_HISTORY = 20000  # "all-time": every available session (up to ~80 years)
 
 
 #: names generated variables must not shadow (builtins, modules, data functions)
-RESERVED = frozenset("""
-abs all any bool dict enumerate filter float int isinstance len list map max min range round set sorted str sum
-tuple zip math statistics np datetime get_price_data get_multiple_symbols_data get_fundamental_data
-get_earnings_data get_sector_data scan_universe classify_symbol run_screening True False None
-""".split())
+RESERVED = frozenset(["abs", "all", "any", "bool", "dict", "enumerate", "filter", "float", "int", "isinstance", "len", "list", "map", "max", "min", "range", "round", "set", "sorted", "str", "sum", "tuple", "zip", "math", "statistics", "np", "datetime", "get_price_data", "get_multiple_symbols_data", "get_fundamental_data", "get_earnings_data", "get_sector_data", "scan_universe", "classify_symbol", "run_screening", "True", "False", "None"])
 
 
 class Ctx:
@@ -961,6 +957,13 @@ def describe_condition(c: Condition) -> str:
     m = EMITTERS[c.kind](Ctx(), c.params)
     if c.op is None:
         return m.noun
+    if c.threshold == 0 and c.kind in ("ma_distance", "ma_spread"):
+        p = c.params
+        side = "above" if c.op in (">", ">=") else "below"
+        label = _ma_label(p["ma"])
+        if c.kind == "ma_distance":
+            return f"the close is {side} its {p['period']}-day {label}"
+        return f"the {p['fast']}-day {label} is {side} the {p['slow']}-day {label}"
     return f"{m.noun} is {_OP_WORDS[c.op]} {_value_text(c.threshold, m.unit)}"
 
 
@@ -1049,7 +1052,7 @@ def _max_expr(parts: list[str]) -> str:
 
 
 def _eval_const(expr: str, values: dict[str, Any]) -> Any:
-    return eval(expr, {"__builtins__": {"max": max}}, dict(values))  # noqa: S307 - our own arithmetic on constants
+    return eval(expr, {"__builtins__": {"max": max}}, dict(values))
 
 
 @dataclass
@@ -1253,8 +1256,9 @@ def _wrap_doc(lines: list[str], width: int = 96) -> list[str]:
             continue
         lead = "  * " if line.startswith("  * ") else ""
         indent = "    " if lead else ""
-        cur = lead
-        for w in line[len(lead):].split(" "):
+        words = line[len(lead):].split(" ")
+        cur = lead + words[0]
+        for w in words[1:]:
             if cur.strip() and len(cur) + 1 + len(w) > width:
                 out.append(cur)
                 cur = indent + w

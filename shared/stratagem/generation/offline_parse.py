@@ -661,11 +661,11 @@ def _off(m: re.Match):
                      thresholds(m, ">=", negate=high), m.group(0))
 
 
-@rec("breakout", rf"\b(?:break(?:s|ing)?\s*out|broke\s*out|breakout|clos(?:e|es|ed|ing)|break(?:s|ing)?|broke|mov(?:es|ed|ing)"
-                 rf"|trad(?:es|ed|ing)|breakdown|breaking down|breaks down|broke down|drop(?:s|ped|ping)?|fall(?:s|ing)?|fell"
-                 rf"|sink(?:s|ing)?|sank|dip(?:s|ped|ping)?|ris(?:es|ing)|rose|jump(?:s|ed|ing)?|push(?:es|ed|ing)?)\s+(?P<dir>above|over|past|through|to|below"
-                 rf"|under|beneath)\s+(?:the\s+|its\s+|their\s+|a\s+)?(?:new\s+)?(?:prior\s+|previous\s+|recent\s+)?"
-                 rf"(?P<n>\d+)d\s+(?P<side>high|low|range)s?\b")
+@rec("breakout", r"\b(?:break(?:s|ing)?\s*out|broke\s*out|breakout|clos(?:e|es|ed|ing)|break(?:s|ing)?|broke|mov(?:es|ed|ing)"
+                 r"|trad(?:es|ed|ing)|breakdown|breaking down|breaks down|broke down|drop(?:s|ped|ping)?|fall(?:s|ing)?|fell"
+                 r"|sink(?:s|ing)?|sank|dip(?:s|ped|ping)?|ris(?:es|ing)|rose|jump(?:s|ed|ing)?|push(?:es|ed|ing)?)\s+(?P<dir>above|over|past|through|to|below"
+                 r"|under|beneath)\s+(?:the\s+|its\s+|their\s+|a\s+)?(?:new\s+)?(?:prior\s+|previous\s+|recent\s+)?"
+                 r"(?P<n>\d+)d\s+(?P<side>high|low|range)s?\b")
 def _breakout(m: re.Match):
     up = m.group("dir") in ("above", "over", "past", "through", "to")
     side = "high" if up else "low"
@@ -816,7 +816,7 @@ RECOGNISERS.extend([
         rf"\b(?:>=\s*)?(?P<n>\d+)d?\s+(?:consecutive|straight|successive)\s+(?P<dir>{_SUP}|{_SDOWN})"
         r"(?:\s+(?:days?|sessions?|closes?|bars?|candles?))?\b"), _streak),
     ("streak_noun", re.compile(
-        rf"\b(?P<n>\d+)d?\s+(?P<dir>winning|losing|up|down)\s+streak\b|\b(?P<dir2>winning|losing|up|down)\s+streak\s+of\s+"
+        r"\b(?P<n>\d+)d?\s+(?P<dir>winning|losing|up|down)\s+streak\b|\b(?P<dir2>winning|losing|up|down)\s+streak\s+of\s+"
         r"(?:>=\s*)?(?P<n2>\d+)d?\b"), _streak),
     ("streak_row_of", re.compile(
         rf"\b(?P<n>\d+)d?\s+(?:(?:days?|sessions?)\s+)?(?:in a row|straight)\s+(?:of\s+)?(?P<dir>gains|losses|{_SUP}|{_SDOWN})"
@@ -923,8 +923,8 @@ _RANK_DIR_DESC = {"highest", "best", "strongest", "largest", "biggest", "most", 
 _RANK_DIR_ASC = {"lowest", "worst", "weakest", "smallest", "least", "bottom", "cheapest", "fewest", "lower"}
 
 _METRICS: tuple[tuple[str, Callable[[re.Match], tuple[str, dict, bool] | None]], ...] = (
-    (rf"(?:(?P<n0>\d+)d\s+)?(?:price\s+)?(?:momentum|returns?|performance|price change|change|rate of change|roc|gains?)"
-     rf"(?:\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?",
+    ((rf"(?:(?P<n0>\d+)d\s+)?(?:price\s+)?(?:momentum|returns?|performance|price change|change|rate of change|roc|gains?)"
+      rf"(?:\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?"),
      lambda m: ("return", {"lookback": _int(m, "n0", "n", default=MOMENTUM_DEFAULT_LOOKBACK)}, True)),
     (r"(?:gap(?:\s+size)?(?:\s+up)?|gap\s+down)",
      lambda m: ("gap", {}, "down" not in m.group(0))),
@@ -937,7 +937,7 @@ _METRICS: tuple[tuple[str, Callable[[re.Match], tuple[str, dict, bool] | None]],
     (r"eps", lambda m: ("fundamental", {"field": "eps"}, True)),
     (r"de", lambda m: ("fundamental", {"field": "debt_to_equity"}, True)),
     (r"(?:(?:earnings|eps)\s+)?surprise", lambda m: ("earnings_surprise", {}, True)),
-    (rf"(?:(?P<n>\d+)d\s+)?(?:historical\s+|realized\s+)?volatility", lambda m: ("volatility", {"lookback": _int(m, "n", default=VOLATILITY_LOOKBACK), "annualized": True}, True)),
+    (r"(?:(?P<n>\d+)d\s+)?(?:historical\s+|realized\s+)?volatility", lambda m: ("volatility", {"lookback": _int(m, "n", default=VOLATILITY_LOOKBACK), "annualized": True}, True)),
     (rf"{_ATR}(?:\s*%)?", lambda m: ("atr_pct", {"period": _int(m, "p", default=ATR_PERIOD)}, True)),
     (r"(?:(?P<n>\d+)d\s+)?zscore", lambda m: ("zscore", {"lookback": _int(m, "n", default=ZSCORE_LOOKBACK)}, True)),
     (rf"relative strength(?:\s+(?:vs|against)\s+{BENCH})?(?:\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?",
@@ -1060,19 +1060,7 @@ _OR = re.compile(r"\bor\b|\beither\b")
 _AND = re.compile(r"\band\b|\bwith\b|\bbut\b|\bplus\b|\bwhile\b|\balso\b|\bwhere\b|\bthat\b|\bwhich\b|&|;|\bwithout\b"
                   r"|\bexcluding\b|\bexcept\b|\bon\b|\bafter\b|\bwhen\b|\bwhose\b|\bhaving\b")
 
-_FILLER = frozenset("""
-find show list give get me my i we us our want wanted looking look for scan screen screener search identify alert alerts notify
-tell when whenever if where which that who whose stocks stock shares share companies company names name tickers ticker symbols
-symbol equities equity securities the a an with and or but not no of in on at by to from is are was were be been being has have
-had its their it they them there this these those any all some today day days session currently current now just recently
-recent still also both either neither nor than then so very pattern patterns signal signals setup setups candle candles
-candlestick bar bars trading trade trades traded please can could you would like need should etc sector sectors space
-industry plays play ones one having whose into onto after before while where what show screen flag
-flags triggered trigger triggers gives forming form formed forms print prints printed appear appears appearing daily
-market markets price prices
-strategy strategies idea ideas buy sell entry entries candidates candidate universe filter filters filtered
-day's sessions today's currently occurring occur occurs occurred happen happens happened make makes making made
-""".split())
+_FILLER = frozenset(["find", "show", "list", "give", "get", "me", "my", "i", "we", "us", "our", "want", "wanted", "looking", "look", "for", "scan", "screen", "screener", "search", "identify", "alert", "alerts", "notify", "tell", "when", "whenever", "if", "where", "which", "that", "who", "whose", "stocks", "stock", "shares", "share", "companies", "company", "names", "name", "tickers", "ticker", "symbols", "symbol", "equities", "equity", "securities", "the", "a", "an", "with", "and", "or", "but", "not", "no", "of", "in", "on", "at", "by", "to", "from", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "its", "their", "it", "they", "them", "there", "this", "these", "those", "any", "all", "some", "today", "day", "days", "session", "currently", "current", "now", "just", "recently", "recent", "still", "also", "both", "either", "neither", "nor", "than", "then", "so", "very", "pattern", "patterns", "signal", "signals", "setup", "setups", "candle", "candles", "candlestick", "bar", "bars", "trading", "trade", "trades", "traded", "please", "can", "could", "you", "would", "like", "need", "should", "etc", "sector", "sectors", "space", "industry", "plays", "play", "ones", "one", "having", "whose", "into", "onto", "after", "before", "while", "where", "what", "show", "screen", "flag", "flags", "triggered", "trigger", "triggers", "gives", "forming", "form", "formed", "forms", "print", "prints", "printed", "appear", "appears", "appearing", "daily", "market", "markets", "price", "prices", "strategy", "strategies", "idea", "ideas", "buy", "sell", "entry", "entries", "candidates", "candidate", "universe", "filter", "filters", "filtered", "day's", "sessions", "today's", "currently", "occurring", "occur", "occurs", "occurred", "happen", "happens", "happened", "make", "makes", "making", "made"])
 
 
 def parse_text(prompt: str) -> Spec:

@@ -50,20 +50,20 @@ class Condition:
 
 @dataclass(frozen=True)
 class AllOf:
-    items: tuple["Node", ...]
+    items: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class AnyOf:
-    items: tuple["Node", ...]
+    items: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Not:
-    item: "Node"
+    item: Node
 
 
-Node = Union[Condition, AllOf, AnyOf, Not]
+Node = Union[Condition, AllOf, AnyOf, Not]  # noqa: UP007 - a runtime alias of forward-referenced classes
 
 
 @dataclass(frozen=True, eq=False)

@@ -41,31 +41,31 @@ CAPABILITIES = (
 
 _REFUSALS: tuple[tuple[str, str], ...] = (
     ("intraday data (minutes, hours, ticks, pre/after-market, VWAP) is not available: only daily bars",
-     r"\bintra-?day\b(?!\s+(?:range|high|low|swing|move|volatility))|\bminutes?\b|\bmins?\s+(?:bars?|candles?|chart)"
+     (r"\bintra-?day\b(?!\s+(?:range|high|low|swing|move|volatility))|\bminutes?\b|\bmins?\s+(?:bars?|candles?|chart)"
      r"|\b\d+\s*-?\s*(?:m|min|mins|minute|h|hr|hour)\s*(?:bars?|candles?|charts?|timeframe|candlesticks?)\b"
      r"|\bhourly\b|\bhours?\b|\b\d+h\b|\bticks?\b|\btick[- ]by[- ]tick\b|\bpre-?market\b|\bpost-?market\b"
-     r"|\bafter-?hours\b|\bextended[- ]hours\b|\bopening range\b|\bvwap\b|\bseconds\b|\blast (?:\d+|few) mins?\b"),
+     r"|\bafter-?hours\b|\bextended[- ]hours\b|\bopening range\b|\bvwap\b|\bseconds\b|\blast (?:\d+|few) mins?\b")),
     ("options data (option chains, implied volatility, greeks, open interest) is not available",
-     r"\boptions?\b|\bcalls? and puts?\b|\bputs? and calls?\b|\bput/call\b|\bcall/put\b|\bimplied vol\w*|\biv\b"
+     (r"\boptions?\b|\bcalls? and puts?\b|\bputs? and calls?\b|\bput/call\b|\bcall/put\b|\bimplied vol\w*|\biv\b"
      r"|\biv (?:rank|percentile)\b|\bgreeks?\b|\bdelta\b|\bgamma\b|\btheta\b|\bvega\b|\bopen interest\b"
      r"|\bstrike(?: price)?s?\b|\bexpir(?:y|ation|ing)\b|\bstraddles?\b|\bstrangles?\b|\biron condors?\b"
-     r"|\bcovered calls?\b|\bbuy(?:ing)? (?:calls|puts)\b"),
+     r"|\bcovered calls?\b|\bbuy(?:ing)? (?:calls|puts)\b")),
     ("news, sentiment, social media, analyst and insider data are not available",
-     r"\bnews\b|\bheadlines?\b|\bsentiment\b|\btweets?\b|\btwitter\b|\breddit\b|\bwallstreetbets\b|\bwsb\b"
+     (r"\bnews\b|\bheadlines?\b|\bsentiment\b|\btweets?\b|\btwitter\b|\breddit\b|\bwallstreetbets\b|\bwsb\b"
      r"|\bsocial media\b|\bstocktwits\b|\bpress releases?\b|\banalysts?\b|\bupgrade[sd]?\b|\bdowngrade[sd]?\b"
      r"|\bprice targets?\b|\brumou?rs?\b|\bfda\b|\blawsuits?\b|\bceo\b|\binsiders?\b|\b13f\b|\bcongress\w*"
      r"|\bhype\b|\bviral\b|\bearnings calls?\b|\bconference calls?\b|\btranscripts?\b|\bmacro\b|\bfed\b"
-     r"|\binterest rates?\b|\bcpi\b|\beconomic (?:data|calendar|news)\b"),
+     r"|\binterest rates?\b|\bcpi\b|\beconomic (?:data|calendar|news)\b")),
     ("order-book data (level 2, bid/ask, order flow, dark pools, time and sales) is not available",
-     r"\border ?books?\b|\blevel (?:2|ii|two)\b|\bl2\b|\bdepth of (?:book|market)\b|\bmarket depth\b"
+     (r"\border ?books?\b|\blevel (?:2|ii|two)\b|\bl2\b|\bdepth of (?:book|market)\b|\bmarket depth\b"
      r"|\bbid[- /]?ask\b|\bbid and ask\b|\bbids? and offers?\b|\border flow\b|\bdark pools?\b|\btime and sales\b"
-     r"|\btape reading\b|\bblock trades?\b|\bbid size\b|\bask size\b|\bspread between (?:the )?bid"),
+     r"|\btape reading\b|\bblock trades?\b|\bbid size\b|\bask size\b|\bspread between (?:the )?bid")),
     ("crypto, forex, futures and commodities are not in the data (US stocks only)",
-     r"\bcrypto\w*|\bbitcoin\b|\bbtc\b|\bethereum\b|\beth\b|\bdogecoin\b|\bdoge\b|\bsolana\b|\baltcoins?\b"
+     (r"\bcrypto\w*|\bbitcoin\b|\bbtc\b|\bethereum\b|\beth\b|\bdogecoin\b|\bdoge\b|\bsolana\b|\baltcoins?\b"
      r"|\bnfts?\b|\bforex\b|\bfx\b|\bcurrency pairs?\b|\bcurrencies\b|\b(?:eur|usd|gbp|jpy|aud|cad|chf)/?"
-     r"(?:usd|jpy|eur|gbp|chf|cad|aud)\b|\bfutures\b|\bcommodit(?:y|ies)\b|\bstablecoins?\b|\bdefi\b"),
+     r"(?:usd|jpy|eur|gbp|chf|cad|aud)\b|\bfutures\b|\bcommodit(?:y|ies)\b|\bstablecoins?\b|\bdefi\b")),
     ("predictions and promises of profit cannot be expressed: a strategy states conditions on past data",
-     r"\bmake (?:me|us|you)? ?(?:rich|money|a fortune|millions)\b|\bget rich\b|\bgetting rich\b"
+     (r"\bmake (?:me|us|you)? ?(?:rich|money|a fortune|millions)\b|\bget rich\b|\bgetting rich\b"
      r"|\b(?:will|going to|gonna|about to|likely to|expected to|predicted to|poised to|set to|sure to|bound to)"
      r" (?:go up|go down|rise|rally|moon|explode|double|triple|skyrocket|soar|pop|outperform|beat|increase"
      r"|gain|climb|surge|crash|drop|fall|decline|break ?out|recover|bounce|be (?:a )?winners?|win|make money)\b"
@@ -75,16 +75,16 @@ _REFUSALS: tuple[tuple[str, str], ...] = (
      r"|\bmulti-?baggers?\b|\b10-?baggers?\b|\bbest stocks? to (?:buy|own|hold)\b|\bwhat (?:should|to) (?:i )?buy\b"
      r"|\bstocks? to buy (?:now|today)\b|\beasy money\b|\bfree money\b|\btomorrow\b|\bnext (?:week|month|year|quarter)\b"
      r"|\bin the future\b|\bfuture (?:price|prices|returns?|performance)\b|\bwinning stocks?\b|\bhot stocks?\b"
-     r"|\bstocks? that will\b|\bwill (?:go|be) (?:up|higher)\b"),
+     r"|\bstocks? that will\b|\bwill (?:go|be) (?:up|higher)\b")),
     ("weekly or monthly bars are not available: strategies run on daily bars",
-     r"\b(?:weekly|monthly) (?:bars?|candles?|charts?|closes?|rsi|macd|timeframe|candlesticks?)\b"),
-    ("that data field is not available; fundamentals are limited to P/E, EPS, market cap, debt to equity, "
-     "sector/industry and earnings reports (EPS actual/estimate, surprise, revenue)",
-     r"\bdividends?\b|\byields?\b|\bshort interest\b|\bshort squeeze\b|\bdays to cover\b|\bshort float\b"
+     (r"\b(?:weekly|monthly) (?:bars?|candles?|charts?|closes?|rsi|macd|timeframe|candlesticks?)\b")),
+    (("that data field is not available; fundamentals are limited to P/E, EPS, market cap, debt to equity, "
+      "sector/industry and earnings reports (EPS actual/estimate, surprise, revenue)"),
+     (r"\bdividends?\b|\byields?\b|\bshort interest\b|\bshort squeeze\b|\bdays to cover\b|\bshort float\b"
      r"|\bfloat\b|\binstitutional\b|\bownership\b|\broe\b|\broa\b|\breturn on (?:equity|assets|capital)\b"
      r"|\bfree cash flow\b|\bfcf\b|\bcash flow\b|\bbook value\b|\bprice[- ]to[- ]book\b|\bp/b\b|\bpeg\b"
      r"|\bev/ebitda\b|\bebitda\b|\b(?:gross|profit|operating|net) margins?\b|\bguidance\b|\bbeta\b"
-     r"|\bprice[- ]to[- ]sales\b|\bp/s\b|\bbuybacks?\b|\bcredit rating\b|\besg\b"),
+     r"|\bprice[- ]to[- ]sales\b|\bp/s\b|\bbuybacks?\b|\bcredit rating\b|\besg\b")),
 )
 _REFUSAL_RES = tuple((reason, re.compile(pattern)) for reason, pattern in _REFUSALS)
 
@@ -101,15 +101,7 @@ def refusal(prompt: str) -> str | None:
 # ----------------------------------------------------------------------------- tickers
 
 #: Capitalised words that are not tickers (indicator names, units, shouting).
-NOT_TICKERS = frozenset("""
-RSI SMA EMA MA DMA ATR MACD BB EPS PE PEG ROE ROA EV EBITDA FCF IPO CEO CFO NYSE NASDAQ AMEX SEC GDP
-CPI FOMC FED API OHLC OHLCV VWAP RVOL ADV AVG MAX MIN STD SD YTD MTD QTD TTM YOY QOQ EOD ATH ATL HV IV
-ETF ETFS USD US USA UK EU AND OR NOT BUT WITH WHEN THE FOR ALL ANY TOP BUY SELL LONG SHORT ME MY AN IT
-IS ON IN OF AT BY TO IF SO NO OK UP DOWN GAP HIGH LOW NEW DAY DAYS TA NR DE AM PM OTC AUM AI ESG GICS
-PCT DCF ADR REIT REITS BTC ETH FX NFT NFTS TECH IT LOL PLS PLEASE FIND SHOW ALERT STOCKS STOCK SCAN
-TRUE FALSE NULL NONE ID OTM ITM ATM DTE IVR CAGR MOM ROC OBV ADX CCI MFI PPO TRIX TSI WMA HMA KAMA VIX
-ALSO THAT THEN THAN ARE WAS HAS HAVE FROM INTO ONLY JUST LIKE OVER UNDER ABOVE BELOW MORE LESS
-""".split())
+NOT_TICKERS = frozenset(["RSI", "SMA", "EMA", "MA", "DMA", "ATR", "MACD", "BB", "EPS", "PE", "PEG", "ROE", "ROA", "EV", "EBITDA", "FCF", "IPO", "CEO", "CFO", "NYSE", "NASDAQ", "AMEX", "SEC", "GDP", "CPI", "FOMC", "FED", "API", "OHLC", "OHLCV", "VWAP", "RVOL", "ADV", "AVG", "MAX", "MIN", "STD", "SD", "YTD", "MTD", "QTD", "TTM", "YOY", "QOQ", "EOD", "ATH", "ATL", "HV", "IV", "ETF", "ETFS", "USD", "US", "USA", "UK", "EU", "AND", "OR", "NOT", "BUT", "WITH", "WHEN", "THE", "FOR", "ALL", "ANY", "TOP", "BUY", "SELL", "LONG", "SHORT", "ME", "MY", "AN", "IT", "IS", "ON", "IN", "OF", "AT", "BY", "TO", "IF", "SO", "NO", "OK", "UP", "DOWN", "GAP", "HIGH", "LOW", "NEW", "DAY", "DAYS", "TA", "NR", "DE", "AM", "PM", "OTC", "AUM", "AI", "ESG", "GICS", "PCT", "DCF", "ADR", "REIT", "REITS", "BTC", "ETH", "FX", "NFT", "NFTS", "TECH", "IT", "LOL", "PLS", "PLEASE", "FIND", "SHOW", "ALERT", "STOCKS", "STOCK", "SCAN", "TRUE", "FALSE", "NULL", "NONE", "ID", "OTM", "ITM", "ATM", "DTE", "IVR", "CAGR", "MOM", "ROC", "OBV", "ADX", "CCI", "MFI", "PPO", "TRIX", "TSI", "WMA", "HMA", "KAMA", "VIX", "ALSO", "THAT", "THEN", "THAN", "ARE", "WAS", "HAS", "HAVE", "FROM", "INTO", "ONLY", "JUST", "LIKE", "OVER", "UNDER", "ABOVE", "BELOW", "MORE", "LESS"])
 
 _TICKER_RE = re.compile(r"(?<![A-Za-z0-9_$/&.'\-])(\$?)([A-Z]{1,5}(?:\.[A-Z]{1,2})?)(?![A-Za-z0-9_/&'])")
 _CASHTAG_RE = re.compile(r"\$([A-Za-z]{1,5}(?:\.[A-Za-z]{1,2})?)\b")
@@ -122,9 +114,8 @@ def _mark_tickers(text: str) -> str:
 
     def repl(m: re.Match) -> str:
         cash, tok = m.group(1), m.group(2)
-        if not cash:
-            if shouting or len(tok) < 2 or tok in NOT_TICKERS:
-                return m.group(0)
+        if not cash and (shouting or len(tok) < 2 or tok in NOT_TICKERS):
+            return m.group(0)
         return " sym_" + tok.lower() + " "
 
     text = _TICKER_RE.sub(repl, text)
@@ -134,9 +125,8 @@ def _mark_tickers(text: str) -> str:
 # ----------------------------------------------------------------------------- numbers
 
 _ONES = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen".split())}
-_TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"])}
+_TENS = {w: 10 * (i + 2) for i, w in enumerate(["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"])}
 _UNITS = {"trillion": 1e12, "tn": 1e12, "t": 1e12, "billion": 1e9, "bn": 1e9, "b": 1e9, "bil": 1e9,
           "million": 1e6, "mln": 1e6, "mm": 1e6, "mn": 1e6, "m": 1e6, "mil": 1e6,
           "thousand": 1e3, "k": 1e3}
@@ -222,15 +212,15 @@ _TERMS: tuple[tuple[str, str], ...] = (
     (r"\b(rsi|atr)\s*-\s*(\d+)\b", r"\1(\2)"),
     (r"\b(rsi|atr)(\d+)\b", r"\1(\2)"),
     (r"\b(\d+)\s*-?\s*(?:days?|d|periods?|sessions?|bars?)?\s*-?\s*(rsi|atr)\b", r"\2(\1)"),
-    (r"\b(rsi|atr)\s+(\d+)(?=\s+(?:is\s+|was\s+)?(?:above|below|over|under|cross|crosses|crossing|"
-     r"falls|fell|rises|rose|reading|value|level|of|at|<|>|=|greater|less|more|%|percent))", r"\1(\2)"),
+    ((r"\b(rsi|atr)\s+(\d+)(?=\s+(?:is\s+|was\s+)?(?:above|below|over|under|cross|crosses|crossing|"
+     r"falls|fell|rises|rose|reading|value|level|of|at|<|>|=|greater|less|more|%|percent))"), r"\1(\2)"),
     (r"\bbollinger'?s?(?:\s+bands?)?\b|\bb-?bands?\b|\bbb\b", "bollinger"),
     (r"\bbollinger\s+(lower|upper|bottom|top|middle)(?:\s+bands?)?\b", r"\1 bollinger"),
     (r"\bstandard\s+deviations?\b|\bstd\.?\s*devs?\.?\b|\bstdevs?\b|\bsigmas?\b|\bsd\b|\bstds\b", "std"),
     (r"\bz[\s-]?scores?\b", "zscore"),
     (r"\bearnings\s+per\s+share\b", "eps"),
-    (r"\bprice[\s/-]*to[\s/-]*earnings(?:\s+ratios?)?\b|\bp\s*/\s*e(?:\s+ratios?)?s?\b|\bpe\s+ratios?\b|\bp/e\b"
-     r"|\bpe's\b|\bpes\b", "pe"),
+    ((r"\bprice[\s/-]*to[\s/-]*earnings(?:\s+ratios?)?\b|\bp\s*/\s*e(?:\s+ratios?)?s?\b|\bpe\s+ratios?\b|\bp/e\b"
+     r"|\bpe's\b|\bpes\b"), "pe"),
     (r"\bdebt[\s-]*to[\s-]*equity(?:\s+ratios?)?\b|\bd\s*/\s*e(?:\s+ratios?)?\b|\bdebt\s*/\s*equity\b", "de"),
     (r"\bmarket\s+cap(?:italization|italisation|s)?\b|\bmkt\.?\s*caps?\b|\bmarket\s+value\b", "mcap"),
     (r"\ball[\s-]+time\b", "alltime"),
@@ -248,13 +238,13 @@ _TERMS: tuple[tuple[str, str], ...] = (
 _TERM_RES = tuple((re.compile(p), r) for p, r in _TERMS)
 
 _COMPARATORS: tuple[tuple[str, str], ...] = (
-    (r"\b(?:greater|more|higher|bigger|larger)\s+than\s+or\s+equal\s+to\b|\bequal\s+to\s+or\s+(?:greater|more|higher)\s+than\b"
-     r"|>=|=>|\bat\s+least\b|\bno\s+less\s+than\b|\bnot\s+less\s+than\b|\bno\s+lower\s+than\b|\b(?:a\s+)?minimum\s+of\b",
+    ((r"\b(?:greater|more|higher|bigger|larger)\s+than\s+or\s+equal\s+to\b|\bequal\s+to\s+or\s+(?:greater|more|higher)\s+than\b"
+     r"|>=|=>|\bat\s+least\b|\bno\s+less\s+than\b|\bnot\s+less\s+than\b|\bno\s+lower\s+than\b|\b(?:a\s+)?minimum\s+of\b"),
      " >= "),
-    (r"\b(?:less|lower|smaller|fewer)\s+than\s+or\s+equal\s+to\b|<=|=<|\bat\s+most\b|\bno\s+more\s+than\b"
-     r"|\bnot\s+more\s+than\b|\bno\s+higher\s+than\b|\bno\s+greater\s+than\b|\b(?:a\s+)?maximum\s+of\b|\bup\s+to\b",
+    ((r"\b(?:less|lower|smaller|fewer)\s+than\s+or\s+equal\s+to\b|<=|=<|\bat\s+most\b|\bno\s+more\s+than\b"
+     r"|\bnot\s+more\s+than\b|\bno\s+higher\s+than\b|\bno\s+greater\s+than\b|\b(?:a\s+)?maximum\s+of\b|\bup\s+to\b"),
      " <= "),
-    (r"\b(?:more|greater|higher|bigger|larger)\s+than\b|\bin\s+excess\s+of\b|\bexceed(?:s|ed|ing)?\b|\bupwards\s+of\b",
+    ((r"\b(?:more|greater|higher|bigger|larger)\s+than\b|\bin\s+excess\s+of\b|\bexceed(?:s|ed|ing)?\b|\bupwards\s+of\b"),
      " > "),
     (r"\b(?:less|lower|smaller|fewer)\s+than\b", " < "),
 )

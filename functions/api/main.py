@@ -1,0 +1,28 @@
+"""HTTP API function (CONTRACT §6): decode the request, call the API core, return JSON."""
+
+import functions_framework
+from flask import Request, Response
+
+_api = None  # built on the first request, never at import
+
+
+def _get_api():
+    global _api
+    if _api is None:
+        from stratagem.api import Api, ApiKeyAuth, FirebaseAuth
+        from stratagem.factory import services
+        from stratagem.settings import Settings
+
+        settings = Settings.from_env()
+        auth = ApiKeyAuth(settings.api_keys) if settings.api_keys else FirebaseAuth(settings.gcp_project)
+        _api = Api(services(), auth)
+    return _api
+
+
+@functions_framework.http
+def api(request: Request) -> Response:
+    import json
+
+    status, doc = _get_api().handle(request.method, request.path, request.get_data(cache=False) or b"",
+                                     dict(request.headers))
+    return Response(json.dumps(doc, allow_nan=False), status=status, mimetype="application/json")

@@ -1,0 +1,37 @@
+"""Load and check ``infra/stack.toml``: the one declaration everything else reads."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DEFAULT = HERE / "stack.toml"
+
+
+def load(path: Path = DEFAULT) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        decl = tomllib.load(fh)
+    check(decl)
+    return decl
+
+
+def check(decl: dict[str, Any]) -> None:
+    """Internal consistency: every trigger, publish and scheduler target is a declared topic."""
+    topics = {t["name"] for t in decl.get("topics", [])}
+    problems = []
+    for f in decl.get("functions", []):
+        if f["trigger"] != "http" and f["trigger"] not in topics:
+            problems.append(f"function {f['name']} is triggered by undeclared topic {f['trigger']}")
+        for t in f.get("publishes", []):
+            if t not in topics:
+                problems.append(f"function {f['name']} publishes to undeclared topic {t}")
+    for j in decl.get("scheduler", []):
+        if j["topic"] not in topics:
+            problems.append(f"scheduler job {j['name']} targets undeclared topic {j['topic']}")
+    dl = decl.get("project", {}).get("dead_letter_topic")
+    if dl and dl not in topics:
+        problems.append(f"dead-letter topic {dl} is not declared")
+    if problems:
+        raise ValueError("infra/stack.toml is inconsistent:\n  " + "\n  ".join(problems))
