@@ -34,6 +34,8 @@ MAX_TABLE_ROWS = 300  # rows of the screen / replay / example tables
 MAX_VALUE_CHARS = 160  # one strategy value, rendered
 MAX_VALUE_COLUMNS = 8  # strategy value columns in a table (the rest go to "other")
 MAX_MESSAGE_CHARS = 2000
+HUGE = 1e4  # above this (as a fraction: 1,000,000%), numbers are shown in exponent form
+RETURN_CLIP = 1e4  # histogram range limit (a return of +-1,000,000%)
 
 DASH = "\u2014"
 ELLIPSIS = " \u2026"
@@ -78,10 +80,10 @@ vertical-align:middle;white-space:nowrap}
 .alert.ok{background:var(--ok-bg);border-color:var(--pos)}
 .alert.info{background:var(--panel);border-color:var(--faint)}
 .alert strong{margin-right:4px}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:10px;margin:14px 0 4px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(128px,1fr));gap:10px;margin:14px 0 4px}
 .card{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:10px 14px}
-.card .k{font-size:12px;color:var(--muted)}
-.card .v{font-size:22px;font-weight:650;font-variant-numeric:tabular-nums;line-height:1.3}
+.card .k{font-size:12px;color:var(--muted);white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.card .v{font-size:21px;font-weight:650;font-variant-numeric:tabular-nums;line-height:1.3}
 .card .s{font-size:12px;color:var(--muted);font-variant-numeric:tabular-nums}
 nav.toc{display:flex;flex-wrap:wrap;gap:6px 16px;font-size:13px;margin:18px 0 0;padding:8px 0;
 border-top:1px solid var(--line);border-bottom:1px solid var(--line)}
@@ -181,6 +183,8 @@ def _pct(x: object, signed: bool = True, digits: int = 2) -> str:
     v = _num(x)
     if v is None:
         return DASH
+    if abs(v) >= HUGE:
+        return f"{v * 100:+.3g}%" if signed else f"{v * 100:.3g}%"
     return f"{v * 100:+.{digits}f}%" if signed else f"{v * 100:.{digits}f}%"
 
 
@@ -188,6 +192,8 @@ def _fixed(x: object, digits: int = 2, signed: bool = False) -> str:
     v = _num(x)
     if v is None:
         return DASH
+    if abs(v) >= HUGE * 100:
+        return f"{v:+.3g}" if signed else f"{v:.3g}"
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
@@ -207,6 +213,8 @@ def _price(x: object) -> str:
     v = _num(x)
     if v is None:
         return DASH
+    if abs(v) >= HUGE * 1e4:
+        return f"{v:.4g}"
     return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
 
 
@@ -272,7 +280,7 @@ def _nice_step(span: float, n: int) -> float:
     if not (span > 0 and math.isfinite(span)):
         return 1.0
     raw = span / max(n, 1)
-    mag = 10 ** math.floor(math.log10(raw))
+    mag = 10.0 ** math.floor(math.log10(raw))
     for m in (1, 2, 2.5, 5, 10):
         if raw <= m * mag * (1 + 1e-9):
             return m * mag
@@ -300,8 +308,8 @@ def _nice_domain(lo: float, hi: float, n: int = 5) -> tuple[float, float, list[f
         pad = abs(hi) * 0.05 or 0.01
         lo, hi = lo - pad, hi + pad
     step = _nice_step(hi - lo, n)
-    lo2 = math.floor(lo / step + 1e-9) * step
-    hi2 = math.ceil(hi / step - 1e-9) * step
+    lo2 = float(math.floor(lo / step + 1e-9) * step)
+    hi2 = float(math.ceil(hi / step - 1e-9) * step)
     count = round((hi2 - lo2) / step) + 1
     if not 1 <= count <= 50:  # degenerate (huge or tiny numbers): plain ends, no rounding
         return lo, hi, [lo, hi], hi - lo
@@ -311,6 +319,8 @@ def _nice_domain(lo: float, hi: float, n: int = 5) -> tuple[float, float, list[f
 
 def _step_digits(step: float, scale: float = 1.0) -> int:
     s = abs(step * scale)
+    if not (math.isfinite(s) and 1e-12 < s < 1e15):
+        return 0
     for d in range(6):
         if abs(round(s, d) - s) <= s * 1e-6:
             return d
@@ -320,6 +330,8 @@ def _step_digits(step: float, scale: float = 1.0) -> int:
 def _pct_tick(v: float, step: float) -> str:
     if abs(v) < step * 1e-6:
         return "0%"
+    if abs(v) >= HUGE:
+        return f"{v * 100:+.3g}%"
     return f"{v * 100:+.{_step_digits(step, 100)}f}%"
 
 
@@ -327,6 +339,8 @@ def _num_tick(v: float, step: float) -> str:
     d = _step_digits(step)
     if abs(v) < step * 1e-6:
         v = 0.0
+    if abs(v) >= HUGE * 1e4:
+        return f"{v:.3g}"
     return f"{v:,.{d}f}"
 
 
@@ -379,7 +393,8 @@ class _Lin:
 
 
 def _f(v: float) -> str:
-    """Compact coordinate."""
+    """Compact coordinate (clamped, so bad data cannot produce 'nan' or 'inf' in the SVG)."""
+    v = min(max(v, -1e6), 1e6) if math.isfinite(v) else 0.0
     s = f"{v:.1f}"
     return s.removesuffix(".0")
 
@@ -451,9 +466,14 @@ def _histogram_svg(rets: list[float], w: str, strat_mean: float | None, bench_me
     """Histogram of forward returns with zero, the strategy mean and the benchmark mean marked."""
     W, H = 360, 220
     L, R, T, B = 36, 8, 24, 30
-    a = np.asarray(rets, dtype=float)
+    # anything beyond +-1,000,000% is bad data: fold it into the edge bins, keep the axis sane
+    a = np.clip(np.asarray(rets, dtype=float), -RETURN_CLIP, RETURN_CLIP)
     n = a.size
     lo, hi = (float(np.percentile(a, 1)), float(np.percentile(a, 99))) if n >= 60 else (float(a.min()), float(a.max()))
+    if strat_mean is not None:
+        strat_mean = min(max(strat_mean, -RETURN_CLIP), RETURN_CLIP)
+    if bench_mean is not None:
+        bench_mean = min(max(bench_mean, -RETURN_CLIP), RETURN_CLIP)
     for v in (0.0, strat_mean, bench_mean):
         if v is not None:
             lo, hi = min(lo, v), max(hi, v)
@@ -461,8 +481,8 @@ def _histogram_svg(rets: list[float], w: str, strat_mean: float | None, bench_me
         lo, hi = lo - 0.005, hi + 0.005
     nbins = int(min(40, max(8, round(math.sqrt(n) * 1.6))))
     step = _nice_step(hi - lo, nbins)
-    e0 = math.floor(lo / step + 1e-9) * step
-    e1 = math.ceil(hi / step - 1e-9) * step
+    e0 = float(math.floor(lo / step + 1e-9) * step)
+    e1 = float(math.ceil(hi / step - 1e-9) * step)
     if e1 <= e0:
         e1 = e0 + step
     k = round((e1 - e0) / step) if math.isfinite((e1 - e0) / step) else 0
@@ -716,6 +736,7 @@ def _section(sid: str, title: str, lead: str, body: str) -> str:
 
 
 def _card(k: str, v: str, s: str = "", cls: str = "") -> str:
+    """k: plain text (escaped here); v and s: already-escaped HTML."""
     return (f'<div class="card"><div class="k">{_esc(k)}</div><div class="v {cls}">{v}</div>'
             f'<div class="s">{s}</div></div>')
 
@@ -779,7 +800,7 @@ def _header(bt: dict, title: str, demo: bool, windows: list[str]) -> str:
     entry = bt.get("entry")
     if entry is not None:
         text = {"close": "at the signal day's close", "next_open": "at the next session's open"}.get(str(entry))
-        meta.append(("Entry", (f"{_esc(text)} (<code>{_esc(entry)}</code>)" if text else f"<code>{_esc(entry)}</code>")))
+        meta.append(("Entry", (f"{_esc(text)} <code>{_esc(entry)}</code>" if text else f"<code>{_esc(entry)}</code>")))
     if windows:
         meta.append(("Forward windows", ", ".join(_esc(_window_label(w)) for w in windows)))
     if pm.get("returns_rule"):
@@ -807,33 +828,33 @@ def _header(bt: dict, title: str, demo: bool, windows: list[str]) -> str:
     kw = _key_window(bt, windows)
     cards = []
     signals = pm.get("signals", len(_l(bt.get("instances"))))
-    cards.append(_card("Signals", _count(signals),
-                       f"of {_esc(_count(pm.get('evaluated')))} evaluated \u00b7 rate {_esc(_pct(pm.get('signal_rate'), False))}"))
+    cards.append(_card("Signals", _esc(_count(signals)),
+                       f"{_esc(_pct(pm.get('signal_rate'), False))} of {_esc(_count(pm.get('evaluated')))} evaluated"))
     if kw is not None:
         m = _d(bw.get(kw))
         b = _d(m.get("benchmark"))
-        cards.append(_card(f"Mean {_esc(kw)}-session return", _esc(_pct(m.get("mean"))),
-                           f"benchmark {_esc(_pct(b.get('mean')))} \u00b7 excess {_esc(_pct(m.get('excess_mean')))}",
+        short = _window_label(kw, True)
+        cards.append(_card(f"Mean {short} return", _esc(_pct(m.get("mean"))),
+                           f"bench {_esc(_pct(b.get('mean')))}<br>excess {_esc(_pct(m.get('excess_mean')))}",
                            _sign_cls(m.get("mean"))))
-        cards.append(_card(f"Hit rate ({_window_label(kw, True)})", _esc(_pct(m.get("hit_rate"), False, 1)),
-                           f"benchmark {_esc(_pct(b.get('hit_rate'), False, 1))} \u00b7 t-stat {_esc(_fixed(m.get('t_stat')))}"))
+        cards.append(_card(f"Hit rate {short}", _esc(_pct(m.get("hit_rate"), False, 1)),
+                           f"bench {_esc(_pct(b.get('hit_rate'), False, 1))}<br>"
+                           f"t-stat {_esc(_fixed(m.get('t_stat'), signed=True))}"))
     if eq:
-        cards.append(_card("Total return", _esc(_pct(eq.get("total_return"), digits=1)),
-                           f"benchmark {_esc(_pct(eq.get('benchmark_total_return'), digits=1))}",
-                           _sign_cls(eq.get("total_return"))))
-        cards.append(_card("CAGR", _esc(_pct(eq.get("cagr"), digits=1)),
-                           f"benchmark {_esc(_pct(eq.get('benchmark_cagr'), digits=1))}", _sign_cls(eq.get("cagr"))))
-        cards.append(_card("Sharpe", _esc(_fixed(eq.get("sharpe"))), f"benchmark {_esc(_fixed(eq.get('benchmark_sharpe')))}"))
-        cards.append(_card("Max drawdown", _esc(_pct(eq.get("max_drawdown"), digits=1)),
-                           f"benchmark {_esc(_pct(eq.get('benchmark_max_drawdown'), digits=1))}", "neg"))
+        for label, key, fmt, colour in (("Total return", "total_return", lambda x: _pct(x, digits=1), True),
+                                        ("CAGR", "cagr", lambda x: _pct(x, digits=1), True),
+                                        ("Sharpe", "sharpe", _fixed, False),
+                                        ("Max drawdown", "max_drawdown", lambda x: _pct(x, digits=1), False)):
+            cls = _sign_cls(eq.get(key)) if colour else ("neg" if key == "max_drawdown" and _num(eq.get(key)) else "")
+            cards.append(_card(label, _esc(fmt(eq.get(key))), f"bench {_esc(fmt(eq.get(f'benchmark_{key}')))}", cls))
     probe = _d(bias.get("lookahead_probe"))
     if probe:
         if probe.get("identical") is True:
-            cards.append(_card("Look-ahead probe", "passed", f"identical on {len(_l(probe.get('days')))} day(s)", "pos"))
+            cards.append(_card("Look-ahead", "passed", f"identical on {len(_l(probe.get('days')))} days", "pos"))
         elif probe.get("identical") is False:
-            cards.append(_card("Look-ahead probe", "FAILED", f"{len(_l(probe.get('mismatches')))} mismatch(es)", "neg"))
+            cards.append(_card("Look-ahead", "FAILED", f"{len(_l(probe.get('mismatches')))} mismatch(es)", "neg"))
         else:
-            cards.append(_card("Look-ahead probe", "skipped", "not run"))
+            cards.append(_card("Look-ahead", "skipped", "probe not run"))
     out.append('<div class="cards">' + "".join(cards) + "</div>")
     return "".join(out)
 

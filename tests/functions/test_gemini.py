@@ -10,6 +10,7 @@ Nothing in the SDK is mocked; only ``sleep`` is injected so backoff is observed,
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import threading
@@ -22,22 +23,20 @@ import pytest
 pytest.importorskip("google.genai")
 localserver = pytest.importorskip("pytest_localserver.http")
 
-from werkzeug.wrappers import Request, Response  # noqa: E402  (pytest-localserver's dependency)
-
-from stratagem.errors import BadInput  # noqa: E402
-from stratagem.generation.base import (  # noqa: E402
+from stratagem.errors import BadInput
+from stratagem.generation.base import (
     GeneratedStrategy,
     GenerationFailed,
     GenerationRefused,
     GeneratorUnavailable,
 )
-from stratagem.generation.gemini import (  # noqa: E402
+from stratagem.generation.gemini import (
     ENV_API_KEY,
     ENV_MODEL,
     GeminiGenerator,
     parse_answer,
 )
-from stratagem.generation.prompting import (  # noqa: E402
+from stratagem.generation.prompting import (
     DATA_FUNCTIONS,
     NUMPY_NAMES,
     REQUIRED_FIELDS,
@@ -46,7 +45,8 @@ from stratagem.generation.prompting import (  # noqa: E402
     system_prompt,
     user_turn,
 )
-from stratagem.sandbox.validator import validate  # noqa: E402
+from stratagem.sandbox.validator import validate
+from werkzeug.wrappers import Request, Response
 
 API_KEY = "AIzaSyTEST-not-a-real-key-0123456789abcd"
 MODEL = "gemini-2.5-flash"
@@ -186,11 +186,25 @@ def sleeps() -> Sleeps:
     return Sleeps()
 
 
+@pytest.fixture(scope="module")
+def shared_client(fake_server):
+    """One real SDK client for the tests that use the default transport settings (building a
+    client loads TLS certificates: ~0.3 s each)."""
+    from google import genai
+    from google.genai import types
+
+    server, _ = fake_server
+    return genai.Client(api_key=API_KEY, http_options=types.HttpOptions(
+        base_url=server.url, api_version="v1beta", timeout=2000))
+
+
 @pytest.fixture
-def make(fake_server, sleeps):
+def make(fake_server, sleeps, shared_client):
     server, _ = fake_server
 
     def build(**kw: Any) -> GeminiGenerator:
+        if not {"base_url", "timeout_s", "api_key", "client"} & set(kw):
+            kw["client"] = shared_client
         kw.setdefault("api_key", API_KEY)
         kw.setdefault("base_url", server.url)
         kw.setdefault("timeout_s", 2.0)
@@ -213,7 +227,7 @@ def assert_no_key(exc: BaseException, gen: GeminiGenerator | None = None) -> Non
 # Success and what is sent
 # --------------------------------------------------------------------------------------
 def test_good_answer_and_the_request_sent(make, fake):
-    gen = make()
+    gen = make(api_key=API_KEY)  # its own client, built from the settings
     assert gen._client is None  # nothing built until the first call
     s = gen.generate(PROMPT)
     assert isinstance(s, GeneratedStrategy)
@@ -394,7 +408,8 @@ def test_jitter_spreads_the_backoff(make, fake, sleeps):
     assert sleeps == [1.0]
 
 
-def test_persistent_503_is_unavailable(make, fake, sleeps):
+def test_persistent_503_is_unavailable(make, fake, sleeps, caplog):
+    caplog.set_level(logging.DEBUG)
     fake.reset(error(503, "UNAVAILABLE", "The model is overloaded. Please try again later."))
     gen = make(max_retries=3)
     with pytest.raises(GeneratorUnavailable) as info:
@@ -405,6 +420,9 @@ def test_persistent_503_is_unavailable(make, fake, sleeps):
     assert "Gemini is unavailable (503 UNAVAILABLE: The model is overloaded" in msg and "after 4 attempts" in msg
     assert info.value.exit_code == 3
     assert_no_key(info.value, gen)
+    retries = [r.getMessage() for r in caplog.records if r.name == "stratagem.generation.gemini"]
+    assert len(retries) == 3 and retries[0].startswith("Gemini call failed (Gemini is unavailable (503 UNAVAILABLE")
+    assert API_KEY not in caplog.text
 
 
 def test_total_wait_is_capped(make, fake, sleeps):
@@ -443,7 +461,8 @@ def test_connection_refused_is_retried_then_unavailable(make, sleeps):
 # --------------------------------------------------------------------------------------
 # Configuration errors name the setting to fix and never show the key
 # --------------------------------------------------------------------------------------
-def test_401_names_the_key_setting_and_hides_the_key(make, fake, sleeps):
+def test_401_names_the_key_setting_and_hides_the_key(make, fake, sleeps, caplog):
+    caplog.set_level(logging.DEBUG)
     fake.reset(error(401, "UNAUTHENTICATED", f"Request had invalid authentication credentials: {API_KEY}"))
     gen = make()
     with pytest.raises(GeneratorUnavailable) as info:
@@ -453,6 +472,7 @@ def test_401_names_the_key_setting_and_hides_the_key(make, fake, sleeps):
     assert ENV_API_KEY in msg and "[redacted]" in msg
     assert_no_key(info.value, gen)
     assert len(fake.requests) == 1 and sleeps == []
+    assert API_KEY not in caplog.text
 
 
 def test_400_invalid_key_names_the_key_setting(make, fake):
@@ -572,7 +592,7 @@ def test_every_function_the_prompt_mentions_exists():
     alias = {"np": "numpy", "np.linalg": "numpy.linalg"}
     example_defs = set()
     for ex in WORKED_EXAMPLES:
-        example_defs |= set(re.findall(r"^def (\w+)\(", ex.answer["code"], re.M))
+        example_defs |= set(re.findall(r"^def (\w+)\(", ex.answer["code"], re.MULTILINE))
 
     # module.attr[.attr...] references resolve inside the curated modules
     checked = 0
@@ -634,7 +654,7 @@ def test_worked_examples_validate_parse_and_run(example, market):
             results.append(sanitize_result(strategy.classify(sym)))
     assert all(isinstance(sig, bool) for sig, _, _ in results)
     constants = {p["name"] for p in ans["parameters"]}
-    assert constants == set(re.findall(r"^([A-Z][A-Z0-9_]*) = ", ans["code"], re.M))
+    assert constants == set(re.findall(r"^([A-Z][A-Z0-9_]*) = ", ans["code"], re.MULTILINE))
 
 
 def test_refusal_example_parses_as_refusal():

@@ -79,7 +79,7 @@ def parse(doc: str) -> Tags:
 
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "div", "header", "p", "h1", "h2", "h3", "span",
                 "strong", "dl", "dt", "dd", "code", "nav", "a", "section", "hr", "table", "thead", "tbody", "tr",
-                "th", "td", "i", "pre", "details", "summary", "footer", "svg", "line", "text", "rect", "path"}
+                "th", "td", "i", "pre", "details", "summary", "footer", "svg", "line", "text", "rect", "path", "br"}
 
 
 # --------------------------------------------------------------------------- structure
@@ -148,7 +148,7 @@ def test_equity_section_has_chart_stats_and_rule(full: str, backtest: dict) -> N
 def test_histograms_one_per_window_with_zero_and_means(full: str, backtest: dict) -> None:
     sec = full[full.index('<section id="distributions">'): full.index('<section id="equity">')]
     assert sec.count("<svg") == 3
-    for svg in re.findall(r"<svg.*?</svg>", sec):
+    for svg in re.findall(r"<svg.*?</svg>", sec, flags=re.DOTALL):
         assert 'class="zero"' in svg and 'class="mk-bench"' in svg and 'class="mk-strat"' in svg
         counts = [int(m) for m in re.findall(r"(\d+) signals?(?: \(incl|</title>)", svg)]
         assert sum(counts) == 72  # every completed return lands in a bar
@@ -473,3 +473,19 @@ def test_garbage_input_never_breaks_the_page(data: st.DataObject, market: Market
     assert doc.startswith("<!DOCTYPE html>") and doc.rstrip().endswith("</html>")
     assert EVIL not in doc and "<script" not in doc.lower()
     assert {t for t, _a in parse(doc).tags} <= ALLOWED_TAGS
+
+
+def test_extreme_numbers_keep_the_svg_valid(backtest: dict) -> None:
+    bt = copy.deepcopy(backtest)
+    for inst, r in zip(bt["instances"], (1e308, -1e308, 1e-300, 5e15)):
+        inst["returns"]["1"] = r
+    bt["performance_metrics"]["by_window"]["1"]["mean"] = 1e308
+    bt["performance_metrics"]["by_window"]["1"]["benchmark"]["mean"] = -1e300
+    bt["equity"]["strategy"][10] = 1e300
+    bt["equity"]["benchmark"][11] = 1e-300
+    doc = render_report(bt)
+    svgs = re.findall(r"<svg.*?</svg>", doc, flags=re.DOTALL)
+    assert len(svgs) == 4
+    for svg in svgs:
+        assert "nan" not in svg.lower() and "inf" not in svg.lower()
+        assert max(len(t) for t in re.findall(r">([^<>]*)</text>", svg)) < 60  # no 300-digit tick labels

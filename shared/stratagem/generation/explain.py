@@ -24,7 +24,7 @@ from __future__ import annotations
 import ast
 import math
 import re
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["explain_code"]
@@ -58,6 +58,9 @@ _MAX_STATES = 16
 _MAX_STEPS = 40_000
 _MAX_UNROLL = 12
 _MAX_TEXT = 400
+_MAX_IR_NODES = 300
+_MAX_PATHS = 12  # signalling returns described
+_MAX_ATOMS = 30  # conditions described per signalling return
 
 
 class _TooComplex(Exception):
@@ -256,20 +259,37 @@ def _un(x: Any) -> Any:
     return x
 
 
-def _strip(x: Any) -> Any:
-    """x without any Named wrappers (for structural comparison)."""
-    if isinstance(x, Named):
-        return _strip(x.x)
-    if isinstance(x, tuple):
-        return tuple(_strip(v) for v in x)
-    if is_dataclass(x) and isinstance(x, IR):
-        changes = {f.name: _strip(getattr(x, f.name)) for f in fields(x)}
-        return replace(x, **changes)
-    return x
+def _too_big(x: Any) -> bool:
+    """More than _MAX_IR_NODES nodes once expanded (shared sub-trees count each time)."""
+    count = 0
+    stack = [x]
+    while stack:
+        n = stack.pop()
+        count += 1
+        if count > _MAX_IR_NODES:
+            return True
+        if isinstance(n, tuple):
+            stack.extend(n)
+        elif isinstance(n, Named) and isinstance(n.x, (DictV, Tup)):
+            continue  # shown by its name
+        elif isinstance(n, IR):
+            stack.extend(v for v in n.__dict__.values() if isinstance(v, (IR, tuple)))
+    return False
 
 
 def _same(a: Any, b: Any) -> bool:
-    return _strip(a) == _strip(b)
+    """Structural equality, ignoring the names values were stored under."""
+    a, b = _un(a), _un(b)
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, IR):
+        da, db = a.__dict__, b.__dict__
+        return all(_same(da[k], db[k]) for k in da)
+    return bool(a == b)
 
 
 def _num(x: Any) -> float | int | None:
@@ -290,23 +310,25 @@ def _soft(*xs: Any) -> bool:
     return any(isinstance(_un(x), Const) and _un(x).soft for x in xs)
 
 
-def _walk(x: Any):
-    """Yield x and its sub-expressions, not looking inside Named (a name stands for its value)."""
-    yield x
-    if isinstance(x, Named):
-        return
-    if isinstance(x, tuple):
-        for v in x:
-            yield from _walk(v)
-    elif is_dataclass(x) and isinstance(x, IR):
-        for f in fields(x):
-            v = getattr(x, f.name)
-            if isinstance(v, (IR, tuple)):
-                yield from _walk(v)
+def _walk(x: Any, deep: bool = False):
+    """Yield x and its sub-expressions; unless ``deep``, not inside Named (a name stands for
+    its value when rendered)."""
+    stack = [x]
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, Named) and not (deep or n is x):
+            continue
+        if isinstance(n, tuple):
+            stack.extend(reversed(n))
+        elif isinstance(n, IR):
+            stack.extend(v for v in reversed(list(n.__dict__.values())) if isinstance(v, (IR, tuple)))
 
 
-def _opaque(x: Any, scope: int | None = None) -> bool:
-    for n in _walk(x):
+def _opaque(x: Any, scope: int | None = None, deep: bool = False) -> bool:
+    """Holds something this module cannot put into words (an unknown local, code text, a call
+    of the strategy's own function)."""
+    for n in _walk(x, deep):
         if isinstance(n, Local) and (scope is None or n.scope == scope):
             return True
         if scope is None and (isinstance(n, Text) or (isinstance(n, Call) and n.user)):
@@ -318,12 +340,20 @@ def _compound(x: Any) -> bool:
     return isinstance(x, (Bin, Cmp, BoolOp, Not, IfX)) or (isinstance(x, Un) and x.op == "-")
 
 
-def _known_len(x: Any) -> int | None:
+def _known_len(x: Any, assume_days: bool = False) -> int | None:
+    """The length of a window or tuple when the code fixes it. With ``assume_days`` a window
+    open at the start counts the requested ``days`` (what the code asked for, and what it has
+    once its length checks pass)."""
     x = _un(x)
-    if isinstance(x, Window) and x.start is not None:
+    if isinstance(x, Window):
+        start = x.start
+        if start is None and assume_days and x.base.days is not None:
+            start = ("end", -int(x.base.days))
         stop = x.stop or ("end", 0)
-        if x.start[0] == stop[0]:
-            return max(0, stop[1] - x.start[1])
+        if start is not None and start[0] == stop[0]:
+            return max(0, stop[1] - start[1])
+    if isinstance(x, Series) and assume_days and x.days is not None:
+        return int(x.days)
     if isinstance(x, Tup):
         return len(x.items)
     if isinstance(x, Const) and isinstance(x.value, (str, tuple, list)):
@@ -487,7 +517,7 @@ class _Analyzer:
             if len(distinct) != 1:
                 return Call(name, shown, user=True, req=price_req)
             result = distinct[0]
-        if _opaque(result):
+        if _opaque(result, deep=True) or _too_big(result):
             return Call(name, shown, user=True, req=price_req)
         return result
 
@@ -524,6 +554,14 @@ class _Analyzer:
         env = s.env
         if isinstance(st, ast.Return):
             value = self.ev(st.value, env, frame) if st.value is not None else Const(None)
+            if _too_big(value):
+                u = _un(value)
+                if isinstance(u, DictV) and isinstance(st.value, ast.Dict):
+                    sources = {k.value: v for k, v in zip(st.value.keys, st.value.values) if isinstance(k, ast.Constant)}
+                    value = DictV(tuple((k, v if not _too_big(v) else Text(_src(sources[k]) if k in sources else "..."))
+                                        for k, v in u.items))
+                else:
+                    value = Text(_src(st.value))
             frame.returns.append((s.conds, value, st.lineno))
             return []
         if isinstance(st, ast.If):
@@ -556,8 +594,10 @@ class _Analyzer:
                 cur = env.get(t.id)
                 if cur is None and t.id in self.module_values:
                     cur = self.lookup(t.id, env, st.lineno, frame)
-                env[t.id] = (self.binop(_BINOPS.get(type(st.op), "?"), cur, value) if cur is not None
-                             and not _opaque(cur, frame.scope) else Local(t.id, "accumulated", st.lineno, frame.scope))
+                new = (self.binop(_BINOPS.get(type(st.op), "?"), cur, value) if cur is not None
+                       and not _opaque(cur, frame.scope) else None)
+                env[t.id] = new if new is not None and not _too_big(new) else Local(
+                    t.id, "accumulated", st.lineno, frame.scope)
             else:
                 self._mutated(t, env, st.lineno, frame)
             return [s]
@@ -597,7 +637,9 @@ class _Analyzer:
             if va is not None and vb is not None and _same(va, vb):
                 env[k] = va
             elif va is not None and vb is not None:
-                env[k] = IfX(test, va, vb)
+                merged = IfX(test, va, vb)
+                env[k] = merged if not _too_big(merged) else Local(k, "set differently on different branches", line,
+                                                                  frame.scope)
             else:
                 env[k] = Local(k, "set only on one branch", line, frame.scope)
         return _State(env, base.conds)
@@ -609,6 +651,8 @@ class _Analyzer:
             env[target.id] = Local(target.id, "built up item by item", line, frame.scope)
 
     def bind(self, t: ast.expr, value: IR, env: dict, line: int, frame: _Frame) -> None:
+        if _too_big(value):
+            value = Local(_target_name(t), "too complex to describe", line, frame.scope)
         if isinstance(t, ast.Name):
             env[t.id] = value
         elif isinstance(t, (ast.Tuple, ast.List)):
@@ -891,7 +935,7 @@ class _Analyzer:
         if op == "-" and isinstance(lu, LenOf) and isinstance(ru, LenOf) and _same(lu.x, ru.x):
             return Const(lu.offset - ru.offset, soft=True)
         if op == "/" and isinstance(lu, Agg) and lu.fn == "sum":
-            n = _known_len(lu.x)
+            n = _known_len(lu.x, assume_days=True)
             if (isinstance(ru, LenOf) and ru.offset == 0 and _same(ru.x, lu.x)) or (
                     n is not None and _num(ru) is not None and _num(ru) == n):
                 return Agg("mean", lu.x)
@@ -931,9 +975,9 @@ class _Analyzer:
         for pname, default in sig:
             if pname not in args and default is not None:
                 args[pname] = Const(default)
-        key = (name, node.lineno, tuple((k, _strip(v)) for k, v in args.items()))
         for r in self.requests:
-            if (r.function, r.line, tuple((k, _strip(v)) for k, v in r.args.items())) == key:
+            if (r.function, r.line) == (name, node.lineno) and r.args.keys() == args.keys() and all(
+                    _same(r.args[k], args[k]) for k in args):
                 req = r
                 break
         else:
@@ -1109,9 +1153,9 @@ def _fold_cmp(c: Cmp) -> IR:
             return Const(bool(ok), soft=_soft(*values))
         except Exception:  # noqa: BLE001 - incomparable constants stay symbolic
             return c
-    if len(c.ops) == 1 and c.ops[0] in ("is", "is not") and isinstance(values[1], Const) and values[1].value is None:
-        if isinstance(values[0], (Const, Param)):
-            return Const((values[0].value is None) == (c.ops[0] == "is"))
+    if (len(c.ops) == 1 and c.ops[0] in ("is", "is not") and isinstance(values[1], Const) and values[1].value is None
+            and isinstance(values[0], (Const, Param))):
+        return Const((values[0].value is None) == (c.ops[0] == "is"))
     return c
 
 
@@ -1243,7 +1287,7 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "none"
     if isinstance(v, int):
-        return f"{v:,}" if abs(v) >= 10_000 else str(v)
+        return (f"{v:,}" if abs(v) >= 10_000 else str(v)).replace("-", "−")
     if isinstance(v, float):
         if math.isnan(v):
             return "NaN"
@@ -1297,7 +1341,7 @@ class _Renderer:
                 text = text[:_MAX_TEXT] + "..."
             self.wheres.append((name, text))
 
-    def r(self, x: IR) -> tuple[str, int]:  # noqa: C901 - one case per node type
+    def r(self, x: IR) -> tuple[str, int]:
         if isinstance(x, Named):
             if isinstance(x.x, (DictV, Tup)):
                 return x.name, _ATOM
@@ -1612,8 +1656,23 @@ def _parameters(tree: ast.Module) -> list[dict]:
                 except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                     value = _src(node.value)
                 out = [p for p in out if p["name"] != t.id]
-                out.append({"name": t.id, "value": value, "line": node.lineno})
+                out.append({"name": t.id, "value": _jsonable(value), "line": node.lineno})
     return out
+
+
+def _jsonable(v: Any) -> Any:
+    """Literal values as JSON types (tuples and sets become lists, the rest their repr)."""
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else repr(v)
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (set, frozenset)):
+        return sorted((_jsonable(x) for x in v), key=repr)
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return repr(v)
 
 
 def _explain(tree: ast.Module, parameters: list[dict]) -> dict:
@@ -1623,7 +1682,7 @@ def _explain(tree: ast.Module, parameters: list[dict]) -> dict:
         if isinstance(p["value"], str) and p["name"] in an.module_values:
             source = an.module_values[p["name"]]
             if source[2] == p["value"]:
-                p["value"] = source[0]
+                p["value"] = _jsonable(source[0])
     fn = an.functions.get("classify_symbol")
     if fn is None:
         data = _data_entries(an, tree)
@@ -1646,11 +1705,15 @@ def _explain(tree: ast.Module, parameters: list[dict]) -> dict:
     sentences: list[str] = []
     scores: list[str] = []
     seen: set[tuple] = set()
+    skipped = 0
     for conds, value, line in frame.returns:
         sig, score = _signal_of(value)
         truth = _static_truth(sig, allow_soft=True) if sig is not None else False
         if truth is False:
             continue  # a "no signal" exit: its test is already a (negated) condition of later paths
+        if len(sentences) >= _MAX_PATHS:
+            skipped += 1
+            continue
         atoms: list[tuple[str, IR, int]] = []
         for cond, cline in conds:
             for atom in _split_and(cond):
@@ -1662,6 +1725,9 @@ def _explain(tree: ast.Module, parameters: list[dict]) -> dict:
             for atom in _split_and(sig):
                 atoms.append(("signal", atom, line))
         texts = []
+        extra = max(0, len(atoms) - _MAX_ATOMS)
+        if extra:
+            atoms = atoms[:_MAX_ATOMS // 2] + atoms[-(_MAX_ATOMS // 2):]
         for kind, atom, aline in atoms:
             text = render.top(atom)
             key = (kind, text, aline)
@@ -1671,12 +1737,16 @@ def _explain(tree: ast.Module, parameters: list[dict]) -> dict:
             if kind != "data_check":
                 texts.append(text)
         sentence = " and ".join(dict.fromkeys(texts)) if texts else ""
+        if extra:
+            sentence += f" (and {extra} more conditions)"
         sentences.append(sentence)
         if score is not None:
             s = render.top(score)
             if s not in scores:
                 scores.append(s)
     summary = _summary(sentences)
+    if skipped:
+        summary += f"; or in {skipped} more ways"
     if render.wheres:
         summary += ", where " + "; ".join(text for _, text in render.wheres)
     return {"summary": summary, "parameters": parameters, "data": _data_entries(an, tree), "conditions": conditions,
@@ -1747,9 +1817,8 @@ def _request_text(function: str, args: dict, render: _Renderer, keys: list) -> s
     def count(name: str, unit: str) -> str:
         v = args.get(name)
         n = _int(v) if v is not None else None
-        if n is not None:
-            return f"{_fmt(n)} {unit}"
-        return f"{name} = {render.text(v)} {unit}" if v is not None else unit
+        text = _fmt(n) if n is not None else (render.text(v) if v is not None else "")
+        return f"{text} {unit}".strip()
 
     tf = args.get("timeframe")
     tfv = _un(tf).value if isinstance(_un(tf), (Const, Param)) else None
@@ -1769,8 +1838,7 @@ def _request_text(function: str, args: dict, render: _Renderer, keys: list) -> s
         return f"{bars} of the {_who(args.get('sector', Const('Technology')), render)} sector's members: " \
                f"the last {count('days', 'sessions')}"
     if function == "scan_universe":
-        return f"symbols matching {render.text(args.get('filters', Const(None)))} (at most {count('limit', '')})".replace(
-            " )", ")")
+        return f"symbols matching {render.text(args.get('filters', Const(None)))} (at most {count('limit', '')})"
     return function
 
 

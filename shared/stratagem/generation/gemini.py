@@ -44,7 +44,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import BadInput
-from .base import GeneratedStrategy, GenerationFailed, GenerationRefused, GeneratorUnavailable, Parameter
+from .base import (
+    GeneratedStrategy,
+    GenerationFailed,
+    GenerationRefused,
+    GeneratorUnavailable,
+    Parameter,
+)
 from .prompting import REQUIRED_FIELDS, RESPONSE_SCHEMA, system_prompt, user_turn
 
 __all__ = [
@@ -179,7 +185,7 @@ class GeminiGenerator:
             if self._client is None:
                 genai, types = _sdk()
                 options = types.HttpOptions(base_url=self.base_url, api_version=self.api_version,
-                                            timeout=max(1, int(round(self.timeout_s * 1000))))
+                                            timeout=max(1, round(self.timeout_s * 1000)))
                 problem = None
                 try:
                     self._client = genai.Client(api_key=self._api_key, http_options=options)
@@ -238,7 +244,9 @@ class GeminiGenerator:
 
     def _classify(self, exc: Exception, attempts: int) -> tuple[bool, float | None, Exception]:
         """(retry?, server-requested delay, the error to raise if we stop here)."""
-        from google.genai import errors as genai_errors  # the SDK is loaded once a call was made
+        from google.genai import (
+            errors as genai_errors,  # the SDK is loaded once a call was made
+        )
 
         tries = f"{attempts} attempt" + ("s" if attempts != 1 else "")
         if isinstance(exc, genai_errors.APIError):

@@ -20,8 +20,8 @@ from typing import Any
 __all__ = [
     "DATA_FUNCTIONS",
     "NUMPY_NAMES",
-    "RESPONSE_SCHEMA",
     "REQUIRED_FIELDS",
+    "RESPONSE_SCHEMA",
     "WORKED_EXAMPLES",
     "DataFunctionDoc",
     "WorkedExample",
@@ -55,13 +55,13 @@ def _data_functions() -> tuple[DataFunctionDoc, ...]:
             "a dict {'timestamps', 'open', 'high', 'low', 'close', 'volume'}; each value is a sequence of "
             "the same length, oldest first; the last element is the as-of day (\"today\").",
             (
-                "`days` is the number of bars returned (trading sessions), fewer when the history is "
-                "shorter: days=21 gives at most 21 bars, so always check len(...) before indexing.",
+                ("`days` is the number of bars returned (trading sessions), fewer when the history is "
+                "shorter: days=21 gives at most 21 bars, so always check len(...) before indexing."),
                 "Unknown symbol or no data: every sequence is empty, so `not d['close']` is True.",
-                "timeframe must be '1d': only daily bars exist (no intraday, no weekly bars; build "
-                "weeks from 5 daily bars yourself).",
-                "Prices are adjusted for splits and dividends that happened on or before the as-of "
-                "day (nothing later); volume is adjusted for splits only.",
+                ("timeframe must be '1d': only daily bars exist (no intraday, no weekly bars; build "
+                "weeks from 5 daily bars yourself)."),
+                ("Prices are adjusted for splits and dividends that happened on or before the as-of "
+                "day (nothing later); volume is adjusted for splits only."),
                 "timestamps are UTC milliseconds of each session date at 00:00.",
             ),
         ),
@@ -300,7 +300,12 @@ RESPONSE_SCHEMA: dict[str, Any] = {
 # Rendering
 # --------------------------------------------------------------------------------------
 def _render_data_functions() -> str:
-    from ..data.reference import EARNINGS_FIELDS, FUNDAMENTAL_FIELDS, SCAN_FILTER_KEYS, SECTORS
+    from ..data.reference import (
+        EARNINGS_FIELDS,
+        FUNDAMENTAL_FIELDS,
+        SCAN_FILTER_KEYS,
+        SECTORS,
+    )
 
     subst = {
         "{FUNDAMENTALS}": ", ".join(f"'{k}'" for k in FUNDAMENTAL_FIELDS)
@@ -331,63 +336,63 @@ def _render_sandbox_rules() -> str:
     numpy = ", ".join(f"np.{n}" for n in NUMPY_NAMES)
     rules = [
         "The code is checked before it runs; anything below is rejected with the line number.",
-        f"Imports: only {modules} (and numpy.linalg). `np` (numpy), `math`, `datetime` and "
+        (f"Imports: only {modules} (and numpy.linalg). `np` (numpy), `math`, `datetime` and "
         "`statistics` are available without importing. There is no pandas, TA-Lib, scipy, "
         "random, os, sys, time or network access: compute indicators yourself with plain Python "
-        "or numpy, and never read files or the clock.",
-        f"numpy is a curated subset of array maths, e.g. {numpy}. There are no random numbers and no "
-        "file functions.",
-        "No name may start with an underscore: variables, functions, arguments, attributes and "
-        "keyword arguments alike (write `prev_close`, never `_prev_close` or `obj.__class__`).",
+        "or numpy, and never read files or the clock."),
+        (f"numpy is a curated subset of array maths, e.g. {numpy}. There are no random numbers and no "
+        "file functions."),
+        ("No name may start with an underscore: variables, functions, arguments, attributes and "
+        "keyword arguments alike (write `prev_close`, never `_prev_close` or `obj.__class__`)."),
         f"Classes are allowed; inside a class only {dunders} may be defined.",
         "getattr and hasattr only with a constant attribute name, e.g. getattr(obj, 'name').",
-        "Not allowed: eval, exec, compile, open, input, globals, locals, vars, dir, setattr, "
-        "delattr, super, id, classmethod, staticmethod; `type` only with one argument.",
-        "Not allowed syntax: yield (generator functions), with, async/await, match, nonlocal, "
+        ("Not allowed: eval, exec, compile, open, input, globals, locals, vars, dir, setattr, "
+        "delattr, super, id, classmethod, staticmethod; `type` only with one argument."),
+        ("Not allowed syntax: yield (generator functions), with, async/await, match, nonlocal, "
         "decorators (except @property inside a class), relative imports, `from x import *`. "
-        "Comprehensions and generator expressions such as sum(v for v in values) are fine.",
-        "Call data functions only inside functions (classify_symbol or helpers it calls), never at "
-        "module level. Module level holds imports, UPPER_CASE constants and function definitions.",
+        "Comprehensions and generator expressions such as sum(v for v in values) are fine."),
+        ("Call data functions only inside functions (classify_symbol or helpers it calls), never at "
+        "module level. Module level holds imports, UPPER_CASE constants and function definitions."),
         "Keep no state between calls: calls run in any order and in separate processes.",
-        "Each call has a time limit of a few seconds and memory is limited: request only the bars "
-        "you need (a year is 252 bars) and keep loops simple.",
+        ("Each call has a time limit of a few seconds and memory is limited: request only the bars "
+        "you need (a year is 252 bars) and keep loops simple."),
         "Do not print; return values instead.",
     ]
     return "\n".join(f"- {r}" for r in rules)
 
 
 _CONVENTIONS = (
-    "Everything is daily. \"Today\" is the last bar (index -1) and the strategy is evaluated at its "
+    ("Everything is daily. \"Today\" is the last bar (index -1) and the strategy is evaluated at its "
     "close: today's open, high, low, close and full volume are known. closes[-1] is today, "
-    "closes[-2] yesterday, closes[-1 - n] is n sessions ago.",
-    "Periods are counted in trading sessions (bars): a week = 5, a month = 21, a quarter = 63, "
-    "a year or 52 weeks = 252. \"N-day\" means N bars.",
+    "closes[-2] yesterday, closes[-1 - n] is n sessions ago."),
+    ("Periods are counted in trading sessions (bars): a week = 5, a month = 21, a quarter = 63, "
+    "a year or 52 weeks = 252. \"N-day\" means N bars."),
     "Percentages become fractions: \"3%\" is 0.03. \"more than\"/\"above\" is >, \"at least\" is >=.",
     "Gap = today's open / yesterday's close - 1 (gap up > 0, gap down < 0).",
     "Return over n sessions = closes[-1] / closes[-1 - n] - 1 (needs n + 1 bars).",
-    "Simple moving average of n days = mean of the last n closes including today. \"Crosses above\" "
-    "= above today and at or below yesterday (compare both days' averages).",
-    "High or unusual volume = today's volume compared with the mean volume of the previous 20 "
-    "sessions, today excluded; \"high\" means more than 1.5x unless the idea says otherwise.",
-    "RSI = Wilder's RSI, 14 periods unless stated: first average gain and loss = simple means of the "
+    ("Simple moving average of n days = mean of the last n closes including today. \"Crosses above\" "
+    "= above today and at or below yesterday (compare both days' averages)."),
+    ("High or unusual volume = today's volume compared with the mean volume of the previous 20 "
+    "sessions, today excluded; \"high\" means more than 1.5x unless the idea says otherwise."),
+    ("RSI = Wilder's RSI, 14 periods unless stated: first average gain and loss = simple means of the "
     "first 14 changes, then avg = (avg * 13 + current) / 14; RSI = 100 - 100 / (1 + avg_gain / "
     "avg_loss), 100 when avg_loss is 0. Request about 120 bars so the smoothing settles. "
-    "Oversold < 30, overbought > 70.",
+    "Oversold < 30, overbought > 70."),
     "Bollinger bands = 20-day SMA +/- 2 population standard deviations (np.std) of the same closes.",
-    "52-week high = max of the last 252 highs; near the high = today's close within the stated "
-    "percentage of it.",
-    "Check lengths before indexing: if len(closes) < the bars you need, return False. Guard every "
+    ("52-week high = max of the last 252 highs; near the high = today's close within the stated "
+    "percentage of it."),
+    ("Check lengths before indexing: if len(closes) < the bars you need, return False. Guard every "
     "division against zero and every fundamental value against None; a P/E <= 0 (losses) never "
-    "counts as a low P/E.",
-    "A named ticker (\"when AAPL ...\") means only that symbol can signal: return False for every "
-    "other symbol (compare symbol.upper() with a TICKER constant).",
-    "A sector means get_fundamental_data(symbol).get('sector') compared case-insensitively (the "
-    "dict is empty for an unknown symbol).",
-    "score = the main measured quantity, oriented so that a stronger signal scores higher (the gap "
+    "counts as a low P/E."),
+    ("A named ticker (\"when AAPL ...\") means only that symbol can signal: return False for every "
+    "other symbol (compare symbol.upper() with a TICKER constant)."),
+    ("A sector means get_fundamental_data(symbol).get('sector') compared case-insensitively (the "
+    "dict is empty for an unknown symbol)."),
+    ("score = the main measured quantity, oriented so that a stronger signal scores higher (the gap "
     "in percent, the return in percent, how far the RSI is below the level, the volume multiple). "
-    "Add the measured values as extra numeric keys (e.g. 'gap_pct', 'relative_volume', 'rsi').",
-    "Every threshold, window and ticker is a module-level UPPER_CASE constant listed in "
-    "'parameters', with its value exactly as written in the code.",
+    "Add the measured values as extra numeric keys (e.g. 'gap_pct', 'relative_volume', 'rsi')."),
+    ("Every threshold, window and ticker is a module-level UPPER_CASE constant listed in "
+    "'parameters', with its value exactly as written in the code."),
 )
 
 
