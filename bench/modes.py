@@ -83,26 +83,41 @@ Signals = frozenset  # of (symbol, day)
 
 # -- sizes -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Plan:
-    repeat: int
-    real_backtest_sessions: int | None       # None: the whole history
-    syn500_backtest_sessions: int
-    syn5000_backtest_sessions: int
-    bt_symbols: int                          # SYNTHETIC-500 symbols run through backtesting.py
-    scale_symbols: tuple[int, ...]           # SYNTHETIC-5000 run_backtest sweep ...
-    scale_sessions: int                      # ... at this many sessions
-    scale_days: tuple[int, ...]              # and a sessions sweep ...
-    scale_days_symbols: int                  # ... at this many symbols
+class DatasetPlan:
+    """What to run on one dataset. ``sandbox_repeat`` caps the timed sandboxed runs per cell:
+    every sandboxed run consumes warm spare workers that are re-forked (and warmed over the
+    whole dataset) before the next one, which costs seconds per worker on the SYNTHETIC sets,
+    so the default run times them once there (``--full`` repeats everything)."""
+
+    backtest_sessions: int | None = None       # evaluate the last N sessions (None: all of them)
+    backtest_mix: tuple[str, ...] = ()
+    screen_mix: tuple[str, ...] = ()
+    sandbox_repeat: int | None = None          # None: the run's --repeat
+    bt_symbols: int = 0                        # gap-up vs backtesting.py on this many symbols (0: skip)
+    scale_symbols: tuple[int, ...] = ()        # run_backtest sweep: symbols ...
+    scale_sessions: int = 21                   # ... at this many sessions,
+    scale_days: tuple[int, ...] = ()           # and sessions ...
+    scale_days_symbols: int = 500              # ... at this many symbols
 
 
-DEFAULT = Plan(repeat=3, real_backtest_sessions=None, syn500_backtest_sessions=63,
-               syn5000_backtest_sessions=10, bt_symbols=40,
-               scale_symbols=(100, 250, 500, 1000, 2000), scale_sessions=42,
-               scale_days=(21, 63, 126), scale_days_symbols=500)
-QUICK = Plan(repeat=3, real_backtest_sessions=504, syn500_backtest_sessions=10,
-             syn5000_backtest_sessions=2, bt_symbols=8,
-             scale_symbols=(100, 250, 500, 1000), scale_sessions=10,
-             scale_days=(10, 21, 42), scale_days_symbols=250)
+MIX_ALL = tuple(MIX)
+PLANS: dict[str, dict[str, DatasetPlan]] = {
+    "default": {
+        "REAL": DatasetPlan(None, MIX_ALL, MIX_ALL, None, bt_symbols=5),
+        "SYNTHETIC-500": DatasetPlan(63, MIX_ALL, (), 1, bt_symbols=10),
+        "SYNTHETIC-5000": DatasetPlan(None, (), ("gap_up",), 1, scale_symbols=(100, 500, 2000), scale_sessions=21),
+    },
+    "quick": {
+        "REAL": DatasetPlan(504, MIX_ALL, MIX_ALL, None, bt_symbols=5),
+        "SYNTHETIC-500": DatasetPlan(10, ("gap_up",), (), 1),
+    },
+    "full": {
+        "REAL": DatasetPlan(None, MIX_ALL, MIX_ALL, None, bt_symbols=5),
+        "SYNTHETIC-500": DatasetPlan(63, MIX_ALL, MIX_ALL, None, bt_symbols=20),
+        "SYNTHETIC-5000": DatasetPlan(10, MIX_ALL, MIX_ALL, None, scale_symbols=(100, 250, 500, 1000, 2000),
+                                      scale_sessions=42, scale_days=(21, 63, 126), scale_days_symbols=500),
+    },
+}
 
 
 # -- timing harness ----------------------------------------------------------------------------
@@ -110,7 +125,8 @@ QUICK = Plan(repeat=3, real_backtest_sessions=504, syn500_backtest_sessions=10,
 class Variant:
     name: str
     run: Callable[[], Signals]
-    prepare: Callable[[], None] = lambda: None
+    prepare: Callable[[], None] = lambda: None   # untimed, before every run (sandbox: wait for warm spares)
+    repeat: int | None = None                     # cap on timed runs (None: the measurement's repeat)
 
 
 @dataclass
@@ -132,6 +148,8 @@ def measure(variants: list[Variant], repeat: int, warmup: bool) -> Measured:
     for r in range(repeat):
         k = r % len(variants)
         for v in variants[k:] + variants[:k]:
+            if v.repeat is not None and r >= v.repeat:
+                continue
             v.prepare()
             t0 = time.perf_counter()
             out = v.run()
@@ -361,12 +379,13 @@ def session_days(market: MarketData, symbols: list[str]) -> np.ndarray:
     return days
 
 
-def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData,
-                  start: int, end: int, repeat: int, log: Callable[[str], None]) -> list[dict]:
+def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, names: tuple[str, ...],
+                  start: int, end: int, repeat: int, sbx_repeat: int | None,
+                  log: Callable[[str], None]) -> list[dict]:
     plan = list(trading_days(ds.market, ds.symbols, start, end).items())
     n = sum(len(s) for _, s in plan)
     rows = []
-    for name in MIX:
+    for name in names:
         src = SOURCES[name]
         fn_seed, fn_slice = naive.load(src, "seed"), naive.load(src, "slice")
 
@@ -376,7 +395,7 @@ def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData,
             return frozenset((s, d) for s, d, *_ in out.signals)
 
         variants = [
-            Variant("stratagem", stratagem, sbx.wait_ready),
+            Variant("stratagem", stratagem, sbx.wait_ready, sbx_repeat),
             Variant("naive", lambda fn=fn_seed: naive.backtest(fn, ds.symbols, start, end)),
             Variant("naive-slice", lambda fn=fn_slice: naive.backtest(fn, ds.symbols, start, end)),
             Variant("numpy", lambda name=name: npd.backtest(name, ds.symbols, start, end)),
@@ -387,11 +406,13 @@ def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData,
     return rows
 
 
-def screen_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData,
-                day: int, repeat: int, log: Callable[[str], None]) -> list[dict]:
+def screen_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, names: tuple[str, ...],
+                day: int, repeat: int, sbx_repeat: int | None, log: Callable[[str], None]) -> list[dict]:
+    """run_screen as of ``day`` over the whole universe; every variant gets one untimed
+    warm-up call first (for Stratagem: compiling the strategy, the first fork after start-up)."""
     listed = [s for s in ds.symbols if int(ds.market.dates(s)[0]) <= day]
     rows = []
-    for name in MIX:
+    for name in names:
         src = SOURCES[name]
         fn_seed, fn_slice = naive.load(src, "seed"), naive.load(src, "slice")
 
@@ -401,7 +422,7 @@ def screen_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData,
             return frozenset((r["symbol"], day) for r in res["ranked_results"])
 
         variants = [
-            Variant("stratagem", stratagem, sbx.wait_ready),
+            Variant("stratagem", stratagem, sbx.wait_ready, sbx_repeat),
             Variant("naive", lambda fn=fn_seed: naive.screen(fn, listed, day)),
             Variant("naive-slice", lambda fn=fn_slice: naive.screen(fn, listed, day)),
             Variant("numpy", lambda name=name: npd.screen(name, listed, day)),
@@ -412,7 +433,7 @@ def screen_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData,
     return rows
 
 
-def backtesting_py_rows(ds: Dataset, sbx: Sandbox, symbols: list[str], repeat: int,
+def backtesting_py_rows(ds: Dataset, sbx: Sandbox, symbols: list[str], repeat: int, sbx_repeat: int | None,
                         log: Callable[[str], None]) -> dict | None:
     """Gap-up over every session of ``symbols``, including backtesting.py and run_backtest."""
     bt = backtesting_runner(ds.market, symbols)
@@ -438,8 +459,8 @@ def backtesting_py_rows(ds: Dataset, sbx: Sandbox, symbols: list[str], repeat: i
         return frozenset((r["ticker"], iso_to_day(r["date"])) for r in res["instances"])
 
     variants = [
-        Variant("stratagem", stratagem, sbx.wait_ready),
-        Variant("stratagem-run_backtest", stratagem_full, sbx.wait_ready),
+        Variant("stratagem", stratagem, sbx.wait_ready, sbx_repeat),
+        Variant("stratagem-run_backtest", stratagem_full, sbx.wait_ready, sbx_repeat),
         Variant("naive", lambda: naive.backtest(fn_seed, symbols, start, end)),
         Variant("naive-slice", lambda: naive.backtest(fn_slice, symbols, start, end)),
         Variant("numpy", lambda: npd.backtest("gap_up", symbols, start, end)),
@@ -452,7 +473,7 @@ def backtesting_py_rows(ds: Dataset, sbx: Sandbox, symbols: list[str], repeat: i
     return row
 
 
-def scaling_rows(ds: Dataset, sbx: Sandbox, plan: Plan, repeat: int, log: Callable[[str], None]) -> dict:
+def scaling_rows(ds: Dataset, sbx: Sandbox, plan: DatasetPlan, repeat: int, log: Callable[[str], None]) -> dict:
     """run_backtest (the whole engine path, gap-up) at several symbols x sessions sizes."""
     days = session_days(ds.market, ds.symbols)
     src = SOURCES["gap_up"]
@@ -604,36 +625,40 @@ def evaluate_targets(mix: list[dict], bt_rows: list[dict], rows: list[dict], sca
 # -- main --------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description="Stratagem vs naive vs numpy vs backtesting.py throughput")
-    ap.add_argument("--quick", action="store_true", help="smaller run (under a minute)")
-    ap.add_argument("--repeat", type=int, help="repeats per measurement (median); default 3")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller run (under a minute; no SYNTHETIC-5000)")
+    size.add_argument("--full", action="store_true",
+                      help="every strategy, dataset and mode with --repeat sandboxed runs (slow, see README)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per measurement (median); default 3")
     ap.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="where SYNTHETIC datasets are kept")
     ap.add_argument("--json", type=Path, default=BENCH / "results-modes.json", help="results file")
     ap.add_argument("--only", choices=["REAL", "SYNTHETIC-500", "SYNTHETIC-5000"], action="append",
                     help="run only these datasets (repeatable)")
     args = ap.parse_args()
-    plan = QUICK if args.quick else DEFAULT
-    repeat = args.repeat or plan.repeat
+    size_name = "quick" if args.quick else "full" if args.full else "default"
+    plans = PLANS[size_name]
+    repeat = args.repeat
     t_start = time.perf_counter()
+    load_before = os.getloadavg()
 
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    log(f"Stratagem modes bench ({'quick' if args.quick else 'default'}), median of {repeat}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}")
+    log(f"Stratagem modes bench ({size_name}), median of {repeat}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, load average {load_before[0]:.2f}")
     home = args.cache_dir / "home"
     datasets: list[Dataset] = []
-    want = set(args.only or ["REAL", "SYNTHETIC-500", "SYNTHETIC-5000"])
-    if "REAL" in want:
-        m = ensure_sample(Settings(home=home))
-        datasets.append(Dataset("REAL", m, "REAL", m.symbols, *_span(m)))
-    for n, d, label in ((500, 2520, "SYNTHETIC-500"), (5000, 504, "SYNTHETIC-5000")):
-        if label in want:
-            t0 = time.perf_counter()
+    want = [k for k in plans if not args.only or k in args.only]
+    for label in want:
+        t0 = time.perf_counter()
+        if label == "REAL":
+            m = ensure_sample(Settings(home=home))
+        else:
+            n, d = {"SYNTHETIC-500": (500, 2520), "SYNTHETIC-5000": (5000, 504)}[label]
             m = synthetic_market(n, d, args.cache_dir)
-            ds = Dataset(label, m, "SYNTHETIC", m.symbols, *_span(m))
-            ds.notes["load_or_build_seconds"] = time.perf_counter() - t0
-            datasets.append(ds)
-    for ds in datasets:
+        ds = Dataset(label, m, "REAL" if label == "REAL" else "SYNTHETIC", m.symbols, *_span(m))
+        ds.notes["load_or_build_seconds"] = time.perf_counter() - t0
+        datasets.append(ds)
         log(f"{ds.label}: {len(ds.symbols)} symbols, {day_to_iso(ds.first)}..{day_to_iso(ds.last)}, "
             f"{ds.market.meta['bars']:,} bars, {len(ds.market.meta.get('actions', []))} corporate actions"
             + (f" - {SYNTHETIC_DESCRIPTION}" if ds.kind == "SYNTHETIC" else " (real prices)"))
@@ -641,53 +666,72 @@ def main() -> None:
     rows: list[dict] = []
     bt_rows: list[dict] = []
     scaling = None
-    sandbox_info = {}
+    sandbox_info: dict[str, dict] = {}
     for ds in datasets:
+        p = plans[ds.label]
+        sbx_repeat = p.sandbox_repeat if not args.full else None
         log(f"\n== {ds.label} ==")
-        t0 = time.perf_counter()
+        t_section = t0 = time.perf_counter()
         sbx = Sandbox(ds.market.path, SandboxLimits(), workers=2)
         sbx.start()
-        startup = time.perf_counter() - t0
+        info = {"zygote_startup_seconds": time.perf_counter() - t0}
         t0 = time.perf_counter()
-        sbx.check(SOURCES["gap_up"])  # first worker fork + refill of the spares
-        sbx.wait_ready()
-        first_fork = time.perf_counter() - t0
-        sandbox_info[ds.label] = {"zygote_startup_seconds": startup, "first_run_and_spares_seconds": first_fork}
-        log(f"  sandbox: zygote start-up {startup:.2f} s, first worker + refill of spares {first_fork:.2f} s")
+        sbx.check(SOURCES["gap_up"])  # no spare yet: a cold fork, warm-up and load, in the caller's time
+        info["cold_worker_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sbx.wait_ready(600)           # the background refill of the spare workers
+        info["spare_refill_seconds"] = time.perf_counter() - t0
+        waited = [0.0]
+
+        def ready(wait: Callable = sbx.wait_ready) -> None:
+            t = time.perf_counter()
+            wait(600)
+            waited[0] += time.perf_counter() - t
+
+        log(f"  sandbox: zygote start-up {info['zygote_startup_seconds']:.2f} s; first run's cold worker "
+            f"{info['cold_worker_seconds']:.2f} s; refilling the 2 spare workers {info['spare_refill_seconds']:.2f} s")
+        sbx.wait_ready = ready  # type: ignore[method-assign] - the variants' untimed prepare step, timed here
         try:
             t0 = time.perf_counter()
             naive = NaiveData(ds.market, ds.symbols)
             npd = NumpyData(ds.market)
             ds.notes["baseline_setup_seconds"] = time.perf_counter() - t0
             days = session_days(ds.market, ds.symbols)
-            sessions = {"REAL": plan.real_backtest_sessions, "SYNTHETIC-500": plan.syn500_backtest_sessions,
-                        "SYNTHETIC-5000": plan.syn5000_backtest_sessions}[ds.label]
-            start = int(days[-sessions]) if sessions else int(days[0])
-            rows += backtest_rows(ds, sbx, naive, npd, start, int(days[-1]), repeat, log)
-            rows += screen_rows(ds, sbx, naive, npd, int(days[-1]), max(repeat, 5), log)
+            start = int(days[-p.backtest_sessions]) if p.backtest_sessions else int(days[0])
+            if p.backtest_mix:
+                rows += backtest_rows(ds, sbx, naive, npd, p.backtest_mix, start, int(days[-1]), repeat,
+                                      sbx_repeat, log)
+            if p.screen_mix:
+                rows += screen_rows(ds, sbx, naive, npd, p.screen_mix, int(days[-1]), repeat, sbx_repeat, log)
             del naive, npd
-            if ds.label == "REAL":
-                r = backtesting_py_rows(ds, sbx, ds.symbols, repeat, log)
+            if p.bt_symbols:
+                r = backtesting_py_rows(ds, sbx, ds.symbols[:p.bt_symbols], repeat, sbx_repeat, log)
                 bt_rows += [r] if r else []
-            elif ds.label == "SYNTHETIC-500":
-                r = backtesting_py_rows(ds, sbx, ds.symbols[:plan.bt_symbols], repeat, log)
-                bt_rows += [r] if r else []
-            elif ds.label == "SYNTHETIC-5000":
-                scaling = scaling_rows(ds, sbx, plan, repeat, log)
+            if p.scale_symbols:
+                scaling = scaling_rows(ds, sbx, p, sbx_repeat or repeat, log)
         finally:
             sbx.close()
+        info["waiting_for_spares_seconds"] = waited[0]
+        info["section_seconds"] = time.perf_counter() - t_section
+        sandbox_info[ds.label] = info
+        log(f"  {ds.label} took {info['section_seconds']:.0f} s, of which {waited[0]:.0f} s (untimed) waiting for "
+            "spare workers to be re-forked and warmed between sandboxed runs")
 
     mix = mix_summary(rows)
     targets = evaluate_targets(mix, bt_rows, rows, scaling)
     md = markdown(rows, mix, bt_rows, scaling, targets)
     log("\n" + md)
     elapsed = time.perf_counter() - t_start
+    load_after = os.getloadavg()
+    log(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+        f"(other processes on this machine compete for its {os.cpu_count()} CPUs)")
     result = {
-        "bench": "bench/modes.py", "quick": args.quick, "repeat": repeat, "elapsed_seconds": elapsed,
+        "bench": "bench/modes.py", "size": size_name, "repeat": repeat, "elapsed_seconds": elapsed,
         "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-                    "platform": platform.platform(), "backtesting": _version("backtesting")},
-        "plan": plan.__dict__,
+                    "platform": platform.platform(), "backtesting": _version("backtesting"),
+                    "load_average_before": load_before, "load_average_after": load_after},
+        "plan": {k: v.__dict__ for k, v in plans.items()},
         "datasets": {ds.label: {"kind": ds.kind, "symbols": len(ds.symbols), "first": day_to_iso(ds.first),
                                 "last": day_to_iso(ds.last), "bars": ds.market.meta["bars"],
                                 "description": ds.market.meta.get("description"), "demo": ds.market.demo,
@@ -697,7 +741,7 @@ def main() -> None:
         "markdown": md,
     }
     args.json.write_text(json.dumps(result, indent=1))
-    log(f"\nwrote {args.json} ({elapsed:.0f} s in all)")
+    log(f"wrote {args.json} ({elapsed:.0f} s in all)")
 
 
 def _span(m: MarketData) -> tuple[int, int]:

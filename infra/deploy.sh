@@ -43,7 +43,7 @@ if [[ -z "$PROJECT" ]]; then
   fi
 fi
 
-STAGE="$ROOT/build/functions"
+STAGE="${STRATAGEM_STAGE_DIR:-$ROOT/build/functions}"  # staged sources (gitignored build/)
 args=(script --project "$PROJECT" --source-dir "$STAGE")
 [[ -n "$REGION" ]] && args+=(--region "$REGION")
 
@@ -53,7 +53,7 @@ fi
 
 command -v gcloud >/dev/null || { echo "deploy.sh: gcloud is not installed" >&2; exit 1; }
 "$PYTHON" "$ROOT/infra/deploy_plan.py" stage --out "$STAGE"
-PLAN="$ROOT/build/deploy-plan.sh"
+PLAN="$(dirname "$STAGE")/deploy-plan.sh"
 "$PYTHON" "$ROOT/infra/deploy_plan.py" "${args[@]}" > "$PLAN"
 echo "deploy.sh: running $PLAN" >&2
 bash -x "$PLAN"

@@ -38,8 +38,8 @@ if str(ROOT) not in sys.path:  # run as a script: make ``infra`` importable
 
 from infra.declaration import DEFAULT, load  # noqa: E402
 from infra.render_terraform import (APIS, COMMON_ENV, RETRY_MAX_BACKOFF, RETRY_MIN_BACKOFF,  # noqa: E402
-                                    function_env, function_id, function_secrets, payload_schema, push_subscription, secrets,
-                                    service_account_id)
+                                    check_renderable, function_env, function_id, function_secrets,
+                                    payload_schema, push_subscription, secrets, service_account_id)
 
 SHARED = ROOT / "shared" / "stratagem"
 FUNCTIONS = ROOT / "functions"
@@ -104,6 +104,7 @@ def _sa_email(account: str, project: str) -> str:
 
 
 def plan(decl: dict, project: str, region: str | None = None, source_dir: Path | str = DEFAULT_STAGE) -> list[Step]:
+    check_renderable(decl)
     proj = decl["project"]
     region = region or proj["region"]
     runtime = proj.get("runtime", "python311")

@@ -62,6 +62,20 @@ RETRY_MAX_BACKOFF = "600s"
 
 
 # -- names shared with deploy_plan.py and the contract tests -------------------------------------
+REQUIRED_FUNCTION_KEYS = ("name", "entry_point", "trigger", "memory", "timeout_s")
+
+
+def check_renderable(decl: dict) -> None:
+    """What rendering needs beyond ``declaration.check``: every function fully declared."""
+    problems = []
+    for i, fn in enumerate(decl.get("functions", [])):
+        missing = [k for k in REQUIRED_FUNCTION_KEYS if k not in fn]
+        if missing:
+            problems.append(f"function {fn.get('name', f'#{i + 1}')} has no {', '.join(missing)}")
+    if problems:
+        raise ValueError("infra/stack.toml cannot be deployed:\n  " + "\n  ".join(problems))
+
+
 def function_id(name: str) -> str:
     """Cloud Functions id of a declared function: ``alert_tick`` -> ``stratagem-alert-tick``."""
     slug = name.replace("_", "-").lower()
@@ -209,6 +223,7 @@ APIS_DEP = ("depends_on", Ref("[google_project_service.apis]"))
 
 # -- the document ----------------------------------------------------------------------------------
 def render(decl: dict) -> str:
+    check_renderable(decl)
     proj = decl["project"]
     topics = decl["topics"]
     dl = proj["dead_letter_topic"]
