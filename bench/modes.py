@@ -136,13 +136,18 @@ class Measured:
     signals: Signals
 
 
-def measure(variants: list[Variant], repeat: int, warmup: bool) -> Measured:
+def measure(variants: list[Variant], repeat: int, warmup: bool, settle: Callable[[], None]) -> Measured:
     """Median wall time of each variant, interleaved (rotated order each round) so machine
-    noise hits all alike; asserts every variant and every round gives the same signals."""
+    noise hits all alike; asserts every variant and every round gives the same signals.
+
+    ``settle`` runs (untimed) before every timed run of every variant: it waits until the
+    sandbox has finished re-forking its spare workers in the background, so neither the
+    sandboxed run nor a baseline shares the CPUs with that work."""
     times: dict[str, list[float]] = {v.name: [] for v in variants}
     seen: dict[str, Signals] = {}
     if warmup:
         for v in variants:
+            settle()
             v.prepare()
             seen[v.name] = v.run()
     for r in range(repeat):
@@ -150,6 +155,7 @@ def measure(variants: list[Variant], repeat: int, warmup: bool) -> Measured:
         for v in variants[k:] + variants[:k]:
             if v.repeat is not None and r >= v.repeat:
                 continue
+            settle()
             v.prepare()
             t0 = time.perf_counter()
             out = v.run()
@@ -395,12 +401,12 @@ def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, n
             return frozenset((s, d) for s, d, *_ in out.signals)
 
         variants = [
-            Variant("stratagem", stratagem, sbx.wait_ready, sbx_repeat),
+            Variant("stratagem", stratagem, repeat=sbx_repeat),
             Variant("naive", lambda fn=fn_seed: naive.backtest(fn, ds.symbols, start, end)),
             Variant("naive-slice", lambda fn=fn_slice: naive.backtest(fn, ds.symbols, start, end)),
             Variant("numpy", lambda name=name: npd.backtest(name, ds.symbols, start, end)),
         ]
-        m = measure(variants, repeat, warmup=False)
+        m = measure(variants, repeat, warmup=False, settle=sbx.wait_ready)
         rows.append(_row(ds, "backtest", name, n, m, f"{day_to_iso(start)}..{day_to_iso(end)}"))
         log(_fmt_row(rows[-1]))
     return rows
@@ -422,12 +428,12 @@ def screen_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, nam
             return frozenset((r["symbol"], day) for r in res["ranked_results"])
 
         variants = [
-            Variant("stratagem", stratagem, sbx.wait_ready, sbx_repeat),
+            Variant("stratagem", stratagem, repeat=sbx_repeat),
             Variant("naive", lambda fn=fn_seed: naive.screen(fn, listed, day)),
             Variant("naive-slice", lambda fn=fn_slice: naive.screen(fn, listed, day)),
             Variant("numpy", lambda name=name: npd.screen(name, listed, day)),
         ]
-        m = measure(variants, repeat, warmup=True)
+        m = measure(variants, repeat, warmup=True, settle=sbx.wait_ready)
         rows.append(_row(ds, "screen", name, len(listed), m, day_to_iso(day)))
         log(_fmt_row(rows[-1]))
     return rows
@@ -459,14 +465,14 @@ def backtesting_py_rows(ds: Dataset, sbx: Sandbox, symbols: list[str], repeat: i
         return frozenset((r["ticker"], iso_to_day(r["date"])) for r in res["instances"])
 
     variants = [
-        Variant("stratagem", stratagem, sbx.wait_ready, sbx_repeat),
-        Variant("stratagem-run_backtest", stratagem_full, sbx.wait_ready, sbx_repeat),
+        Variant("stratagem", stratagem, repeat=sbx_repeat),
+        Variant("stratagem-run_backtest", stratagem_full, repeat=sbx_repeat),
         Variant("naive", lambda: naive.backtest(fn_seed, symbols, start, end)),
         Variant("naive-slice", lambda: naive.backtest(fn_slice, symbols, start, end)),
         Variant("numpy", lambda: npd.backtest("gap_up", symbols, start, end)),
         Variant("backtesting.py", bt),
     ]
-    m = measure(variants, repeat, warmup=False)
+    m = measure(variants, repeat, warmup=False, settle=sbx.wait_ready)
     row = _row(ds, "backtest (all sessions)", "gap_up", n, m,
                f"{day_to_iso(start)}..{day_to_iso(end)}, {len(symbols)} symbols")
     log(_fmt_row(row))
@@ -505,6 +511,20 @@ def scaling_rows(ds: Dataset, sbx: Sandbox, plan: DatasetPlan, repeat: int, log:
            "marginal_symbol_days_per_second": float(1.0 / slope) if slope > 0 else None}
     log(f"  linear fit: seconds = {intercept:.4f} + {slope * 1e6:.3f} us x symbol-days, R^2 = {r2:.4f}")
     return {"dataset": ds.label, "kind": ds.kind, "strategy": "gap_up", "points": points, "fit": fit}
+
+
+def module_reset_ms(market: MarketData, repeat: int = 200) -> float:
+    """In-process cost of re-running a strategy's module body (``LoadedStrategy.reset``): a
+    worker does it whenever its plan goes back in time, i.e. once per symbol in the default
+    symbol-major order. (In a forked worker it was measured several times slower.)"""
+    from stratagem.data.pit import PointInTime
+    from stratagem.sandbox.runtime import LoadedStrategy
+
+    strat = LoadedStrategy(SOURCES["gap_up"], PointInTime(market).functions())
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        strat.reset()
+    return (time.perf_counter() - t0) / repeat * 1000
 
 
 def _row(ds: Dataset, mode: str, strategy: str, n: int, m: Measured, span: str) -> dict:
@@ -711,6 +731,7 @@ def main() -> None:
                 scaling = scaling_rows(ds, sbx, p, sbx_repeat or repeat, log)
         finally:
             sbx.close()
+        info["module_reset_ms_in_process"] = module_reset_ms(ds.market)
         info["waiting_for_spares_seconds"] = waited[0]
         info["section_seconds"] = time.perf_counter() - t_section
         sandbox_info[ds.label] = info

@@ -140,9 +140,9 @@ def plan(decl: dict, project: str, region: str | None = None, source_dir: Path |
     group = f"dead letters: Pub/Sub may publish to {dl}; a hold subscription keeps them 7 days"
     add(Step("iam", f"{dl} publisher", ["gcloud", "pubsub", "topics", "add-iam-policy-binding", dl,
                                         Expand(f"--member={agent}"), "--role=roles/pubsub.publisher", P]))
-    add(Step("subscription", dl + "-hold", ["gcloud", "pubsub", "subscriptions", "create", dl + "-hold", f"--topic={dl}",
-                                            "--message-retention-duration=7d", "--expiration-period=never", P],
-             mode="ensure"))
+    hold = dl + "-hold"
+    add(Step("subscription", hold, ["gcloud", "pubsub", "subscriptions", "create", hold, f"--topic={dl}",
+                                    "--message-retention-duration=7d", "--expiration-period=never", P], mode="ensure"))
 
     group = "Redis (private IP) and the VPC connector the functions reach it through"
     add(Step("redis", REDIS, ["gcloud", "redis", "instances", "create", REDIS, "--tier=basic", "--size=1",

@@ -8,17 +8,9 @@ The output is plain HCL, committed, reviewed like code and never edited by hand.
 resource is written out (no ``for_each`` over the declaration) so a reviewer, ``terraform
 plan`` and the contract tests all see the same names.
 
-Delivery and dead-lettering. Cloud Functions' Eventarc Pub/Sub triggers create their own
-push subscriptions, which Terraform does not own: a dead-letter policy can only be bolted
-on afterwards and is lost when the trigger is recreated. So no function here has an
-``event_trigger``. Every function is an HTTP function (the topic-triggered ones keep their
-``@functions_framework.cloud_event`` entry points: the framework turns a Pub/Sub push body
-into the same CloudEvent Eventarc would send) and each topic-triggered function gets an
-explicit ``google_pubsub_subscription`` pushing to its URL with an OIDC token, a retry
-policy (exponential backoff) and a dead-letter policy (``max_delivery_attempts`` from
-stack.toml) to the dead-letter topic. Pub/Sub retries on any non-2xx answer, i.e. exactly
-when ``function_runtime.run_handler`` re-raises a transient error; after the last attempt
-the message lands in the dead-letter topic and is kept by a hold subscription.
+Delivery and dead-lettering: topic-triggered functions get no ``event_trigger`` (Eventarc's
+subscription is not Terraform's to give a dead-letter policy) but an explicit push subscription
+with retry and dead-letter policy; :data:`HEADER` (written at the top of main.tf) says how.
 
 Naming: Cloud Functions (2nd gen) ids are 4-63 characters of ``[a-z0-9-]``, so the function
 ``alert_tick`` is deployed as ``stratagem-alert-tick`` (:func:`function_id`); its source folder
@@ -84,8 +76,7 @@ def function_id(name: str) -> str:
 
 def label(name: str) -> str:
     """Terraform resource label: ``stratagem-alert-tick`` -> ``alert_tick``."""
-    base = name[len(PREFIX):] if name.startswith(PREFIX) else name
-    return base.replace("-", "_").replace(".", "_").lower()
+    return name.removeprefix(PREFIX).replace("-", "_").replace(".", "_").lower()
 
 
 def service_account_id(fn: str) -> str:
@@ -246,8 +237,8 @@ def render(decl: dict) -> str:
         Block('variable "source_bucket"', ("type", Ref("string")),
               ("description", "Existing GCS bucket that holds the functions' source zips.")),
         Block('variable "source_dir"', ("type", Ref("string")), ("default", Ref("null")),
-              ("description", "Directory with one <function>.zip per function, built by "
-                              "'python infra/deploy_plan.py stage --zip' (default: <repo>/build/functions).")),
+              ("description", ("Directory with one <function>.zip per function, built by "
+                               "'python infra/deploy_plan.py stage --zip' (default: <repo>/build/functions)."))),
         Block('variable "network"', ("type", Ref("string")), ("default", "default"),
               ("description", "VPC network shared by Redis and the serverless VPC connector.")),
         Block('variable "connector_cidr"', ("type", Ref("string")), ("default", "10.8.0.0/28"),
@@ -259,7 +250,8 @@ def render(decl: dict) -> str:
            "STRATAGEM_REDIS_URL": Tmpl("redis://${google_redis_instance.cache.host}:${google_redis_instance.cache.port}/0")}
     add(Block("locals",
               Comment("Pub/Sub's service agent forwards dead letters and mints the push subscriptions' OIDC tokens."),
-              ("pubsub_agent", Tmpl("serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com")),
+              ("pubsub_agent", Tmpl("serviceAccount:service-${data.google_project.this.number}"
+                                    "@gcp-sa-pubsub.iam.gserviceaccount.com")),
               ("source_dir", Ref('coalesce(var.source_dir, "${path.module}/../../build/functions")')),
               Comment("Environment common to every function (stratagem.settings reads it)."),
               ("function_env", Ref(_map_expr(env)))))

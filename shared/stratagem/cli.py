@@ -308,6 +308,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from emulators.stack import serve
+    except ImportError:
+        root = Path(__file__).resolve().parents[2]
+        sys.path.insert(0, str(root))
+        try:
+            from emulators.stack import serve
+        except ImportError:
+            raise BadInput("stratagem serve needs the repository checkout (emulators/, functions/, infra/)") from None
+    settings = Settings.from_env()
+    return serve(settings.home, use_emulators=not args.no_emulators, seconds=args.seconds)
+
+
 def cmd_universe(args: argparse.Namespace) -> int:
     from .universe import list_universes, load_universe, parse_symbols, save_universe
 
@@ -526,6 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--end", required=True, help="last session, ISO date")
     common(rp)
     sp.set_defaults(func=cmd_alerts)
+
+    sp = sub.add_parser("serve", help="the local stack: emulators, valkey, every function, push subscriptions")
+    sp.add_argument("--no-emulators", action="store_true", help="embedded adapters only")
+    sp.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("universe", help="saved symbol lists")
     usub = sp.add_subparsers(dest="universe_cmd", required=True, metavar="SUBCOMMAND")

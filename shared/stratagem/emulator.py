@@ -31,7 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Self
@@ -46,6 +46,11 @@ PUBSUB_RELATIVE = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 INSTALL_HINT = ("install the Google Cloud SDK components: `gcloud components install "
                 "cloud-firestore-emulator pubsub-emulator` (or the Debian/Ubuntu packages "
                 "google-cloud-cli-firestore-emulator and google-cloud-cli-pubsub-emulator) and Java 17+")
+
+
+FAST_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+"""Client-compiler only and the serial collector: on a 2-CPU machine this roughly halves the
+time to start and answer the first call (~8 s to ~4 s), and short test runs go no slower."""
 
 
 class EmulatorMissing(InfraUnavailable):
@@ -117,10 +122,11 @@ class Emulator:
     env_var = "EMULATOR_HOST"  # the variable client libraries read, e.g. FIRESTORE_EMULATOR_HOST
 
     def __init__(self, binary: str | os.PathLike[str] | None = None, port: int | None = None, *,
-                 startup_timeout_s: float = 60.0) -> None:
+                 startup_timeout_s: float = 60.0, jvm_options: Sequence[str] = FAST_JVM_OPTIONS) -> None:
         self.port = port or free_port()
         self.bind = "127.0.0.1"
         self.startup_timeout_s = startup_timeout_s
+        self.jvm_options = tuple(jvm_options)
         self._binary = Path(binary) if binary is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
@@ -168,9 +174,12 @@ class Emulator:
         fd, name = tempfile.mkstemp(prefix=f"stratagem-{self.kind.lower().replace('/', '')}-emulator-",
                                     suffix=".log")
         self.log_path = Path(name)
+        env = dict(os.environ)
+        if self.jvm_options:  # both scripts run plain `java`, which reads JAVA_TOOL_OPTIONS
+            env["JAVA_TOOL_OPTIONS"] = " ".join(filter(None, (env.get("JAVA_TOOL_OPTIONS"), *self.jvm_options)))
         with os.fdopen(fd, "wb") as log:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
+                                          env=env, start_new_session=True)
         try:
             self._wait_ready()
         except BaseException:
@@ -267,8 +276,9 @@ class FirestoreEmulator(Emulator):
     env_var = "FIRESTORE_EMULATOR_HOST"
 
     def __init__(self, port: int | None = None, *, binary: str | os.PathLike[str] | None = None,
-                 project: str = "stratagem-local", startup_timeout_s: float = 60.0) -> None:
-        super().__init__(binary, port, startup_timeout_s=startup_timeout_s)
+                 project: str = "stratagem-local", startup_timeout_s: float = 60.0,
+                 jvm_options: Sequence[str] = FAST_JVM_OPTIONS) -> None:
+        super().__init__(binary, port, startup_timeout_s=startup_timeout_s, jvm_options=jvm_options)
         self.project = project
 
     def _default_binary(self) -> Path | None:
@@ -296,8 +306,8 @@ class PubSubEmulator(Emulator):
     env_var = "PUBSUB_EMULATOR_HOST"
 
     def __init__(self, port: int | None = None, *, binary: str | os.PathLike[str] | None = None,
-                 startup_timeout_s: float = 60.0) -> None:
-        super().__init__(binary, port, startup_timeout_s=startup_timeout_s)
+                 startup_timeout_s: float = 60.0, jvm_options: Sequence[str] = FAST_JVM_OPTIONS) -> None:
+        super().__init__(binary, port, startup_timeout_s=startup_timeout_s, jvm_options=jvm_options)
 
     def _default_binary(self) -> Path | None:
         return find_pubsub_emulator()

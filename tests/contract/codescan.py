@@ -160,7 +160,7 @@ def local_wiring() -> dict[str, str]:
                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and \
                         any(isinstance(t, ast.Name) and t.id == "handlers" for t in node.targets):
                     out = {}
-                    for k, v in zip(node.value.keys, node.value.values):
+                    for k, v in zip(node.value.keys, node.value.values, strict=True):
                         if isinstance(k, ast.Constant) and isinstance(v, (ast.Attribute, ast.Name)):
                             out[k.value] = v.attr if isinstance(v, ast.Attribute) else v.id
                     return out

@@ -62,7 +62,7 @@ def test_topic_triggers_are_push_subscriptions_with_dead_letter_policy(fn):
     assert flags["topic"] == fn["trigger"]
     assert flags["dead-letter-topic"] == PROJ["dead_letter_topic"]
     assert flags["max-delivery-attempts"] == str(PROJ["max_delivery_attempts"])
-    assert flags["push-endpoint"] == "${URL_%s}" % fn["name"].upper()
+    assert flags["push-endpoint"] == "${URL_" + fn["name"].upper() + "}"
     assert sub.update and "--topic" not in " ".join(sub.update)  # an update keeps the subscription's topic
     lookups = [s for s in of("lookup") if s.var == "URL_" + fn["name"].upper()]
     assert len(lookups) == 1 and function_id(fn["name"]) in lookups[0].argv

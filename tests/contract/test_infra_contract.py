@@ -34,7 +34,8 @@ def expected_kind(trigger: str) -> str:
 
 
 # -- the contract as a list of problems (so a broken copy of the declaration can be shown failing) --
-def function_problems(decl: dict, functions_dir: Path = FUNCTIONS, scan: codescan.PublishScan | None = None) -> list[str]:
+def function_problems(decl: dict, functions_dir: Path = FUNCTIONS,
+                      scan: codescan.PublishScan | None = None) -> list[str]:
     scan = scan or codescan.PublishScan()
     topics = {t["name"] for t in decl.get("topics", [])}
     problems = []
@@ -327,7 +328,8 @@ def test_terraform_declares_the_scheduler_jobs(tf):
     got = {}
     for b in jobs.values():
         target = _block(b["pubsub_target"])
-        got[_unq(b["name"])] = (_unq(b["schedule"]), topic_names[_ref_label(target["topic_name"], "google_pubsub_topic")],
+        topic = topic_names[_ref_label(target["topic_name"], "google_pubsub_topic")]
+        got[_unq(b["name"])] = (_unq(b["schedule"]), topic,
                                 base64.b64decode(_unq(target["data"])).decode(),
                                 _unq(target.get("attributes", {}).get("schema")))
     assert got == {j["name"]: (j["schedule"], j["topic"], j["payload"], payload_schema(j)) for j in DECL["scheduler"]}

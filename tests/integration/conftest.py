@@ -48,8 +48,7 @@ def firestore_emulator() -> Iterator[FirestoreEmulator]:
                         "pip install google-cloud-firestore")
     if find_firestore_emulator() is None:
         _skip_missing("Firestore", "no platform/cloud-firestore-emulator in the SDK roots or gcloud's sdk_root")
-    emulator = _start("Firestore", FirestoreEmulator(project=PROJECT))
-    emulator.reset()
+    emulator = _start("Firestore", FirestoreEmulator(project=PROJECT))  # starts empty: no reset
     yield emulator
     emulator.stop()
 

@@ -246,7 +246,9 @@ def assemble_backtest(sandbox: Sandbox | None, market: MarketData, source: str, 
     err_keys = {(s, d) for s, d, _m in outcome.errors}
     bias = {
         "lookahead_probe": (lookahead_probe(sandbox, market, source, plan_map, sig_keys, err_keys, probe)
-                            if probe > 0 and plan_map and sandbox is not None else {"skipped": True}),
+                            if probe > 0 and plan_map and sandbox is not None and len(err_keys) * 2 <= max(1, outcome.evaluated)
+                            else {"skipped": True, "reason": "disabled" if probe <= 0 else
+                                  "most evaluations failed; fix the strategy's errors first"}),
         "survivorship": survivorship(market, known, universe_label),
         **data_quality(market, known, start, end),
         "skipped_symbols": skipped,

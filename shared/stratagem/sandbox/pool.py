@@ -29,7 +29,7 @@ from ..errors import InfraUnavailable, StrategyFailed, StrategyRejected
 from ..settings import SandboxLimits
 from .worker import recv_msg, send_msg
 
-MAX_RESTARTS = 5
+MAX_RESTARTS = 3
 
 
 @dataclass

@@ -119,8 +119,9 @@ def firestore_client(project: str | None = None) -> Any:
             "application-default login`, or set FIRESTORE_EMULATOR_HOST=host:port to use the emulator") from exc
 
 
-class _Conflict(Exception):
-    """An optimistic commit lost to a concurrent writer; the attempt runs again."""
+class WriteConflict(Exception):
+    """A conditional commit lost to a concurrent writer (internal: ``_optimistic`` runs the
+    attempt again; ``already_exists`` tells a refused create from a changed document)."""
 
     def __init__(self, cause: Exception, *, already_exists: bool) -> None:
         super().__init__(str(cause))
@@ -224,9 +225,9 @@ class FirestoreBackend:
         try:
             batch.commit(retry=self._retry(write=True), timeout=self.timeout_s)
         except gex.AlreadyExists as exc:
-            raise _Conflict(exc, already_exists=True) from exc
+            raise WriteConflict(exc, already_exists=True) from exc
         except (gex.FailedPrecondition, gex.Aborted) as exc:
-            raise _Conflict(exc, already_exists=False) from exc
+            raise WriteConflict(exc, already_exists=False) from exc
 
     def _optimistic(self, what: str, attempt: Callable[[], T]) -> T:
         """Run ``attempt`` (reads, then one conditional commit) until it commits without a
@@ -236,7 +237,7 @@ class FirestoreBackend:
         while True:
             try:
                 return attempt()
-            except _Conflict as exc:
+            except WriteConflict as exc:
                 if time.monotonic() + delay > deadline:
                     raise InfraUnavailable(f"Firestore: {what} kept conflicting with concurrent writers for "
                                            f"{self.timeout_s:g} s; retrying may help ({exc})") from exc
