@@ -39,7 +39,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from bisect import bisect_left, bisect_right
@@ -48,7 +47,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from stratagem.data.catalog import ensure_sample
 from stratagem.data.store import MarketData, day_to_iso, iso_to_day
 from stratagem.engines.backtest import run_backtest
@@ -59,8 +57,8 @@ from stratagem.settings import SandboxLimits, Settings
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from synthetic import DESCRIPTION as SYNTHETIC_DESCRIPTION  # noqa: E402
-from synthetic import default_cache_dir, synthetic_market  # noqa: E402
+from synthetic import DESCRIPTION as SYNTHETIC_DESCRIPTION
+from synthetic import default_cache_dir, synthetic_market
 
 
 def _load(name: str, path: Path):
@@ -105,7 +103,8 @@ PLANS: dict[str, dict[str, DatasetPlan]] = {
     "default": {
         "REAL": DatasetPlan(None, MIX_ALL, MIX_ALL, None, bt_symbols=5),
         "SYNTHETIC-500": DatasetPlan(63, MIX_ALL, (), 1, bt_symbols=10),
-        "SYNTHETIC-5000": DatasetPlan(None, (), ("gap_up",), 1, scale_symbols=(100, 500, 2000), scale_sessions=21),
+        "SYNTHETIC-5000": DatasetPlan(None, (), ("gap_up",), 1, scale_symbols=(100, 250, 500, 1000, 2000),
+                                      scale_sessions=21),
     },
     "quick": {
         "REAL": DatasetPlan(504, MIX_ALL, MIX_ALL, None, bt_symbols=5),
@@ -597,8 +596,8 @@ def markdown(rows: list[dict], mix: list[dict], bt_rows: list[dict], scaling: di
             lines.append(f"| {p['symbols']} | {p['sessions']} | {_n(p['symbol_days'])} | {p['seconds']:.3f} | "
                          f"{_n(p['symbol_days_per_second'])} |")
         f = scaling["fit"]
-        lines += ["", f"Linear fit: seconds = {f['intercept_seconds']:.3f} + {f['seconds_per_symbol_day'] * 1e6:.2f} us "
-                      f"x symbol-days, R² = {f['r2']:.4f}."]
+        lines += ["", (f"Linear fit: seconds = {f['intercept_seconds']:.3f} + {f['seconds_per_symbol_day'] * 1e6:.2f} us "
+                       f"x symbol-days, R² = {f['r2']:.4f}.")]
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     for t in targets:
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |")
@@ -703,7 +702,7 @@ def main() -> None:
         info["spare_refill_seconds"] = time.perf_counter() - t0
         waited = [0.0]
 
-        def ready(wait: Callable = sbx.wait_ready) -> None:
+        def ready(wait: Callable = sbx.wait_ready, waited: list[float] = waited) -> None:
             t = time.perf_counter()
             wait(600)
             waited[0] += time.perf_counter() - t
@@ -748,7 +747,7 @@ def main() -> None:
         f"(other processes on this machine compete for its {os.cpu_count()} CPUs)")
     result = {
         "bench": "bench/modes.py", "size": size_name, "repeat": repeat, "elapsed_seconds": elapsed,
-        "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
                     "platform": platform.platform(), "backtesting": _version("backtesting"),
                     "load_average_before": load_before, "load_average_after": load_after},

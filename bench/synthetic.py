@@ -32,7 +32,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-
 from stratagem.data.store import MarketData, SymbolBars, build_store, iso_to_day
 
 GENERATOR_VERSION = 1
@@ -130,11 +129,11 @@ def synthetic_market(n_symbols: int, n_sessions: int, cache_dir: Path | None = N
     dest = root / f"synthetic-v{GENERATOR_VERSION}-{n_symbols}x{n_sessions}-s{seed}"
     if (dest / "meta.json").exists():
         try:
-            market = MarketData(dest)
-            if market.meta.get("source") == "synthetic" and len(market.ranges) == n_symbols:
-                return market
+            market: MarketData | None = MarketData(dest)
         except Exception:  # noqa: BLE001 - a stale or damaged cache is rebuilt below
-            pass
+            market = None
+        if market is not None and market.meta.get("source") == "synthetic" and len(market.ranges) == n_symbols:
+            return market
     build_store(generate(n_symbols, n_sessions, seed), dest, source="synthetic", demo=True,
                 description=DESCRIPTION)
     return MarketData(dest)

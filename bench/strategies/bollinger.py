@@ -1,5 +1,6 @@
 """Bollinger (20 bars): today's close is below the lower band, mean - 2 population
 standard deviations of the last 20 closes."""
+# ruff: noqa: F821 - the data functions (and math) are provided by the engine
 
 BARS = 20
 WIDTH = 2.0

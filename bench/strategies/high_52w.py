@@ -1,4 +1,5 @@
 """52-week high (252 bars): today's close is above every high of the previous 251 sessions."""
+# ruff: noqa: F821 - the data functions (and math) are provided by the engine
 
 BARS = 252
 

@@ -1,4 +1,5 @@
 """Momentum (21 bars): the close rose more than 10% over the last 20 sessions."""
+# ruff: noqa: F821 - the data functions (and math) are provided by the engine
 
 THRESHOLD = 0.10
 BARS = 21

@@ -1,4 +1,5 @@
 """Oversold (100 bars): RSI(14) below 30, Wilder's smoothing run over the last 100 sessions."""
+# ruff: noqa: F821 - the data functions (and math) are provided by the engine
 
 PERIOD = 14
 THRESHOLD = 30.0

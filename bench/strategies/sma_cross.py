@@ -1,4 +1,5 @@
 """Golden cross (201 bars): the 50-session SMA crossed above the 200-session SMA today."""
+# ruff: noqa: F821 - the data functions (and math) are provided by the engine
 
 FAST = 50
 SLOW = 200

@@ -79,9 +79,9 @@ def _find(relative: Path) -> Path | None:
             root = root.expanduser()
         if (root / relative).is_file():
             return root / relative
-    root = gcloud_sdk_root()
-    if root is not None and (root / relative).is_file():
-        return root / relative
+    sdk = gcloud_sdk_root()
+    if sdk is not None and (sdk / relative).is_file():
+        return sdk / relative
     return None
 
 
@@ -100,6 +100,11 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -158,11 +163,12 @@ class Emulator:
     def binary(self) -> Path:
         binary = self._binary or self._default_binary()
         if binary is None or not Path(binary).is_file():
-            raise EmulatorMissing(f"the {self.kind} emulator was not found (looked in "
-                                  f"{', '.join(str(r) for r in DEFAULT_SDK_ROOTS)} and gcloud's SDK root); "
+            raise EmulatorMissing(f"{self.kind} emulator not found (looked under "
+                                  f"{', '.join(str(r) for r in DEFAULT_SDK_ROOTS)} and gcloud's SDK root): "
                                   f"{INSTALL_HINT}")
         if shutil.which("java") is None:
-            raise EmulatorMissing(f"the {self.kind} emulator needs Java (17+) on PATH; {INSTALL_HINT}")
+            raise EmulatorMissing(f"{self.kind} emulator found at {binary} but no `java` on PATH: "
+                                  "install Java 17+ (e.g. apt-get install openjdk-17-jre-headless)")
         return Path(binary)
 
     def start(self) -> Self:
@@ -204,7 +210,7 @@ class Emulator:
 
     def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(self.url + "/", timeout=1.0) as resp:  # noqa: S310 - local http
+            with urllib.request.urlopen(self.url + "/", timeout=1.0) as resp:
                 return bool(resp.status == 200)
         except (urllib.error.URLError, OSError, ValueError):
             return False
@@ -216,20 +222,22 @@ class Emulator:
         return "\n".join(text[-lines:])
 
     def stop(self, *, keep_log: bool = False, timeout_s: float = 10.0) -> None:
-        """End the emulator's whole process group (script and JVM) and wait for its port to close."""
+        """End the emulator's whole process group (the script and its JVM): SIGTERM, wait up to
+        ``timeout_s`` for the script to exit and the port to close, then SIGKILL the group so
+        no JVM outlives it (the emulators keep everything in memory: nothing is lost)."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            for sig, wait in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, sig)
-                try:
-                    proc.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+            pgid = proc.pid  # start_new_session made the script a group leader
+            _signal_group(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and (proc.poll() is None or _port_open(self.bind, self.port)):
+                time.sleep(0.05)
+            _signal_group(pgid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5.0)
             deadline = time.monotonic() + 5.0
             while _port_open(self.bind, self.port) and time.monotonic() < deadline:
-                time.sleep(0.05)  # a JVM child outliving the script (killed with the group above)
+                time.sleep(0.05)
         if self.log_path is not None and not keep_log:
             with contextlib.suppress(OSError):
                 self.log_path.unlink()
@@ -238,7 +246,7 @@ class Emulator:
     def _request(self, method: str, path: str) -> None:
         req = urllib.request.Request(self.url + path, method=method, data=b"" if method == "POST" else None)
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - local http
+            with urllib.request.urlopen(req, timeout=10) as resp:
                 resp.read()
         except (urllib.error.URLError, OSError) as exc:
             raise InfraUnavailable(f"{method} {self.url}{path} failed: {exc}") from exc

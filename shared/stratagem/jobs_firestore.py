@@ -9,6 +9,9 @@ Documents, under an optional collection-name ``prefix``::
     jobs/{jobId}/shards/{n}/chunks/{gen}-{k}   (the same, for a shard's result)
     events/{eventId}                 {eventId, claim, at, expireAt}: processed event ids
 
+(An id that is not a plain document id, e.g. one with a ``/``, is stored under ``~`` + its
+SHA-256; see :func:`stratagem.store.firestore.doc_id`.)
+
 Once-only, without server-side transactions (the emulator serialises contended ones with a
 2-second lock timeout each; see :mod:`stratagem.store.firestore`):
 
@@ -16,7 +19,9 @@ Once-only, without server-side transactions (the emulator serialises contended o
   redelivered shard stores nothing and returns False. The first shard also moves the job
   from ``queued`` to ``running`` in the same atomic commit (conditional on the job document
   being unchanged); later shards leave the job document alone, so shards landing together
-  do not contend on it (``updatedAt`` is the last status change, not the last shard).
+  do not contend on it (``updatedAt`` is the last status change, not the last shard) and a
+  late shard never turns a ``done``/``failed`` job back to ``running``. Shard numbers must be
+  ``0..shards-1`` (BadInput otherwise), so a stray number cannot complete the count early.
 * ``try_finalize`` reads the job and counts its shards, then flips ``finalized`` from false
   to true with a commit conditional on the job document being unchanged since that read.
   Of any number of concurrent callers exactly one commits and gets True.
@@ -76,7 +81,7 @@ def encode_result(value: Any) -> tuple[dict[str, Any] | None, list[str]]:
 def decode_result(meta: dict[str, Any] | None, chunks: list[str] | None = None) -> Any:
     if meta is None:
         return None
-    data = "".join(chunks) if meta["chunks"] else meta["data"]
+    data = "".join(chunks or []) if meta["chunks"] else meta["data"]
     if meta["encoding"] == "json":
         return json.loads(data)
     if meta["encoding"] == "zlib+base64":

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from stratagem.emulator import (
     INSTALL_HINT,
     EmulatorMissing,
@@ -28,17 +27,16 @@ from stratagem.emulator import (
 PROJECT = "stratagem-it"
 
 
-def _skip_missing(kind: str, detail: str) -> None:
-    reason = f"{kind} emulator not found: {INSTALL_HINT} ({detail})"
+def _skip(reason: str) -> None:
     warnings.warn(reason, stacklevel=2)  # in the warnings summary too, not only in -ra
     pytest.skip(reason)
 
 
-def _start(kind: str, emulator: Any) -> Any:
+def _start(emulator: Any) -> Any:
     try:
         return emulator.start()
-    except EmulatorMissing as exc:
-        _skip_missing(kind, str(exc))
+    except EmulatorMissing as exc:  # e.g. no Java: the message says what to install
+        _skip(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +45,8 @@ def firestore_emulator() -> Iterator[FirestoreEmulator]:
     pytest.importorskip("google.cloud.firestore", reason="google-cloud-firestore is not installed: "
                         "pip install google-cloud-firestore")
     if find_firestore_emulator() is None:
-        _skip_missing("Firestore", "no platform/cloud-firestore-emulator in the SDK roots or gcloud's sdk_root")
-    emulator = _start("Firestore", FirestoreEmulator(project=PROJECT))  # starts empty: no reset
+        _skip(f"Firestore emulator not found: {INSTALL_HINT}")
+    emulator = _start(FirestoreEmulator(project=PROJECT))  # starts empty: no reset
     yield emulator
     emulator.stop()
 
@@ -57,8 +55,8 @@ def firestore_emulator() -> Iterator[FirestoreEmulator]:
 def pubsub_emulator() -> Iterator[PubSubEmulator]:
     """The session's Pub/Sub emulator (``.host``, ``.reset()``)."""
     if find_pubsub_emulator() is None:
-        _skip_missing("Pub/Sub", "no platform/pubsub-emulator in the SDK roots or gcloud's sdk_root")
-    emulator = _start("Pub/Sub", PubSubEmulator())
+        _skip(f"Pub/Sub emulator not found: {INSTALL_HINT}")
+    emulator = _start(PubSubEmulator())
     yield emulator
     emulator.stop()
 

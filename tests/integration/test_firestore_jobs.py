@@ -11,10 +11,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from stratagem.errors import BadInput, InfraUnavailable, NotFound
 from stratagem.jobs import Job, JobStore, new_job_id
-from stratagem.jobs_firestore import CHUNK_CHARS, FirestoreJobStore, decode_result, encode_result
+from stratagem.jobs_firestore import (
+    CHUNK_CHARS,
+    FirestoreJobStore,
+    decode_result,
+    encode_result,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +140,7 @@ def test_mark_event_duplicates(firestore_emulator, firestore_client, prefix):
 def test_a_3_mb_result_round_trips_through_chunks(jobs, firestore_client, prefix):
     rng = random.Random(7)
     # ~3 MB of JSON that compresses only ~2x, so it must be split into several documents.
-    result = {"rows": [{"id": i, "token": "%032x" % rng.getrandbits(128)} for i in range(52_000)]}
+    result = {"rows": [{"id": i, "token": f"{rng.getrandbits(128):032x}"} for i in range(52_000)]}
     assert len(json.dumps(result)) > 3_000_000
     job = jobs.create(Job(new_job_id(), "alice", "backtest", shards=1))
     assert jobs.put_shard(job.id, 0, result) is True  # a shard's result may be as big

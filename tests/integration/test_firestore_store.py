@@ -17,7 +17,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from stratagem.emulator import free_port
 from stratagem.errors import BadInput, InfraUnavailable, NotFound
 from stratagem.store.base import RunRecord, StrategyStore
@@ -123,7 +122,7 @@ def test_documents_are_laid_out_as_documented(store, firestore_client, prefix):
     s = store.save("alice", -1, name="Gap up", code=CODE_V1, parameters=[[1, 2], {"a": None}], request_id="r/1")
     store.save("alice", s.id, code=CODE_V2)
     store.record_run(RunRecord("run/1", s.id, 1, "alice", "backtest", {"w": [[1]]}, {"n": 1}))
-    col = lambda name: firestore_client.collection(prefix + name)  # noqa: E731
+    col = lambda name: firestore_client.collection(prefix + name)
     assert col("counters").document("strategies").get().to_dict() == {"next": 2}
     doc = col("strategies").document("1").get().to_dict()
     assert (doc["userId"], doc["version"], doc["code"], doc["isAlertActive"]) == ("alice", 2, CODE_V2, False)
