@@ -345,9 +345,16 @@ def _touch_data(pit: Any, stride: int = 5) -> None:
 
     market = pit.market
     cal = np.asarray(market.calendar())
+    symbols = market.symbols
+    # Bounded whatever the dataset's size: a few thousand calls warm the paths; more would
+    # only delay the spare (for big universes the per-symbol touch is spread thin).
+    budget = 4000
+    stride = max(stride, (len(cal) * len(symbols)) // budget + 1)
+    if len(symbols) > budget:
+        symbols = symbols[:: len(symbols) // budget + 1]
     for day in cal[::stride].tolist():
         pit.set_asof(day)
-        for sym in market.symbols:
+        for sym in symbols:
             d = pit.price_data(sym, "1d", 30)
             if d["close"]:
                 d["close"][-1]
