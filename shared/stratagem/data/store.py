@@ -280,8 +280,13 @@ class MarketData:
                           np.array(c["adj_close"][a:b]) if has_adj else None)
 
     def calendar(self) -> np.ndarray:
-        """Union of all session dates (days since epoch), sorted."""
-        return np.unique(self.columns["date"])
+        """Union of all session dates (days since epoch), sorted (computed once)."""
+        cal = getattr(self, "_calendar", None)
+        if cal is None:
+            cal = np.unique(self.columns["date"])
+            cal.flags.writeable = False
+            self._calendar = cal
+        return cal
 
     def info(self) -> dict:
         out = {k: self.meta[k] for k in ("version", "source", "demo", "description", "first_date", "last_date", "bars")}
