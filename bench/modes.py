@@ -82,39 +82,36 @@ Signals = frozenset  # of (symbol, day)
 # -- sizes -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DatasetPlan:
-    """What to run on one dataset. ``sandbox_repeat`` caps the timed sandboxed runs per cell:
-    every sandboxed run consumes warm spare workers that are re-forked (and warmed over the
-    whole dataset) before the next one, which costs seconds per worker on the SYNTHETIC sets,
-    so the default run times them once there (``--full`` repeats everything)."""
+    """What to run on one dataset."""
 
     backtest_sessions: int | None = None       # evaluate the last N sessions (None: all of them)
     backtest_mix: tuple[str, ...] = ()
     screen_mix: tuple[str, ...] = ()
-    sandbox_repeat: int | None = None          # None: the run's --repeat
     bt_symbols: int = 0                        # gap-up vs backtesting.py on this many symbols (0: skip)
     scale_symbols: tuple[int, ...] = ()        # run_backtest sweep: symbols ...
     scale_sessions: int = 21                   # ... at this many sessions,
     scale_days: tuple[int, ...] = ()           # and sessions ...
-    scale_days_symbols: int = 500              # ... at this many symbols
+    scale_days_symbols: int = 1000             # ... at this many symbols
 
 
 MIX_ALL = tuple(MIX)
 PLANS: dict[str, dict[str, DatasetPlan]] = {
     "default": {
-        "REAL": DatasetPlan(None, MIX_ALL, MIX_ALL, None, bt_symbols=5),
-        "SYNTHETIC-500": DatasetPlan(63, MIX_ALL, (), 1, bt_symbols=10),
-        "SYNTHETIC-5000": DatasetPlan(None, (), ("gap_up",), 1, scale_symbols=(100, 250, 500, 1000, 2000),
+        "REAL": DatasetPlan(None, MIX_ALL, MIX_ALL, bt_symbols=5),
+        "SYNTHETIC-500": DatasetPlan(63, MIX_ALL, MIX_ALL, bt_symbols=10),
+        "SYNTHETIC-5000": DatasetPlan(5, MIX_ALL, MIX_ALL, scale_symbols=(100, 250, 500, 1000, 2000),
                                       scale_sessions=21),
     },
     "quick": {
-        "REAL": DatasetPlan(504, MIX_ALL, MIX_ALL, None, bt_symbols=5),
-        "SYNTHETIC-500": DatasetPlan(10, ("gap_up",), (), 1),
+        "REAL": DatasetPlan(504, MIX_ALL, MIX_ALL, bt_symbols=5),
+        "SYNTHETIC-500": DatasetPlan(10, ("gap_up",), ("gap_up",)),
+        "SYNTHETIC-5000": DatasetPlan(None, (), ("gap_up",)),
     },
     "full": {
-        "REAL": DatasetPlan(None, MIX_ALL, MIX_ALL, None, bt_symbols=5),
-        "SYNTHETIC-500": DatasetPlan(63, MIX_ALL, MIX_ALL, None, bt_symbols=20),
-        "SYNTHETIC-5000": DatasetPlan(10, MIX_ALL, MIX_ALL, None, scale_symbols=(100, 250, 500, 1000, 2000),
-                                      scale_sessions=42, scale_days=(21, 63, 126), scale_days_symbols=500),
+        "REAL": DatasetPlan(None, MIX_ALL, MIX_ALL, bt_symbols=5),
+        "SYNTHETIC-500": DatasetPlan(126, MIX_ALL, MIX_ALL, bt_symbols=40),
+        "SYNTHETIC-5000": DatasetPlan(21, MIX_ALL, MIX_ALL, scale_symbols=(100, 250, 500, 1000, 2000, 5000),
+                                      scale_sessions=42, scale_days=(21, 63, 126), scale_days_symbols=1000),
     },
 }
 
@@ -124,8 +121,7 @@ PLANS: dict[str, dict[str, DatasetPlan]] = {
 class Variant:
     name: str
     run: Callable[[], Signals]
-    prepare: Callable[[], None] = lambda: None   # untimed, before every run (sandbox: wait for warm spares)
-    repeat: int | None = None                     # cap on timed runs (None: the measurement's repeat)
+    prepare: Callable[[], None] = lambda: None   # untimed, before every timed run
 
 
 @dataclass
@@ -152,8 +148,6 @@ def measure(variants: list[Variant], repeat: int, warmup: bool, settle: Callable
     for r in range(repeat):
         k = r % len(variants)
         for v in variants[k:] + variants[:k]:
-            if v.repeat is not None and r >= v.repeat:
-                continue
             settle()
             v.prepare()
             t0 = time.perf_counter()
@@ -385,7 +379,7 @@ def session_days(market: MarketData, symbols: list[str]) -> np.ndarray:
 
 
 def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, names: tuple[str, ...],
-                  start: int, end: int, repeat: int, sbx_repeat: int | None,
+                  start: int, end: int, repeat: int,
                   log: Callable[[str], None]) -> list[dict]:
     plan = list(trading_days(ds.market, ds.symbols, start, end).items())
     n = sum(len(s) for _, s in plan)
@@ -400,7 +394,7 @@ def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, n
             return frozenset((s, d) for s, d, *_ in out.signals)
 
         variants = [
-            Variant("stratagem", stratagem, repeat=sbx_repeat),
+            Variant("stratagem", stratagem),
             Variant("naive", lambda fn=fn_seed: naive.backtest(fn, ds.symbols, start, end)),
             Variant("naive-slice", lambda fn=fn_slice: naive.backtest(fn, ds.symbols, start, end)),
             Variant("numpy", lambda name=name: npd.backtest(name, ds.symbols, start, end)),
@@ -412,7 +406,7 @@ def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, n
 
 
 def screen_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, names: tuple[str, ...],
-                day: int, repeat: int, sbx_repeat: int | None, log: Callable[[str], None]) -> list[dict]:
+                day: int, repeat: int, log: Callable[[str], None]) -> list[dict]:
     """run_screen as of ``day`` over the whole universe; every variant gets one untimed
     warm-up call first (for Stratagem: compiling the strategy, the first fork after start-up)."""
     listed = [s for s in ds.symbols if int(ds.market.dates(s)[0]) <= day]
@@ -427,7 +421,7 @@ def screen_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, nam
             return frozenset((r["symbol"], day) for r in res["ranked_results"])
 
         variants = [
-            Variant("stratagem", stratagem, repeat=sbx_repeat),
+            Variant("stratagem", stratagem),
             Variant("naive", lambda fn=fn_seed: naive.screen(fn, listed, day)),
             Variant("naive-slice", lambda fn=fn_slice: naive.screen(fn, listed, day)),
             Variant("numpy", lambda name=name: npd.screen(name, listed, day)),
@@ -438,7 +432,7 @@ def screen_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, nam
     return rows
 
 
-def backtesting_py_rows(ds: Dataset, sbx: Sandbox, symbols: list[str], repeat: int, sbx_repeat: int | None,
+def backtesting_py_rows(ds: Dataset, sbx: Sandbox, symbols: list[str], repeat: int,
                         log: Callable[[str], None]) -> dict | None:
     """Gap-up over every session of ``symbols``, including backtesting.py and run_backtest."""
     bt = backtesting_runner(ds.market, symbols)
@@ -464,8 +458,8 @@ def backtesting_py_rows(ds: Dataset, sbx: Sandbox, symbols: list[str], repeat: i
         return frozenset((r["ticker"], iso_to_day(r["date"])) for r in res["instances"])
 
     variants = [
-        Variant("stratagem", stratagem, repeat=sbx_repeat),
-        Variant("stratagem-run_backtest", stratagem_full, repeat=sbx_repeat),
+        Variant("stratagem", stratagem),
+        Variant("stratagem-run_backtest", stratagem_full),
         Variant("naive", lambda: naive.backtest(fn_seed, symbols, start, end)),
         Variant("naive-slice", lambda: naive.backtest(fn_slice, symbols, start, end)),
         Variant("numpy", lambda: npd.backtest("gap_up", symbols, start, end)),
@@ -647,7 +641,7 @@ def main() -> None:
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller run (under a minute; no SYNTHETIC-5000)")
     size.add_argument("--full", action="store_true",
-                      help="every strategy, dataset and mode with --repeat sandboxed runs (slow, see README)")
+                      help="bigger sizes everywhere (several minutes more, see bench/README.md)")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per measurement (median); default 3")
     ap.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="where SYNTHETIC datasets are kept")
     ap.add_argument("--json", type=Path, default=BENCH / "results-modes.json", help="results file")
@@ -688,7 +682,6 @@ def main() -> None:
     sandbox_info: dict[str, dict] = {}
     for ds in datasets:
         p = plans[ds.label]
-        sbx_repeat = p.sandbox_repeat if not args.full else None
         log(f"\n== {ds.label} ==")
         t_section = t0 = time.perf_counter()
         sbx = Sandbox(ds.market.path, SandboxLimits(), workers=2)
@@ -718,16 +711,15 @@ def main() -> None:
             days = session_days(ds.market, ds.symbols)
             start = int(days[-p.backtest_sessions]) if p.backtest_sessions else int(days[0])
             if p.backtest_mix:
-                rows += backtest_rows(ds, sbx, naive, npd, p.backtest_mix, start, int(days[-1]), repeat,
-                                      sbx_repeat, log)
+                rows += backtest_rows(ds, sbx, naive, npd, p.backtest_mix, start, int(days[-1]), repeat, log)
             if p.screen_mix:
-                rows += screen_rows(ds, sbx, naive, npd, p.screen_mix, int(days[-1]), repeat, sbx_repeat, log)
+                rows += screen_rows(ds, sbx, naive, npd, p.screen_mix, int(days[-1]), repeat, log)
             del naive, npd
             if p.bt_symbols:
-                r = backtesting_py_rows(ds, sbx, ds.symbols[:p.bt_symbols], repeat, sbx_repeat, log)
+                r = backtesting_py_rows(ds, sbx, ds.symbols[:p.bt_symbols], repeat, log)
                 bt_rows += [r] if r else []
             if p.scale_symbols:
-                scaling = scaling_rows(ds, sbx, p, sbx_repeat or repeat, log)
+                scaling = scaling_rows(ds, sbx, p, repeat, log)
         finally:
             sbx.close()
         info["module_reset_ms_in_process"] = module_reset_ms(ds.market)

@@ -112,10 +112,13 @@ class Stack:
         for t in decl["topics"]:
             pub.create_topic(name=pub.topic_path(self.project, t["name"]))
         dlq = pub.topic_path(self.project, decl["project"]["dead_letter_topic"])
+        from infra.render_terraform import push_subscription
+
         for f in decl["functions"]:
             if f["trigger"] == "http":
                 continue
-            req = {"name": sub.subscription_path(self.project, f"{f['name']}-push"),
+            # the same subscription names as the Terraform/deploy script
+            req = {"name": sub.subscription_path(self.project, push_subscription(f["name"])),
                    "topic": pub.topic_path(self.project, f["trigger"]),
                    "push_config": {"push_endpoint": f"http://127.0.0.1:{self.ports[f['name']]}/"},
                    "ack_deadline_seconds": min(600, max(10, int(f["timeout_s"]))),

@@ -22,6 +22,10 @@ def check(decl: dict[str, Any]) -> None:
     topics = {t["name"] for t in decl.get("topics", [])}
     problems = []
     for f in decl.get("functions", []):
+        missing = [k for k in ("name", "entry_point", "trigger") if k not in f]
+        if missing:
+            problems.append(f"function {f.get('name', '?')} lacks {', '.join(missing)}")
+            continue
         if f["trigger"] != "http" and f["trigger"] not in topics:
             problems.append(f"function {f['name']} is triggered by undeclared topic {f['trigger']}")
         for t in f.get("publishes", []):

@@ -6,9 +6,10 @@
 ``script`` prints a bash script of gcloud commands, one resource per line, in dependency order:
 APIs, secrets (containers only), topics, dead-letter plumbing, Redis and the VPC connector,
 service accounts and their IAM, functions, push subscriptions, scheduler jobs, Firestore
-indexes. Creating commands tolerate "already exists" (``ensure``); subscriptions and scheduler
-jobs are updated when they exist, so re-running converges. ``infra/deploy.sh`` stages the
-sources, writes this script and runs it (``--dry-run`` only prints it).
+indexes and TTL fields. Creating commands tolerate "already exists" (``ensure``);
+subscriptions and scheduler jobs are updated when they exist, so re-running converges.
+``infra/deploy.sh`` stages the sources, writes this script and runs it (``--dry-run`` only
+prints it).
 
 ``stage`` builds one source directory per function: ``functions/<name>/*`` plus the shared
 ``stratagem`` package and a ``requirements.txt``; ``--zip`` also writes ``<name>.zip`` with fixed
@@ -226,13 +227,17 @@ def plan(decl: dict, project: str, region: str | None = None, source_dir: Path |
                          *([f"--update-attributes=schema={schema}"] if schema else [])],
                  describe=["gcloud", "scheduler", "jobs", "describe", job["name"], loc, P]))
 
-    group = "Firestore composite indexes"
+    group = "Firestore composite indexes and TTL fields"
     for ix in decl.get("firestore_indexes", []):
         fields = [f"--field-config=field-path={f},order={o.lower()}" for f, o in ix["fields"]]
         add(Step("index", ix["collection"] + "(" + ",".join(f for f, _ in ix["fields"]) + ")",
                  ["gcloud", "firestore", "indexes", "composite", "create", f"--collection-group={ix['collection']}",
                   "--query-scope=collection", *fields, "--database=(default)", P], mode="ensure",
                  meta={"collection": ix["collection"], "fields": [list(f) for f in ix["fields"]]}))
+    for ttl in decl.get("firestore_ttl", []):
+        add(Step("ttl", f"{ttl['collection_group']}.{ttl['field']}",
+                 ["gcloud", "firestore", "fields", "ttls", "update", ttl["field"],
+                  f"--collection-group={ttl['collection_group']}", "--enable-ttl", "--database=(default)", P]))
     return steps
 
 

@@ -55,11 +55,16 @@ RETRY_MAX_BACKOFF = "600s"
 
 # -- names shared with deploy_plan.py and the contract tests -------------------------------------
 REQUIRED_FUNCTION_KEYS = ("name", "entry_point", "trigger", "memory", "timeout_s")
+# Sections of stack.toml the renderer (and deploy_plan.py) turn into resources; a new section
+# must be taught to both before it can be deployed, so an unknown one is an error, not a no-op.
+SECTIONS = {"project", "topics", "functions", "scheduler", "firestore_indexes", "firestore_ttl", "secrets",
+            "services"}
 
 
 def check_renderable(decl: dict) -> None:
     """What rendering needs beyond ``declaration.check``: every function fully declared."""
-    problems = []
+    problems = [f"[[{k}]] is not rendered by infra/render_terraform.py or infra/deploy_plan.py"
+                for k in sorted(set(decl) - SECTIONS)]
     for i, fn in enumerate(decl.get("functions", [])):
         missing = [k for k in REQUIRED_FUNCTION_KEYS if k not in fn]
         if missing:
@@ -89,6 +94,10 @@ def push_subscription(fn: str) -> str:
 
 def index_label(index: dict) -> str:
     return "_".join([index["collection"]] + [f[0] for f in index["fields"]]).lower()
+
+
+def ttl_label(ttl: dict) -> str:
+    return f"{ttl['collection_group']}_{ttl['field']}_ttl".lower()
 
 
 def schema_label(schema: str) -> str:
@@ -365,13 +374,24 @@ def render(decl: dict) -> str:
                      APIS_DEP))
 
     # firestore ------------------------------------------------------------------------------------
-    add(section("Firestore composite indexes", "In the project's (default) database, which must already exist."))
+    add(section("Firestore composite indexes and TTL fields",
+                "In the project's (default) database, which must already exist."))
     for ix in decl.get("firestore_indexes", []):
         add(resource("google_firestore_index", index_label(ix),
                      ("project", Ref("var.project")),
                      ("database", "(default)"),
                      ("collection", ix["collection"]),
                      *[Block("fields", ("field_path", f), ("order", o)) for f, o in ix["fields"]],
+                     APIS_DEP))
+
+    for ttl in decl.get("firestore_ttl", []):
+        add(resource("google_firestore_field", ttl_label(ttl),
+                     Comment("documents expire once this timestamp field is in the past"),
+                     ("project", Ref("var.project")),
+                     ("database", "(default)"),
+                     ("collection", ttl["collection_group"]),
+                     ("field", ttl["field"]),
+                     Block("ttl_config"),
                      APIS_DEP))
 
     # outputs --------------------------------------------------------------------------------------

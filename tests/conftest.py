@@ -32,3 +32,11 @@ def sandbox(market: MarketData):
     sbx.start()
     yield sbx
     sbx.close()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the OS-limit tests first. They fork this pytest process and install seccomp in the
+    child; once a gRPC client (Firestore, Pub/Sub) has started threads in this process, a
+    forked child inherits gRPC's fork handlers, which try to start threads and fail under the
+    filter. The production sandbox never has this problem: its zygote is a fresh interpreter."""
+    items.sort(key=lambda it: 0 if it.nodeid.startswith("tests/unit/test_oslimits.py") else 1)

@@ -1037,7 +1037,7 @@ resource "google_cloud_scheduler_job" "alert_sweep" {
 }
 
 # ================================================================================================
-# Firestore composite indexes
+# Firestore composite indexes and TTL fields
 # In the project's (default) database, which must already exist.
 # ================================================================================================
 
@@ -1098,6 +1098,16 @@ resource "google_firestore_index" "alertlogs_userid_timestamp" {
     field_path = "timestamp"
     order      = "DESCENDING"
   }
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_firestore_field" "events_expireat_ttl" {
+  # documents expire once this timestamp field is in the past
+  project    = var.project
+  database   = "(default)"
+  collection = "events"
+  field      = "expireAt"
+  ttl_config {}
   depends_on = [google_project_service.apis]
 }
 

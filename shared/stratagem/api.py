@@ -204,7 +204,10 @@ class Api:
             raise BadInput("strategyId must be -1 (create) or the positive id of your strategy (new version)")
         if sid != -1:
             self.svc.store.get(user, sid)
-        job = submit_generate(self.svc, user, q.strip(), sid, body.get("requestId") if isinstance(body.get("requestId"), str) else None)
+        rid = body.get("requestId")
+        if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 128):
+            raise BadInput("requestId must be a string of 1-128 characters (an idempotency key)")
+        job = submit_generate(self.svc, user, q.strip(), sid, rid)
         return self._job_reply(job.id, user)
 
     def get_strategies(self, user: str, body: dict) -> tuple[int, dict]:

@@ -91,6 +91,11 @@ def test_one_command_per_firestore_index():
     assert got == want
 
 
+def test_one_command_per_firestore_ttl_field():
+    got = [(s.flags()["collection-group"], s.argv[5], s.flags().get("enable-ttl")) for s in of("ttl")]
+    assert got == [(t["collection_group"], t["field"], True) for t in DECL.get("firestore_ttl", [])]
+
+
 def test_resources_come_before_their_users():
     order = {(s.kind, s.name): i for i, s in enumerate(STEPS)}
     first_function = min(i for (k, _), i in order.items() if k == "function")

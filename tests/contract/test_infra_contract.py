@@ -342,6 +342,19 @@ def test_terraform_declares_the_firestore_indexes(tf):
     assert got == want
 
 
+def test_terraform_declares_the_firestore_ttl_fields(tf):
+    got = sorted((_unq(b["collection"]), _unq(b["field"])) for b in tf.get("google_firestore_field", {}).values()
+                 if "ttl_config" in b)
+    assert got == sorted((t["collection_group"], t["field"]) for t in DECL.get("firestore_ttl", []))
+
+
+def test_an_unknown_section_is_not_silently_dropped(tmp_path):
+    new = '[[firestore_backups]]\nretention = "7d"\n\n[[firestore_ttl]]'
+    broken = _broken_copy(tmp_path, "[[firestore_ttl]]", new)
+    with pytest.raises(ValueError, match=r"\[\[firestore_backups\]\] is not rendered"):
+        render(broken)
+
+
 def test_terraform_declares_secrets_and_redis_without_values(tf):
     assert {_unq(b["secret_id"]) for b in tf["google_secret_manager_secret"].values()} == \
         {s["name"] for s in secrets(DECL)}
