@@ -92,6 +92,7 @@ class DatasetPlan:
     scale_sessions: int = 21                   # ... at this many sessions,
     scale_days: tuple[int, ...] = ()           # and sessions ...
     scale_days_symbols: int = 1000             # ... at this many symbols
+    day_order: bool = False                    # also time Sandbox.run(order="day") in the mix backtest
 
 
 MIX_ALL = tuple(MIX)
@@ -99,8 +100,8 @@ PLANS: dict[str, dict[str, DatasetPlan]] = {
     "default": {
         "REAL": DatasetPlan(None, MIX_ALL, MIX_ALL, bt_symbols=5),
         "SYNTHETIC-500": DatasetPlan(63, MIX_ALL, MIX_ALL, bt_symbols=10),
-        "SYNTHETIC-5000": DatasetPlan(5, MIX_ALL, MIX_ALL, scale_symbols=(100, 250, 500, 1000, 2000),
-                                      scale_sessions=21),
+        "SYNTHETIC-5000": DatasetPlan(3, MIX_ALL, MIX_ALL, scale_symbols=(100, 250, 500, 1000, 2000),
+                                      scale_sessions=21, day_order=True),
     },
     "quick": {
         "REAL": DatasetPlan(504, MIX_ALL, MIX_ALL, bt_symbols=5),
@@ -109,9 +110,10 @@ PLANS: dict[str, dict[str, DatasetPlan]] = {
     },
     "full": {
         "REAL": DatasetPlan(None, MIX_ALL, MIX_ALL, bt_symbols=5),
-        "SYNTHETIC-500": DatasetPlan(126, MIX_ALL, MIX_ALL, bt_symbols=40),
+        "SYNTHETIC-500": DatasetPlan(126, MIX_ALL, MIX_ALL, bt_symbols=40, day_order=True),
         "SYNTHETIC-5000": DatasetPlan(21, MIX_ALL, MIX_ALL, scale_symbols=(100, 250, 500, 1000, 2000, 5000),
-                                      scale_sessions=42, scale_days=(21, 63, 126), scale_days_symbols=1000),
+                                      scale_sessions=42, scale_days=(21, 63, 126), scale_days_symbols=1000,
+                                      day_order=True),
     },
 }
 
@@ -379,8 +381,11 @@ def session_days(market: MarketData, symbols: list[str]) -> np.ndarray:
 
 
 def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, names: tuple[str, ...],
-                  start: int, end: int, repeat: int,
-                  log: Callable[[str], None]) -> list[dict]:
+                  start: int, end: int, repeat: int, log: Callable[[str], None],
+                  day_order: bool = False) -> list[dict]:
+    """The mix over [start, end]. ``day_order`` adds ``stratagem-day-order``: the same
+    ``Sandbox.run`` with ``order="day"`` (workers walk their symbols day by day instead of one
+    symbol after another, so the strategy module is never re-run between symbols)."""
     plan = list(trading_days(ds.market, ds.symbols, start, end).items())
     n = sum(len(s) for _, s in plan)
     rows = []
@@ -388,8 +393,8 @@ def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, n
         src = SOURCES[name]
         fn_seed, fn_slice = naive.load(src, "seed"), naive.load(src, "slice")
 
-        def stratagem(src=src) -> Signals:
-            out = sbx.run(src, plan, workers=2)
+        def stratagem(src=src, order="symbol") -> Signals:
+            out = sbx.run(src, plan, workers=2, order=order)
             assert not out.errors, out.errors[:3]
             return frozenset((s, d) for s, d, *_ in out.signals)
 
@@ -399,6 +404,8 @@ def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, n
             Variant("naive-slice", lambda fn=fn_slice: naive.backtest(fn, ds.symbols, start, end)),
             Variant("numpy", lambda name=name: npd.backtest(name, ds.symbols, start, end)),
         ]
+        if day_order:
+            variants.append(Variant("stratagem-day-order", lambda src=src: stratagem(src, "day")))
         m = measure(variants, repeat, warmup=False, settle=sbx.wait_ready)
         rows.append(_row(ds, "backtest", name, n, m, f"{day_to_iso(start)}..{day_to_iso(end)}"))
         log(_fmt_row(rows[-1]))
@@ -548,7 +555,9 @@ def mix_summary(rows: list[dict]) -> list[dict]:
         out.append({"dataset": ds, "kind": kind, "mode": mode, "strategies": [r["strategy"] for r in sel],
                     "symbol_days": n, "seconds": secs, "symbol_days_per_second": {v: n / s for v, s in secs.items()},
                     "stratagem_x_naive": secs["naive"] / secs["stratagem"],
-                    "stratagem_x_naive_slice": secs["naive-slice"] / secs["stratagem"]})
+                    "stratagem_x_naive_slice": secs["naive-slice"] / secs["stratagem"],
+                    "stratagem_day_order_x_naive": (secs["naive"] / secs["stratagem-day-order"]
+                                                    if "stratagem-day-order" in secs else None)})
     return out
 
 
@@ -559,21 +568,25 @@ def _n(x: float) -> str:
 
 def markdown(rows: list[dict], mix: list[dict], bt_rows: list[dict], scaling: dict | None, targets: list[dict]) -> str:
     lines = ["Throughput in symbol-days per second (median); x naive = stratagem / naive throughput.",
-             "", "| dataset | mode | strategy (bars) | symbol-days | signals | stratagem | naive | naive-slice | numpy | x naive |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "", ("| dataset | mode | strategy (bars) | symbol-days | signals | stratagem | naive | naive-slice | numpy "
+                  "| x naive | stratagem, day order |"),
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         s = r["symbol_days_per_second"]
+        day = _n(s["stratagem-day-order"]) if "stratagem-day-order" in s else "-"
         lines.append(f"| {r['dataset']} | {r['mode']} | {r['strategy']} ({r['bars']}) | {_n(r['symbol_days'])} | "
                      f"{r['signals']} | {_n(s['stratagem'])} | {_n(s['naive'])} | {_n(s['naive-slice'])} | "
-                     f"{_n(s['numpy'])} | {s['stratagem'] / s['naive']:.2f} |")
+                     f"{_n(s['numpy'])} | {s['stratagem'] / s['naive']:.2f} | {day} |")
     lines += ["", "Whole mix (total symbol-days / total seconds):", "",
-              "| dataset | mode | symbol-days | stratagem | naive | naive-slice | numpy | x naive | x naive-slice |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+              ("| dataset | mode | symbol-days | stratagem | naive | naive-slice | numpy | x naive | x naive-slice "
+               "| x naive, day order |"),
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in mix:
         s = m["symbol_days_per_second"]
         lines.append(f"| {m['dataset']} | {m['mode']} | {_n(m['symbol_days'])} | {_n(s['stratagem'])} | {_n(s['naive'])} | "
                      f"{_n(s['naive-slice'])} | {_n(s['numpy'])} | {m['stratagem_x_naive']:.2f} | "
-                     f"{m['stratagem_x_naive_slice']:.2f} |")
+                     f"{m['stratagem_x_naive_slice']:.2f} | "
+                     f"{'-' if m['stratagem_day_order_x_naive'] is None else format(m['stratagem_day_order_x_naive'], '.2f')} |")
     if bt_rows:
         lines += ["", "Gap-up over every session, with backtesting.py (symbol-days per second, median; seconds in brackets):", "",
                   "| dataset | symbol-days | signals | stratagem | stratagem run_backtest | naive | naive-slice | numpy | backtesting.py |",
@@ -621,12 +634,14 @@ def evaluate_targets(mix: list[dict], bt_rows: list[dict], rows: list[dict], sca
         out.append({"target": f">= 10x faster than backtesting.py, gap-up, {r['dataset']}", "value": x_full,
                     "measured": f"run_backtest {x_full:.1f}x, Sandbox.run {x_eval:.1f}x", "met": x_full >= 10})
     big = [r for r in rows if r["mode"] == "screen" and r["symbol_days"] >= 5000]
-    if big:
-        worst = max(big, key=lambda r: r["seconds_median"]["stratagem"])
-        secs = {r["strategy"]: r["seconds_median"]["stratagem"] for r in big}
-        out.append({"target": "5,000-symbol run_screen warm well under 1 s", "value": worst["seconds_median"]["stratagem"],
-                    "measured": ", ".join(f"{k} {v:.3f} s" for k, v in secs.items()),
-                    "met": worst["seconds_median"]["stratagem"] < 0.5})
+    secs = {r["strategy"]: r["seconds_median"]["stratagem"] for r in big}
+    if "gap_up" in secs:
+        out.append({"target": "5,000-symbol run_screen warm well under 1 s (< 0.5 s), gap-up", "value": secs["gap_up"],
+                    "measured": f"{secs['gap_up']:.3f} s", "met": secs["gap_up"] < 0.5})
+    if len(secs) > 1:
+        worst = max(secs, key=secs.__getitem__)
+        out.append({"target": "the same for every strategy of the mix", "value": secs[worst],
+                    "measured": ", ".join(f"{k} {v:.3f} s" for k, v in secs.items()), "met": secs[worst] < 0.5})
     if scaling:
         f = scaling["fit"]
         out.append({"target": "run_backtest cost linear in symbols x sessions", "value": f["r2"],
@@ -711,7 +726,8 @@ def main() -> None:
             days = session_days(ds.market, ds.symbols)
             start = int(days[-p.backtest_sessions]) if p.backtest_sessions else int(days[0])
             if p.backtest_mix:
-                rows += backtest_rows(ds, sbx, naive, npd, p.backtest_mix, start, int(days[-1]), repeat, log)
+                rows += backtest_rows(ds, sbx, naive, npd, p.backtest_mix, start, int(days[-1]), repeat, log,
+                                      day_order=p.day_order)
             if p.screen_mix:
                 rows += screen_rows(ds, sbx, naive, npd, p.screen_mix, int(days[-1]), repeat, log)
             del naive, npd
@@ -723,6 +739,8 @@ def main() -> None:
         finally:
             sbx.close()
         info["module_reset_ms_in_process"] = module_reset_ms(ds.market)
+        log(f"  re-running a strategy module (once per symbol in a symbol-major run): "
+            f"{info['module_reset_ms_in_process']:.2f} ms in-process")
         info["waiting_for_spares_seconds"] = waited[0]
         info["section_seconds"] = time.perf_counter() - t_section
         sandbox_info[ds.label] = info
