@@ -330,7 +330,3 @@ def reference_truth(market: MarketData, symbol: str, asof_day: int, days: int) -
     out["volume"] = np.asarray(market.columns["volume"][a:b])[lo:end] * split[t] / split[lo:end]
     out["timestamps"] = np.asarray(market.columns["ts"][a:b])[lo:end]
     return out
-
-
-def iter_symbols(symbols: Iterable[str]) -> list[str]:
-    return sorted({s.strip().upper() for s in symbols})

@@ -1,15 +1,11 @@
-"""Shared pieces of the engines: universes, date ranges, evaluation plans, JSON rows."""
+"""Shared pieces of the engines: date ranges, windows, evaluation plans, JSON rows."""
 
 from __future__ import annotations
-
-import datetime as _dt
 
 import numpy as np
 
 from ..data.store import MarketData, day_to_iso, iso_to_day
 from ..errors import BadInput
-
-UNIVERSE_ALL = ("demo", "all")
 
 
 def parse_date(text: str | None, flag: str) -> int | None:
@@ -19,29 +15,6 @@ def parse_date(text: str | None, flag: str) -> int | None:
         return iso_to_day(text)
     except ValueError:
         raise BadInput(f"{flag} must be an ISO date like 2012-03-01, got {text!r}") from None
-
-
-def resolve_symbols(market: MarketData, symbols: list[str] | str | None, universe: str | None) -> list[str]:
-    """Symbols to run on: explicit ``symbols`` or a named universe (default: all of the dataset)."""
-    if symbols and universe:
-        raise BadInput("give either --symbols or --universe, not both")
-    if isinstance(symbols, str):
-        symbols = [s for s in symbols.split(",")]
-    if symbols:
-        out = []
-        for s in symbols:
-            s = s.strip().upper()
-            if not s:
-                continue
-            if not all(c.isalnum() or c in ".-^=_" for c in s):
-                raise BadInput(f"not a ticker symbol: {s!r} (expected letters/digits like AAPL or BRK.B)")
-            out.append(s)
-        if not out:
-            raise BadInput("--symbols is empty; expected a comma-separated list like AAPL,MSFT")
-        return sorted(dict.fromkeys(out))
-    if universe is None or universe.lower() in UNIVERSE_ALL:
-        return market.symbols
-    raise BadInput(f"unknown universe {universe!r}; known universes: demo, all (or pass --symbols A,B)")
 
 
 def parse_windows(text: str | list[int] | None) -> list[int]:
@@ -92,7 +65,3 @@ def iso(day: int) -> str:
 
 def ms(day: int) -> int:
     return int(day) * 86_400_000
-
-
-def today_iso() -> str:
-    return _dt.date.today().isoformat()
