@@ -10,6 +10,8 @@ Datasets:
 Variants (each one evaluates exactly the same (symbol, day) pairs):
 * ``stratagem``   - the real path: ``Sandbox.run`` (backtest) / ``run_screen`` (screen), 2
                     workers, steady state (spare workers warm, ``wait_ready()`` before each run).
+                    Also, where noted: ``stratagem-run_backtest`` (the whole ``run_backtest``)
+                    and ``stratagem-day-order`` (``Sandbox.run(order="day")``).
 * ``naive``       - what the seed implies: per symbol, per day, the data function builds
                     Python lists of history with ``all_values[:t+1][-days:]`` (so O(t) per
                     call: it copies the whole history up to t), and the strategy file runs

@@ -48,10 +48,15 @@ def build(settings: Settings) -> Any:
 
     from .notify import ConsoleNotifier, FileNotifier, MemoryAlertLog
 
+    notifiers: list = [ConsoleNotifier(), FileNotifier(settings.home / "alerts.jsonl")]
+    if settings.telegram_token:
+        from .telegram import ChatDirectory, TelegramNotifier
+
+        notifiers.append(TelegramNotifier(settings.telegram_token, ChatDirectory(settings.home / "telegram_chats.json"),
+                                          base_url=settings.telegram_base_url))
     svc = Services(store=store, jobs=jobs, bus=bus, market=market,
                    sandbox_factory=lambda: Sandbox(market.path, settings.sandbox, settings.workers),
-                   generator_factory=generator, alert_log=MemoryAlertLog(),
-                   notifiers=[ConsoleNotifier(), FileNotifier(settings.home / "alerts.jsonl")])
+                   generator_factory=generator, alert_log=MemoryAlertLog(), notifiers=notifiers)
     if settings.backend != "gcp":
         wire_in_process(svc)
     return svc

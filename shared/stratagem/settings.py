@@ -23,6 +23,8 @@ ENV_GENERATOR = "STRATAGEM_GENERATOR"
 ENV_BACKEND = "STRATAGEM_BACKEND"
 ENV_PROJECT = "GOOGLE_CLOUD_PROJECT"
 ENV_API_KEYS = "STRATAGEM_API_KEYS"
+ENV_TELEGRAM_TOKEN = "STRATAGEM_TELEGRAM_TOKEN"
+ENV_TELEGRAM_BASE_URL = "STRATAGEM_TELEGRAM_BASE_URL"
 GEMINI_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "STRATAGEM_GEMINI_MODEL", "STRATAGEM_GEMINI_TEMPERATURE", "STRATAGEM_GEMINI_TIMEOUT_S",
               "STRATAGEM_GEMINI_BASE_URL")
 
@@ -64,6 +66,8 @@ class Settings:
     gcp_project: str = "stratagem-local"
     # API keys -> user ids for local/dev auth ("key1:alice,key2:bob"); secrets, never in repr().
     api_keys: dict = field(default_factory=dict, repr=False)
+    telegram_token: str | None = field(default=None, repr=False)
+    telegram_base_url: str | None = None
     # Gemini settings as given in the environment; the key is a secret, so never in repr().
     gemini: dict = field(default_factory=dict, repr=False)
 
@@ -108,6 +112,10 @@ class Settings:
             if any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
                 raise BadInput(f"{ENV_API_KEYS} must look like 'key1:user1,key2:user2'")
             s = replace(s, api_keys={k.strip(): u.strip() for k, u in pairs})
+        if env.get(ENV_TELEGRAM_TOKEN):
+            s = replace(s, telegram_token=env[ENV_TELEGRAM_TOKEN])
+        if env.get(ENV_TELEGRAM_BASE_URL):
+            s = replace(s, telegram_base_url=env[ENV_TELEGRAM_BASE_URL])
         if env.get(ENV_USER):
             s = replace(s, user_id=env[ENV_USER])
         if env.get(ENV_REDIS_URL):
