@@ -17,7 +17,7 @@ real prices):
 Timed: wall time from the call to ``submit_backtest`` (publishing included) until the job
 document reads ``done`` (polled every 50 ms). Not timed: emulator start-up, instance start-up
 (each instance starts its sandbox zygote and pre-forks a warm worker before it reports ready,
-like a warm function instance), the reference run. Run ``python bench/shards.py [--repeat N]``.
+like a warm function instance), the reference run. Run ``python bench/shards.py [--repeat N] [--json F]``.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def main() -> None:
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=1, help="timed jobs per K (median reported)")
     ap.add_argument("--sessions", type=int, default=252, help="sessions in the backtest (default 252: a year)")
-    ap.add_argument("--json", type=Path, default=HERE / "results-shards.json")
+    ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = ap.parse_args()
     ks = [int(x) for x in args.instances.split(",")]
 
@@ -324,10 +324,11 @@ def main() -> None:
                    f"{'yes' if dup['unchanged_after_late_duplicate'] else 'NO'}")]
     print("\n" + "\n".join(lines))
     print(f"\ntotal bench time {time.perf_counter() - t_all:.0f} s")
-    args.json.write_text(json.dumps({"label": LABEL, "description": DESCRIPTION, "symbols": len(symbols),
-                                     "start": day_to_iso(start), "end": day_to_iso(end), "symbol_days": symbol_days,
-                                     "shards": args.shards, "shard_size": shard_size, "cpus": os.cpu_count(),
-                                     "single_process_s": single_s, "rows": rows, "duplicate": dup}, indent=2) + "\n")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "label": LABEL, "description": DESCRIPTION, "symbols": len(symbols), "start": day_to_iso(start),
+            "end": day_to_iso(end), "symbol_days": symbol_days, "shards": args.shards, "shard_size": shard_size,
+            "cpus": os.cpu_count(), "single_process_s": single_s, "rows": rows, "duplicate": dup}, indent=2) + "\n")
     if not all(r["equal"] for r in rows) or not (dup["equal_to_single_run"] and dup["unchanged_after_late_duplicate"]):
         sys.exit("MISMATCH: a sharded result differs from the single-process run")
 

@@ -75,7 +75,6 @@ def _equity(market: MarketData, symbols: list[str], signals: list[tuple[str, int
     days = cal[lo:min(len(cal), hi + hold)]
     if days.size == 0:
         return {}
-    pos_of = {int(d): i for i, d in enumerate(days.tolist())}
     total = np.zeros(days.size)
     count = np.zeros(days.size)
     bench_sum = np.zeros(days.size)
@@ -91,7 +90,8 @@ def _equity(market: MarketData, symbols: list[str], signals: list[tuple[str, int
         adj = np.asarray(market.columns["adj_close"][a:b], dtype=np.float64)
         daily = np.full(adj.shape[0], np.nan)
         daily[1:] = adj[1:] / adj[:-1] - 1.0
-        cols = np.array([pos_of.get(int(x), -1) for x in sd.tolist()])
+        j = np.minimum(np.searchsorted(days, sd), days.size - 1)
+        cols = np.where(days[j] == sd, j, -1)
         ok = (cols >= 0) & np.isfinite(daily)
         # the benchmark holds the symbol from the day after the range starts
         okb = ok & (sd > start) & (sd <= end)
@@ -201,28 +201,38 @@ def assemble_backtest(sandbox: Sandbox | None, market: MarketData, source: str, 
     skipped, warnings = spec.skipped, list(spec.warnings)
     plan_map = trading_days(market, known, start, end)
 
+    # Forward returns per symbol on its own bars, and the equal-weight benchmark per session:
+    # the mean forward return of every symbol with a bar that session (vectorised over days).
+    cal = np.asarray(market.calendar())
+    cal = cal[(cal >= start) & (cal <= end)]
     fwd: dict[str, dict[int, np.ndarray]] = {}
-    pos: dict[str, dict[int, int]] = {}
+    dates_of: dict[str, np.ndarray] = {}
+    b_sum = {w: np.zeros(cal.size) for w in windows}
+    b_n = {w: np.zeros(cal.size) for w in windows}
     for s in known:
         adj, px = entry_prices(market, s, entry)
         fwd[s] = {w: window_returns(adj, px, w) for w in windows}
-        pos[s] = {int(d): i for i, d in enumerate(np.asarray(market.dates(s)).tolist())}
+        sd = np.asarray(market.dates(s))
+        dates_of[s] = sd
+        j = np.minimum(np.searchsorted(cal, sd), max(cal.size - 1, 0))
+        inside = (cal.size > 0) & (cal[j] == sd) if cal.size else np.zeros(sd.size, bool)
+        for w in windows:
+            ok = inside & np.isfinite(fwd[s][w])
+            np.add.at(b_sum[w], j[ok], fwd[s][w][ok])
+            np.add.at(b_n[w], j[ok], 1)
 
-    bench_cache: dict[tuple[int, int], float] = {}
+    def pos(sym: str, day: int) -> int:
+        return int(np.searchsorted(dates_of[sym], day))
 
     def bench(day: int, w: int) -> float:
-        key = (day, w)
-        if key not in bench_cache:
-            vals = [fwd[s][w][pos[s][day]] for s in known if day in pos[s]]
-            vals = [v for v in vals if np.isfinite(v)]
-            bench_cache[key] = float(np.mean(vals)) if vals else float("nan")
-        return bench_cache[key]
+        k = int(np.searchsorted(cal, day))
+        return float(b_sum[w][k] / b_n[w][k]) if k < cal.size and b_n[w][k] > 0 else float("nan")
 
     instances = []
     per_window: dict[int, list[float]] = {w: [] for w in windows}
     bench_window: dict[int, list[float]] = {w: [] for w in windows}
     for sym, day, score, values in outcome.signals:
-        i = pos[sym][day]
+        i = pos(sym, day)
         rets = {}
         for w in windows:
             r = float(fwd[sym][w][i])

@@ -38,15 +38,25 @@ def run_screen(sandbox: Sandbox, market: MarketData, source: str, symbols: list[
         raise BadInput("no data on or before the as-of date for the requested symbols")
     listed = [s for s in symbols if market.range(s)[1] > market.range(s)[0]
               and int(market.dates(s)[0]) <= day]
-    entries = entries if entries is not None else sandbox.check(source)
     errors: list[dict] = []
+    if entries is None and len(listed) <= 500:
+        # One worker loads the strategy, tells us its entry points and evaluates it: a small
+        # screen pays for one worker, not two.
+        with sandbox.session(source) as sess:
+            sess._ensure_worker()
+            entries = sess.entries
+            if "run_screening" not in entries:
+                outcome = sess.evaluate([(day, s) for s in listed])
+    elif entries is None:
+        entries = sandbox.check(source)
     if "run_screening" in entries:
         raw = sandbox.call(source, "run_screening", [listed, limit], day)
         demo = sandbox.last_call_demo
         ranked = _validate_custom(raw, set(listed), errors)
         evaluated = len(listed)
     else:
-        outcome = sandbox.run(source, [(day, listed)] if listed else [])
+        if len(listed) > 500:
+            outcome = sandbox.run(source, [(day, listed)] if listed else [])
         demo = outcome.demo_data_used
         ranked = [{"symbol": s, "score": score, "values": values} for s, _d, score, values in outcome.signals]
         errors = [{"symbol": s, "date": iso(d), "message": m} for s, d, m in outcome.errors]

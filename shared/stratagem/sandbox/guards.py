@@ -351,9 +351,12 @@ def make_builtins(modules: dict[str, Namespace]) -> dict[str, Any]:
     return b
 
 
-def make_globals(data_functions: dict[str, Callable]) -> dict[str, Any]:
-    """The module globals a compiled strategy runs in: guards, builtins, modules, data API."""
-    modules = curated_modules()
+def make_globals(data_functions: dict[str, Callable], modules: dict[str, Namespace] | None = None) -> dict[str, Any]:
+    """The module globals a compiled strategy runs in: guards, builtins, modules, data API.
+
+    ``modules`` may be reused across re-runs of one strategy's module (they are read-only
+    namespaces); a new strategy always gets new ones."""
+    modules = modules if modules is not None else curated_modules()
     g: dict[str, Any] = {
         "__builtins__": make_builtins(modules),
         "__name__": "strategy",

@@ -167,11 +167,15 @@ class Sandbox:
         """
         if dataset is not None and str(Path(dataset).resolve()) != self.dataset_path:
             return self._fork(str(Path(dataset).resolve()))  # spares serve the default dataset only
-        t = self._spare_thread
-        if t is not None:
-            t.join()
         with self._lock:
             w = self._spares.pop() if self._spares else None
+        if w is None:
+            # No spare ready: wait for a refill in progress rather than forking a second time.
+            t = self._spare_thread
+            if t is not None:
+                t.join()
+            with self._lock:
+                w = self._spares.pop() if self._spares else None
         if w is None or not w.alive:
             w = self._fork()
         return w
@@ -270,22 +274,28 @@ class Sandbox:
         return Session(self, source)
 
     def run(self, source: str, plan: Iterable[tuple[int, list[str]]], *, workers: int | None = None,
-            progress: Callable[[int], None] | None = None, order: str = "symbol",
+            progress: Callable[[int], None] | None = None, order: str = "auto",
             dataset: str | Path | None = None) -> EvalOutcome:
         """Evaluate ``classify_symbol`` for every (day, symbol) in ``plan``.
 
         Symbols are split across ``workers`` processes. ``order="symbol"`` evaluates each
         worker's symbols one after another, each over its days in increasing order (cache
         friendly; the module is re-run between symbols so no state crosses from a later
-        date to an earlier one); ``order="day"`` evaluates day by day across symbols.
+        date to an earlier one); ``order="day"`` evaluates day by day across symbols;
+        ``order="auto"`` (default) picks symbol order when there are many days per symbol.
 
         Raises :class:`StrategyRejected`/:class:`StrategyFailed` when the strategy cannot be
         loaded at all; per-call failures are returned in ``EvalOutcome.errors``.
         """
-        if order not in ("symbol", "day"):
-            raise ValueError("order must be 'symbol' or 'day'")
+        if order not in ("symbol", "day", "auto"):
+            raise ValueError("order must be 'symbol', 'day' or 'auto'")
         plan = sorted((int(d), list(s)) for d, s in plan)
         symbols = sorted({s for _, syms in plan for s in syms})
+        if order == "auto":
+            # Symbol-major is cache friendly but re-runs the module per symbol; with few days per
+            # symbol (screens, short ranges over big universes) day-major is cheaper.
+            n_items = sum(len(syms) for _, syms in plan)
+            order = "symbol" if symbols and n_items / len(symbols) >= 32 else "day"
         n_workers = max(1, min(workers or self.workers, len(symbols) or 1))
         shards: list[list[tuple[int, str]]] = []
         for k in range(n_workers):

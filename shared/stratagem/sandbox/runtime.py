@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .guards import make_globals
+from .guards import curated_modules, make_globals
 from .policy import FILENAME, compile_strategy
 
 MAX_VALUES = 32
@@ -106,11 +106,13 @@ class LoadedStrategy:
         self.source = source
         self.code = compile_strategy(source)
         self._data_functions = data_functions
+        self._modules = curated_modules()
         self.reset()
 
     def reset(self) -> None:
-        """Fresh module globals (run the module body again)."""
-        g = make_globals(self._data_functions)
+        """Fresh module globals (run the module body again); the read-only curated modules
+        are reused, everything the strategy can write is new."""
+        g = make_globals(self._data_functions, self._modules)
         try:
             exec(self.code, g)  # noqa: S102 - RestrictedPython-compiled code with guarded globals
         except Exception as exc:  # noqa: BLE001
