@@ -184,8 +184,9 @@ def main() -> None:
 
     missing = [n for n, f in (("Firestore", find_firestore_emulator), ("Pub/Sub", find_pubsub_emulator)) if f() is None]
     if missing or shutil.which("java") is None:
-        print(f"SKIPPED: {' and '.join(missing) or 'Java for the'} emulator(s) not installed here: install the Google "
-              "Cloud SDK components cloud-firestore-emulator and pubsub-emulator and Java 17+. Nothing was measured.")
+        what = " and ".join([f"the {n} emulator" for n in missing] + ([] if shutil.which("java") else ["Java"]))
+        print(f"SKIPPED: {what} not installed here: install the Google Cloud SDK components "
+              "cloud-firestore-emulator and pubsub-emulator and Java 17+. Nothing was measured.")
         return
 
     t_all = time.perf_counter()
