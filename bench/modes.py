@@ -11,7 +11,7 @@ Variants (each one evaluates exactly the same (symbol, day) pairs):
 * ``stratagem``   - the real path: ``Sandbox.run`` (backtest) / ``run_screen`` (screen), 2
                     workers, steady state (spare workers warm, ``wait_ready()`` before each run).
                     Also, where noted: ``stratagem-run_backtest`` (the whole ``run_backtest``)
-                    and ``stratagem-day-order`` (``Sandbox.run(order="day")``).
+                    and ``stratagem-symbol-order``/``-day-order`` (``Sandbox.run(order=...)``).
 * ``naive``       - what the seed implies: per symbol, per day, the data function builds
                     Python lists of history with ``all_values[:t+1][-days:]`` (so O(t) per
                     call: it copies the whole history up to t), and the strategy file runs
@@ -94,7 +94,7 @@ class DatasetPlan:
     scale_sessions: int = 21                   # ... at this many sessions,
     scale_days: tuple[int, ...] = ()           # and sessions ...
     scale_days_symbols: int = 1000             # ... at this many symbols
-    day_order: bool = False                    # also time Sandbox.run(order="day") in the mix backtest
+    orders: tuple[str, ...] = ()               # also time Sandbox.run(order=...) forced, in the mix backtest
 
 
 MIX_ALL = tuple(MIX)
@@ -103,7 +103,7 @@ PLANS: dict[str, dict[str, DatasetPlan]] = {
         "REAL": DatasetPlan(None, MIX_ALL, MIX_ALL, bt_symbols=5),
         "SYNTHETIC-500": DatasetPlan(63, MIX_ALL, MIX_ALL, bt_symbols=10),
         "SYNTHETIC-5000": DatasetPlan(3, MIX_ALL, MIX_ALL, scale_symbols=(100, 250, 500, 1000, 2000),
-                                      scale_sessions=21, day_order=True),
+                                      scale_sessions=21, orders=("symbol",)),
     },
     "quick": {
         "REAL": DatasetPlan(504, MIX_ALL, MIX_ALL, bt_symbols=5),
@@ -112,10 +112,10 @@ PLANS: dict[str, dict[str, DatasetPlan]] = {
     },
     "full": {
         "REAL": DatasetPlan(None, MIX_ALL, MIX_ALL, bt_symbols=5),
-        "SYNTHETIC-500": DatasetPlan(126, MIX_ALL, MIX_ALL, bt_symbols=40, day_order=True),
+        "SYNTHETIC-500": DatasetPlan(126, MIX_ALL, MIX_ALL, bt_symbols=40, orders=("symbol", "day")),
         "SYNTHETIC-5000": DatasetPlan(21, MIX_ALL, MIX_ALL, scale_symbols=(100, 250, 500, 1000, 2000, 5000),
                                       scale_sessions=42, scale_days=(21, 63, 126), scale_days_symbols=1000,
-                                      day_order=True),
+                                      orders=("symbol", "day")),
     },
 }
 
@@ -384,10 +384,10 @@ def session_days(market: MarketData, symbols: list[str]) -> np.ndarray:
 
 def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, names: tuple[str, ...],
                   start: int, end: int, repeat: int, log: Callable[[str], None],
-                  day_order: bool = False) -> list[dict]:
-    """The mix over [start, end]. ``day_order`` adds ``stratagem-day-order``: the same
-    ``Sandbox.run`` with ``order="day"`` (workers walk their symbols day by day instead of one
-    symbol after another, so the strategy module is never re-run between symbols)."""
+                  orders: tuple[str, ...] = ()) -> list[dict]:
+    """The mix over [start, end]. ``stratagem`` uses the engine's default evaluation order;
+    each of ``orders`` ("symbol", "day") adds a ``stratagem-<order>-order`` variant forcing it
+    (symbol-major re-runs the strategy module between symbols; day-major never does)."""
     plan = list(trading_days(ds.market, ds.symbols, start, end).items())
     n = sum(len(s) for _, s in plan)
     rows = []
@@ -395,8 +395,8 @@ def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, n
         src = SOURCES[name]
         fn_seed, fn_slice = naive.load(src, "seed"), naive.load(src, "slice")
 
-        def stratagem(src=src, order="symbol") -> Signals:
-            out = sbx.run(src, plan, workers=2, order=order)
+        def stratagem(src=src, order=None) -> Signals:
+            out = sbx.run(src, plan, workers=2, **({"order": order} if order else {}))
             assert not out.errors, out.errors[:3]
             return frozenset((s, d) for s, d, *_ in out.signals)
 
@@ -406,8 +406,8 @@ def backtest_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, n
             Variant("naive-slice", lambda fn=fn_slice: naive.backtest(fn, ds.symbols, start, end)),
             Variant("numpy", lambda name=name: npd.backtest(name, ds.symbols, start, end)),
         ]
-        if day_order:
-            variants.append(Variant("stratagem-day-order", lambda src=src: stratagem(src, "day")))
+        for order in orders:
+            variants.append(Variant(f"stratagem-{order}-order", lambda src=src, order=order: stratagem(src, order)))
         m = measure(variants, repeat, warmup=False, settle=sbx.wait_ready)
         rows.append(_row(ds, "backtest", name, n, m, f"{day_to_iso(start)}..{day_to_iso(end)}"))
         log(_fmt_row(rows[-1]))
@@ -558,8 +558,7 @@ def mix_summary(rows: list[dict]) -> list[dict]:
                     "symbol_days": n, "seconds": secs, "symbol_days_per_second": {v: n / s for v, s in secs.items()},
                     "stratagem_x_naive": secs["naive"] / secs["stratagem"],
                     "stratagem_x_naive_slice": secs["naive-slice"] / secs["stratagem"],
-                    "stratagem_day_order_x_naive": (secs["naive"] / secs["stratagem-day-order"]
-                                                    if "stratagem-day-order" in secs else None)})
+                    **{f"{v}_x_naive": secs["naive"] / secs[v] for v in variants if v.endswith("-order")}})
     return out
 
 
@@ -570,25 +569,21 @@ def _n(x: float) -> str:
 
 def markdown(rows: list[dict], mix: list[dict], bt_rows: list[dict], scaling: dict | None, targets: list[dict]) -> str:
     lines = ["Throughput in symbol-days per second (median); x naive = stratagem / naive throughput.",
-             "", ("| dataset | mode | strategy (bars) | symbol-days | signals | stratagem | naive | naive-slice | numpy "
-                  "| x naive | stratagem, day order |"),
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "", "| dataset | mode | strategy (bars) | symbol-days | signals | stratagem | naive | naive-slice | numpy | x naive |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         s = r["symbol_days_per_second"]
-        day = _n(s["stratagem-day-order"]) if "stratagem-day-order" in s else "-"
         lines.append(f"| {r['dataset']} | {r['mode']} | {r['strategy']} ({r['bars']}) | {_n(r['symbol_days'])} | "
                      f"{r['signals']} | {_n(s['stratagem'])} | {_n(s['naive'])} | {_n(s['naive-slice'])} | "
-                     f"{_n(s['numpy'])} | {s['stratagem'] / s['naive']:.2f} | {day} |")
+                     f"{_n(s['numpy'])} | {s['stratagem'] / s['naive']:.2f} |")
     lines += ["", "Whole mix (total symbol-days / total seconds):", "",
-              ("| dataset | mode | symbol-days | stratagem | naive | naive-slice | numpy | x naive | x naive-slice "
-               "| x naive, day order |"),
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| dataset | mode | symbol-days | stratagem | naive | naive-slice | numpy | x naive | x naive-slice |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for m in mix:
         s = m["symbol_days_per_second"]
         lines.append(f"| {m['dataset']} | {m['mode']} | {_n(m['symbol_days'])} | {_n(s['stratagem'])} | {_n(s['naive'])} | "
                      f"{_n(s['naive-slice'])} | {_n(s['numpy'])} | {m['stratagem_x_naive']:.2f} | "
-                     f"{m['stratagem_x_naive_slice']:.2f} | "
-                     f"{'-' if m['stratagem_day_order_x_naive'] is None else format(m['stratagem_day_order_x_naive'], '.2f')} |")
+                     f"{m['stratagem_x_naive_slice']:.2f} |")
     if bt_rows:
         lines += ["", "Gap-up over every session, with backtesting.py (symbol-days per second, median; seconds in brackets):", "",
                   "| dataset | symbol-days | signals | stratagem | stratagem run_backtest | naive | naive-slice | numpy | backtesting.py |",
@@ -729,7 +724,7 @@ def main() -> None:
             start = int(days[-p.backtest_sessions]) if p.backtest_sessions else int(days[0])
             if p.backtest_mix:
                 rows += backtest_rows(ds, sbx, naive, npd, p.backtest_mix, start, int(days[-1]), repeat, log,
-                                      day_order=p.day_order)
+                                      orders=p.orders)
             if p.screen_mix:
                 rows += screen_rows(ds, sbx, naive, npd, p.screen_mix, int(days[-1]), repeat, log)
             del naive, npd

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 from RestrictedPython.PrintCollector import PrintCollector
 
 from .validator import FORBIDDEN_ATTRS
@@ -351,6 +350,14 @@ def make_builtins(modules: dict[str, Namespace]) -> dict[str, Any]:
     return b
 
 
+def _unpack(it: Any, spec: Any, _getiter_: Any) -> Any:
+    return it
+
+
+def _iter_unpack(it: Any, spec: Any, _getiter_: Any) -> Any:
+    return iter(it)
+
+
 def make_globals(data_functions: dict[str, Callable], modules: dict[str, Namespace] | None = None) -> dict[str, Any]:
     """The module globals a compiled strategy runs in: guards, builtins, modules, data API.
 
@@ -365,8 +372,11 @@ def make_globals(data_functions: dict[str, Callable], modules: dict[str, Namespa
         "_getitem_": operator.getitem,
         "_getiter_": iter,
         "_write_": guarded_write,
-        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-        "_unpack_sequence_": guarded_unpack_sequence,
+        # Our _getiter_ is plain iter (iteration itself needs no guard here: every object a
+        # strategy reaches is already attribute-guarded), so RestrictedPython's pure-Python
+        # guarded unpacking would only re-wrap values; these are the same semantics, faster.
+        "_iter_unpack_sequence_": _iter_unpack,
+        "_unpack_sequence_": _unpack,
         "_inplacevar_": inplacevar,
         "_inplace_item_": inplace_item,
         "_inplace_attr_": inplace_attr,

@@ -222,7 +222,10 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
                     try:
                         res = classify(sym)
                         # Plain bools are the common case: skip the general sanitiser.
-                        res = _FALSE if res is False else _TRUE if res is True else sanitize_result(res)
+                        if res is False or (type(res) is dict and res.get("signal") is False):
+                            res = _FALSE  # the common case: no signal, nothing to report
+                        else:
+                            res = _TRUE if res is True else sanitize_result(res)
                     except CallTimeout:
                         error = f"time limit: classify_symbol ran longer than {call_seconds:g} s"
                     except MemoryError:
