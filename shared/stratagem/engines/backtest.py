@@ -190,16 +190,19 @@ def run_backtest(sandbox: Sandbox, market: MarketData, source: str, symbols: lis
     outcome = sandbox.run(source, list(plan_map.items()),
                           progress=(lambda n: progress(n, total)) if progress else None)
     return assemble_backtest(sandbox, market, source, spec, outcome, strategy_info=strategy_info,
-                             universe_label=universe_label, probe=probe)
+                             universe_label=universe_label, probe=probe, plan_map=plan_map)
 
 
 def assemble_backtest(sandbox: Sandbox | None, market: MarketData, source: str, spec: BacktestSpec,
                       outcome: EvalOutcome, *, strategy_info: dict | None = None,
-                      universe_label: str = "explicit symbol list", probe: int = 3) -> dict:
-    """The result document from raw evaluations (one run, or merged shards: same numbers)."""
+                      universe_label: str = "explicit symbol list", probe: int = 3,
+                      plan_map: dict[int, list[str]] | None = None) -> dict:
+    """The result document from raw evaluations (one run, or merged shards: same numbers).
+    ``plan_map`` is the evaluated plan when the caller already built it."""
     known, start, end, windows, entry, hold = spec.symbols, spec.start, spec.end, spec.windows, spec.entry, spec.hold
     skipped, warnings = spec.skipped, list(spec.warnings)
-    plan_map = trading_days(market, known, start, end)
+    if plan_map is None:
+        plan_map = trading_days(market, known, start, end)
 
     # Forward returns per symbol on its own bars, and the equal-weight benchmark per session:
     # the mean forward return of every symbol with a bar that session (vectorised over days).
