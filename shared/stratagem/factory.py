@@ -25,19 +25,23 @@ def build(settings: Settings) -> Any:
 
     market = open_dataset(settings)
     if settings.backend == "gcp":
+        from .alertlog_firestore import FirestoreAlertLog
         from .bus import PubSubBus
         from .jobs_firestore import FirestoreJobStore
         from .store.firestore import FirestoreStore
 
         store: Any = FirestoreStore(project=settings.gcp_project)
+        alert_log: Any = FirestoreAlertLog(project=settings.gcp_project)
         jobs: Any = FirestoreJobStore(project=settings.gcp_project)
         bus: Any = PubSubBus(settings.gcp_project)
     else:
+        from .alertlog import SqliteAlertLog
         from .bus import InProcessBus
         from .jobs import MemoryJobStore
         from .store import SqliteStore
 
         store = SqliteStore.in_home(settings.home)
+        alert_log = SqliteAlertLog.in_home(settings.home)
         jobs = MemoryJobStore()
         bus = InProcessBus()
 
@@ -46,7 +50,7 @@ def build(settings: Settings) -> Any:
 
         return make_generator(settings)
 
-    from .notify import ConsoleNotifier, FileNotifier, MemoryAlertLog
+    from .notify import ConsoleNotifier, FileNotifier
 
     notifiers: list = [ConsoleNotifier(), FileNotifier(settings.home / "alerts.jsonl")]
     if settings.telegram_token:
@@ -56,7 +60,7 @@ def build(settings: Settings) -> Any:
                                           base_url=settings.telegram_base_url))
     svc = Services(store=store, jobs=jobs, bus=bus, market=market,
                    sandbox_factory=lambda: Sandbox(market.path, settings.sandbox, settings.workers),
-                   generator_factory=generator, alert_log=MemoryAlertLog(), notifiers=notifiers)
+                   generator_factory=generator, alert_log=alert_log, notifiers=notifiers)
     if settings.backend != "gcp":
         wire_in_process(svc)
     return svc

@@ -50,11 +50,71 @@ class FileNotifier:
         return {"status": "sent", "path": str(self.path)}
 
 
-class MemoryAlertLog:
-    """Alert logs (the seed's ``alertLogs``): one entry per fired alert, with delivery status."""
+MAX_LOG_LIMIT = 1000
 
-    def __init__(self) -> None:
+
+class AlertLog(Protocol):
+    """Alert logs (the seed's ``alertLogs``): one entry per fired alert, with delivery status.
+
+    An entry is the alert as fired (``strategy_id``, ``strategy_version``, ``strategy_name``,
+    ``symbol``, ``date``, ``timestamp`` = bar time in UTC ms, ``close``, ``score``, ``values``,
+    ``message``, ``dedup_key``, ...) plus ``user_id``, ``created_at`` (UTC ms when it was logged)
+    and ``delivery`` (``{channel: result}``). Adapters: :class:`MemoryAlertLog` (tests),
+    :class:`stratagem.alertlog.SqliteAlertLog` (embedded default),
+    :class:`stratagem.alertlog_firestore.FirestoreAlertLog` (Google Cloud).
+    """
+
+    def add(self, user_id: str, alert: dict) -> bool:
+        """Record ``alert`` once per ``dedup_key``; False if it was already logged."""
+        ...
+
+    def set_delivery(self, key: str, channel: str, result: dict) -> None:
+        """Record one channel's outcome; may arrive before :meth:`add` (the WebSocket gateway
+        hears the alert from its own subscription), and is then kept until the entry is added."""
+        ...
+
+    def list(self, user_id: str, strategy_id: int | str | None = None, limit: int = 100, *,
+             since: int | None = None, until: int | None = None,
+             created_after: int | None = None) -> list[dict]:
+        """``user_id``'s entries, newest bar first (oldest logged first with ``created_after``).
+
+        ``since``/``until`` bound the bar time (UTC ms, inclusive); ``created_after`` keeps
+        entries logged at or after that UTC ms (a reconnecting client's catch-up)."""
+        ...
+
+    def get(self, user_id: str, key: str) -> dict | None:
+        """``user_id``'s entry with this dedup key, or None (another user's looks missing)."""
+        ...
+
+
+def check_list_args(limit: int, since: int | None, until: int | None) -> None:
+    """Shared argument checks of :meth:`AlertLog.list` (precise messages for API callers)."""
+    from .errors import BadInput
+
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LOG_LIMIT:
+        raise BadInput(f"limit must be an integer from 1 to {MAX_LOG_LIMIT}, got {limit!r}")
+    if since is not None and until is not None and since > until:
+        raise BadInput(f"since ({since}) is after until ({until})")
+
+
+def sort_entries(rows: list[dict], created_after: int | None) -> list[dict]:
+    """Newest bar first for browsing; oldest logged first for catch-up (delivery order)."""
+    if created_after is not None:
+        rows.sort(key=lambda e: (e["created_at"], e["timestamp"], e["symbol"]))
+    else:
+        rows.sort(key=lambda e: (e["timestamp"], e["created_at"], e["symbol"]), reverse=True)
+    return rows
+
+
+class MemoryAlertLog:
+    """In-memory :class:`AlertLog` (tests and throw-away services)."""
+
+    def __init__(self, clock=None) -> None:
+        import time
+
+        self.clock = clock or time.time
         self.entries: dict[str, dict] = {}
+        self._early: dict[str, dict] = {}  # deliveries recorded before the entry itself
         self._lock = threading.Lock()
 
     def add(self, user_id: str, alert: dict) -> bool:
@@ -63,16 +123,26 @@ class MemoryAlertLog:
             key = alert["dedup_key"]
             if key in self.entries:
                 return False
-            self.entries[key] = {"user_id": user_id, **alert, "delivery": {}}
+            self.entries[key] = {**alert, "user_id": user_id, "created_at": round(self.clock() * 1000),
+                                 "delivery": self._early.pop(key, {})}
             return True
 
     def set_delivery(self, key: str, channel: str, result: dict) -> None:
         with self._lock:
-            self.entries[key]["delivery"][channel] = result
+            target = self.entries[key]["delivery"] if key in self.entries else self._early.setdefault(key, {})
+            target[channel] = result
 
-    def list(self, user_id: str, strategy_id: int | None = None, limit: int = 100) -> list[dict]:
+    def list(self, user_id: str, strategy_id: int | str | None = None, limit: int = 100, *,
+             since: int | None = None, until: int | None = None, created_after: int | None = None) -> list[dict]:
+        check_list_args(limit, since, until)
         with self._lock:
-            rows = [e for e in self.entries.values() if e["user_id"] == user_id
-                    and (strategy_id is None or e["strategy_id"] == strategy_id)]
-        rows.sort(key=lambda e: (e["timestamp"], e["symbol"]), reverse=True)
-        return rows[:limit]
+            rows = [json.loads(json.dumps(e, default=str)) for e in self.entries.values() if e["user_id"] == user_id
+                    and (strategy_id is None or str(e["strategy_id"]) == str(strategy_id))
+                    and (since is None or e["timestamp"] >= since) and (until is None or e["timestamp"] <= until)
+                    and (created_after is None or e["created_at"] >= created_after)]
+        return sort_entries(rows, created_after)[:limit]
+
+    def get(self, user_id: str, key: str) -> dict | None:
+        with self._lock:
+            e = self.entries.get(key)
+            return json.loads(json.dumps(e, default=str)) if e and e["user_id"] == user_id else None

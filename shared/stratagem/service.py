@@ -305,16 +305,41 @@ def handle_alert_tick(svc: Services, msg: dict, event_id: str = "") -> None:
     evaluate_alerts(svc, day, svc.market.symbols)
 
 
+NOTIFY_STALE_SENDING_S = 300  # a "sending" mark older than this is a crashed attempt: deliver again
+
+
 def handle_notify(svc: Services, msg: dict, event_id: str = "") -> None:
     """Notification: record the alert once in the alert log, deliver on every channel,
-    record each channel's outcome (a failed channel never loses the alert)."""
+    record each channel's outcome (a failed channel never loses the alert).
+
+    A duplicate delivery (Pub/Sub redelivers after a crash or a missed ack) sends only on the
+    channels with no recorded outcome: each channel is marked ``sending`` before its send, so a
+    concurrent duplicate skips it, and a mark older than :data:`NOTIFY_STALE_SENDING_S` (the
+    process died mid-send) is retried. So nothing is lost, and nothing is sent twice short of
+    a crash between a send and its record."""
+    import time
+
     alert, user = msg["alert"], msg["user_id"]
-    if svc.alert_log is not None and not svc.alert_log.add(user, alert):
-        return  # this alert was already logged and delivered
+    log_ = svc.alert_log
+    key = alert["dedup_key"]
+    done: dict = {}
+    if log_ is not None and not log_.add(user, alert):
+        entry = log_.get(user, key)
+        if entry is None:
+            return  # logged for another user: a forged or corrupt message, nothing of this user's to send
+        now_ms = int(time.time() * 1000)
+        done = {ch: r for ch, r in entry.get("delivery", {}).items()
+                if r.get("status") != "sending" or now_ms - int(r.get("at", 0)) < NOTIFY_STALE_SENDING_S * 1000}
+        if all(n.channel in done for n in svc.notifiers):
+            return  # this alert was already logged and delivered
     for n in svc.notifiers:
+        if n.channel in done:
+            continue
+        if log_ is not None:
+            log_.set_delivery(key, n.channel, {"status": "sending", "at": int(time.time() * 1000)})
         try:
             result = n.send(user, alert)
         except Exception as exc:  # noqa: BLE001 - recorded; the alert stays in the log
             result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:300]}
-        if svc.alert_log is not None:
-            svc.alert_log.set_delivery(alert["dedup_key"], n.channel, result)
+        if log_ is not None:
+            log_.set_delivery(key, n.channel, result)
