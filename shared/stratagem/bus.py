@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import messages
+from .errors import InfraUnavailable
 
 Handler = Callable[[dict, str], None]
 
@@ -73,11 +74,18 @@ class InProcessBus:
 
 
 class PubSubBus:
-    """Google Cloud Pub/Sub publisher (emulator-aware through the client library)."""
+    """Google Cloud Pub/Sub publisher (emulator-aware through the client library).
 
-    def __init__(self, project: str, *, client: Any = None) -> None:
+    ``publish`` waits up to ``timeout_s`` for Pub/Sub to accept the message; when it cannot
+    (Pub/Sub unreachable, an error answer, the wait exceeded) it raises
+    :class:`~stratagem.errors.InfraUnavailable`, which callers treat as transient: a handler
+    re-raises it so its own delivery is retried, the API answers 503 and fails the job.
+    """
+
+    def __init__(self, project: str, *, client: Any = None, timeout_s: float = 30.0) -> None:
         self.project = project
         self._client = client
+        self.timeout_s = timeout_s
 
     @property
     def client(self) -> Any:
@@ -90,4 +98,8 @@ class PubSubBus:
     def publish(self, topic: str, message: dict) -> str:
         data = messages.encode(message)
         path = self.client.topic_path(self.project, topic)
-        return self.client.publish(path, data, schema=message["schema"]).result(timeout=30)
+        try:
+            return self.client.publish(path, data, schema=message["schema"]).result(timeout=self.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - google.api_core errors, futures.TimeoutError, gRPC
+            raise InfraUnavailable(f"Pub/Sub did not accept the message for {topic} within {self.timeout_s:g} s "
+                                   f"({type(exc).__name__}: {str(exc)[:200]}); retrying may help") from None

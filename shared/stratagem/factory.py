@@ -30,10 +30,10 @@ def build(settings: Settings) -> Any:
         from .jobs_firestore import FirestoreJobStore
         from .store.firestore import FirestoreStore
 
-        store: Any = FirestoreStore(project=settings.gcp_project)
+        store: Any = FirestoreStore(project=settings.gcp_project, timeout_s=settings.firestore_timeout_s)
         alert_log: Any = FirestoreAlertLog(project=settings.gcp_project)
-        jobs: Any = FirestoreJobStore(project=settings.gcp_project)
-        bus: Any = PubSubBus(settings.gcp_project)
+        jobs: Any = FirestoreJobStore(project=settings.gcp_project, timeout_s=settings.firestore_timeout_s)
+        bus: Any = PubSubBus(settings.gcp_project, timeout_s=settings.pubsub_timeout_s)
     else:
         from .alertlog import SqliteAlertLog
         from .bus import InProcessBus

@@ -71,6 +71,12 @@ class JobStore(Protocol):
         """Record a processed event id; False if it was already recorded."""
         ...
 
+    def seen_event(self, event_id: str) -> bool:
+        """Whether ``event_id`` was recorded (read only: handlers check it first and record
+        the event only once their work succeeded, so a delivery that failed half-way is
+        redone by Pub/Sub's retry instead of being taken for a duplicate)."""
+        ...
+
 
 class MemoryJobStore:
     """Thread-safe in-memory jobs (embedded default and test fake)."""
@@ -140,3 +146,7 @@ class MemoryJobStore:
                 return False
             self._events.add(event_id)
             return True
+
+    def seen_event(self, event_id: str) -> bool:
+        with self._lock:
+            return event_id in self._events

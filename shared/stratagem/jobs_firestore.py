@@ -290,3 +290,10 @@ class FirestoreJobStore(FirestoreBackend):
             except gex.AlreadyExists:
                 return self._claimed(ref, claim)
             return True
+
+    def seen_event(self, event_id: str) -> bool:
+        """Whether ``event_id`` was recorded by :meth:`mark_event` (one document read)."""
+        if not isinstance(event_id, str) or not event_id:
+            raise BadInput(f"event id must be a non-empty string, got {event_id!r}")
+        with self._errors(f"reading event {event_id!r:.80}"):
+            return bool(self._get(self.collection("events").document(doc_id(event_id))).exists)

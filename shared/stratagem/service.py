@@ -64,11 +64,26 @@ def _shards(symbols: list[str], size: int = SHARD_SYMBOLS) -> list[list[str]]:
 
 
 # -- submitting work ---------------------------------------------------------------------------
+def _publish_or_fail(svc: Services, job: Job, topic: str, msg: dict) -> None:
+    """Publish one message of ``job``; when the bus is unavailable, fail the job with the reason
+    and re-raise (the API answers 503), so the job never sits ``queued`` with nothing queued.
+    A shard published before the failure finds the job failed and is acknowledged unprocessed."""
+    try:
+        svc.bus.publish(topic, msg)
+    except InfraUnavailable as exc:
+        try:
+            svc.jobs.finish(job.id, error={"code": exc.code, "message": f"the job could not be queued: {exc.message}; "
+                                                                        "submit it again"})
+        except StratagemError:  # the job store is down too: the job stays queued; the 503 says why
+            log.warning("job %s: could not record the failed submission", job.id)
+        raise
+
+
 def submit_generate(svc: Services, user_id: str, prompt: str, strategy_id: int = -1, request_id: str | None = None) -> Job:
     job = svc.jobs.create(Job(new_job_id(), user_id, "generate", params={"prompt": prompt, "strategy_id": strategy_id}))
     msg = messages.make("stratagem.generate.v1", job_id=job.id, user_id=user_id, prompt=prompt,
                         strategy_id=strategy_id, **({"request_id": request_id} if request_id else {}))
-    svc.bus.publish(TOPICS["generate"], msg)
+    _publish_or_fail(svc, job, TOPICS["generate"], msg)
     return job
 
 
@@ -82,7 +97,7 @@ def submit_backtest(svc: Services, user_id: str, strategy_id: int, *, symbols: l
               "end": spec.end, "windows": spec.windows, "entry": spec.entry}
     job = svc.jobs.create(Job(new_job_id(), user_id, "backtest", shards=len(parts), params=params))
     for k, syms in enumerate(parts):
-        svc.bus.publish(TOPICS["backtest"], messages.make(
+        _publish_or_fail(svc, job, TOPICS["backtest"], messages.make(
             "stratagem.backtest_shard.v1", job_id=job.id, shard=k, shards=len(parts), user_id=user_id,
             strategy_id=rec.id, version=rec.version, symbols=syms, start=spec.start, end=spec.end,
             params={"windows": spec.windows, "entry": spec.entry}))
@@ -105,7 +120,7 @@ def submit_screen(svc: Services, user_id: str, strategy_id: int, *, symbols: lis
                               params={"strategy_id": rec.id, "version": rec.version, "asof": day, "limit": limit,
                                       "symbols": syms}))
     for k, part in enumerate(parts):
-        svc.bus.publish(TOPICS["screen"], messages.make(
+        _publish_or_fail(svc, job, TOPICS["screen"], messages.make(
             "stratagem.screen_shard.v1", job_id=job.id, shard=k, shards=len(parts), user_id=user_id,
             strategy_id=rec.id, version=rec.version, symbols=part, asof=day, limit=limit))
     return job
@@ -113,21 +128,44 @@ def submit_screen(svc: Services, user_id: str, strategy_id: int, *, symbols: lis
 
 # -- handlers ----------------------------------------------------------------------------------
 def _first_delivery(svc: Services, event_id: str, what: str) -> bool:
-    if event_id and not svc.jobs.mark_event(event_id):
+    """False (log and skip) when ``event_id`` was already handled to the end.
+
+    Only a read: the event is recorded by :func:`_once` after the handler succeeded. Recording
+    it first would turn Pub/Sub's retry of a delivery that failed half-way (Firestore or the
+    model unavailable, the instance killed) into a "duplicate", losing the shard, the job or
+    the generation. Two deliveries running at once both do the work; every step is idempotent
+    (shards stored once by number, one finaliser, strategies created once per request id,
+    alerts claimed once per key)."""
+    if event_id and svc.jobs.seen_event(event_id):
         log.info("duplicate delivery of %s (event %s): ignored", what, event_id)
         return False
     return True
 
 
+def _once(what: str) -> Any:
+    """Decorator: skip already-handled events; record the event once the handler returned."""
+    import functools
+
+    def wrap(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def handler(svc: Services, msg: dict, event_id: str = "") -> None:
+            if not _first_delivery(svc, event_id, what):
+                return
+            fn(svc, msg, event_id)
+            if event_id:
+                svc.jobs.mark_event(event_id)
+        return handler
+    return wrap
+
+
 MAX_GENERATION_ATTEMPTS = 3
 
 
+@_once("generate")
 def handle_generate(svc: Services, msg: dict, event_id: str = "") -> None:
     """Generation function: one attempt; the candidate goes to the validation function."""
-    from .generation.base import GenerationFailed, GenerationRefused
+    from .generation.base import GenerationFailed, GenerationRefused, GeneratorUnavailable
 
-    if not _first_delivery(svc, event_id, "generate"):
-        return
     attempt = msg.get("attempt", 1)
     feedback = list(msg.get("feedback", []))
     attempts = list(msg.get("attempts", []))
@@ -140,6 +178,15 @@ def handle_generate(svc: Services, msg: dict, event_id: str = "") -> None:
     except GenerationFailed as exc:
         attempts.append({"attempt": attempt, "generator": gen_name, "stage": "generate", "ok": False, "error": exc.message})
         _retry_or_fail(svc, msg, attempt, feedback + [f"attempt {attempt}: the answer was unusable: {exc.message}"], attempts)
+        return
+    except GeneratorUnavailable as exc:
+        # The generator already retried with backoff (honouring Retry-After). A redelivery would
+        # repeat that a few times and then dead-letter the message, leaving the job queued
+        # forever: fail it now with the reason; the user submits again.
+        attempts.append({"attempt": attempt, "generator": gen_name, "stage": "generate", "ok": False,
+                         "error": exc.message})
+        svc.jobs.finish(msg["job_id"], error={"code": exc.code, "message": exc.message,
+                                              "details": {"attempts": attempts}})
         return
     except InfraUnavailable:
         raise  # transient: let Pub/Sub retry this message
@@ -162,13 +209,12 @@ def _retry_or_fail(svc: Services, msg: dict, attempt: int, feedback: list[str], 
         **({"request_id": msg["request_id"]} if msg.get("request_id") else {})))
 
 
+@_once("validate")
 def handle_validate(svc: Services, msg: dict, event_id: str = "") -> None:
     """Validation function: validator + smoke run; store the strategy or send feedback back."""
     from .generation.base import GeneratedStrategy, Parameter
     from .generation.pipeline import back_translate, check_candidate
 
-    if not _first_delivery(svc, event_id, "validate"):
-        return
     c = msg["candidate"]
     try:
         gen = GeneratedStrategy(name=str(c["name"]), description=str(c["description"]), code=str(c["code"]),
@@ -214,18 +260,40 @@ def _merge(parts: dict[int, dict]) -> EvalOutcome:
     return total
 
 
+def _job_closed(job: Job, msg: dict) -> bool:
+    """A shard of a job that is already done or failed (a late duplicate, or a shard published
+    before the rest of its submission failed) changes nothing."""
+    if job.status in ("done", "failed"):
+        log.info("shard %s of job %s arrived after the job was %s: ignored", msg["shard"], job.id, job.status)
+        return True
+    return False
+
+
+def _finaliser_lost(svc: Services, job: Job) -> bool:
+    """For a redelivered shard (its result was already stored): every shard is in, the job was
+    claimed for finalising (``try_finalize`` said no) but is still not done. Its finaliser
+    failed half-way (a transient error, a killed instance); finalise again. The merge is
+    deterministic and ``finish`` overwrites, so a finaliser still running meanwhile writes the
+    same result."""
+    if len(svc.jobs.shard_results(job.id)) < job.shards:
+        return False
+    return svc.jobs.get_any(job.id).status not in ("done", "failed")
+
+
+@_once("backtest shard")
 def handle_backtest_shard(svc: Services, msg: dict, event_id: str = "") -> None:
-    if not _first_delivery(svc, event_id, "backtest shard"):
-        return
     job = svc.jobs.get_any(msg["job_id"])
     if job.user_id != msg["user_id"]:
         raise messages.MalformedMessage(f"shard for job {job.id} names another user")  # forged: never retried
+    if _job_closed(job, msg):
+        return
+    stored = False
     if msg["shard"] not in svc.jobs.shard_results(job.id):
         rec = svc.store.get(msg["user_id"], msg["strategy_id"], msg["version"])
         plan = trading_days(svc.market, msg["symbols"], msg["start"], msg["end"])
         out = svc.sandbox.run(rec.code, list(plan.items()))
-        svc.jobs.put_shard(job.id, msg["shard"], _outcome_json(out))
-    if svc.jobs.try_finalize(job.id):
+        stored = svc.jobs.put_shard(job.id, msg["shard"], _outcome_json(out))
+    if svc.jobs.try_finalize(job.id) or (not stored and _finaliser_lost(svc, job)):
         p = job.params
         rec = svc.store.get(job.user_id, p["strategy_id"], p["version"])
         spec = prepare_backtest(svc.market, p["symbols"], start=p["start"], end=p["end"], windows=p["windows"],
@@ -236,17 +304,19 @@ def handle_backtest_shard(svc: Services, msg: dict, event_id: str = "") -> None:
         svc.jobs.finish(job.id, result=result)
 
 
+@_once("screen shard")
 def handle_screen_shard(svc: Services, msg: dict, event_id: str = "") -> None:
-    if not _first_delivery(svc, event_id, "screen shard"):
-        return
     job = svc.jobs.get_any(msg["job_id"])
     if job.user_id != msg["user_id"]:
         raise messages.MalformedMessage(f"shard for job {job.id} names another user")
+    if _job_closed(job, msg):
+        return
+    stored = False
     if msg["shard"] not in svc.jobs.shard_results(job.id):
         rec = svc.store.get(msg["user_id"], msg["strategy_id"], msg["version"])
         out = svc.sandbox.run(rec.code, [(msg["asof"], msg["symbols"])])
-        svc.jobs.put_shard(job.id, msg["shard"], _outcome_json(out))
-    if svc.jobs.try_finalize(job.id):
+        stored = svc.jobs.put_shard(job.id, msg["shard"], _outcome_json(out))
+    if svc.jobs.try_finalize(job.id) or (not stored and _finaliser_lost(svc, job)):
         p = job.params
         merged = _merge(svc.jobs.shard_results(job.id))
         ranked = rank_signals([{"symbol": s, "score": sc, "values": v} for s, _d, sc, v in merged.signals])
@@ -287,11 +357,10 @@ def evaluate_alerts(svc: Services, day: int, symbols_with_bars: list[str]) -> li
     return fired
 
 
+@_once("alert tick")
 def handle_alert_tick(svc: Services, msg: dict, event_id: str = "") -> None:
     """Alert tick: on arriving bars (``stratagem.bars.v1``) evaluate those symbols at their bar;
     on the scheduler's tick evaluate the latest session (duplicates are claimed away)."""
-    if not _first_delivery(svc, event_id, "alert tick"):
-        return
     if msg["schema"] == "stratagem.bars.v1":
         by_day: dict[int, set[str]] = {}
         for bar in msg["bars"]:

@@ -18,6 +18,8 @@ ENV_SANDBOX_CPU_SECONDS = "STRATAGEM_SANDBOX_CPU_SECONDS"
 ENV_SANDBOX_CALL_SECONDS = "STRATAGEM_SANDBOX_CALL_SECONDS"
 ENV_SANDBOX_WORKERS = "STRATAGEM_SANDBOX_WORKERS"
 ENV_REDIS_URL = "STRATAGEM_REDIS_URL"
+ENV_FIRESTORE_TIMEOUT_S = "STRATAGEM_FIRESTORE_TIMEOUT_S"
+ENV_PUBSUB_TIMEOUT_S = "STRATAGEM_PUBSUB_TIMEOUT_S"
 ENV_USER = "STRATAGEM_USER"
 ENV_GENERATOR = "STRATAGEM_GENERATOR"
 ENV_BACKEND = "STRATAGEM_BACKEND"
@@ -64,6 +66,10 @@ class Settings:
     generator: str = "offline"
     backend: str = "local"  # local (SQLite, in-process bus) | gcp (Firestore, Pub/Sub)
     gcp_project: str = "stratagem-local"
+    # How long one Firestore operation (with its retries) or one Pub/Sub publish may take before
+    # it counts as "unavailable" (a handler then re-raises so Pub/Sub redelivers; the API answers 503).
+    firestore_timeout_s: float = 20.0
+    pubsub_timeout_s: float = 30.0
     # API keys -> user ids for local/dev auth ("key1:alice,key2:bob"); secrets, never in repr().
     api_keys: dict = field(default_factory=dict, repr=False)
     telegram_token: str | None = field(default=None, repr=False)
@@ -122,6 +128,10 @@ class Settings:
             s = replace(s, redis_url=env[ENV_REDIS_URL])
         if env.get(ENV_SANDBOX_WORKERS):
             s = replace(s, workers=_positive(env, ENV_SANDBOX_WORKERS, int))
+        if env.get(ENV_FIRESTORE_TIMEOUT_S):
+            s = replace(s, firestore_timeout_s=_positive(env, ENV_FIRESTORE_TIMEOUT_S, float))
+        if env.get(ENV_PUBSUB_TIMEOUT_S):
+            s = replace(s, pubsub_timeout_s=_positive(env, ENV_PUBSUB_TIMEOUT_S, float))
         return replace(s, **overrides) if overrides else s
 
 
