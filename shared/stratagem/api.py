@@ -160,6 +160,8 @@ class Api:
             "/api/runBacktest": self.run_backtest,
             "/api/runUnifiedStrategy": self.run_unified,
             "/api/getJob": self.get_job,
+            "/api/getAlertLogs": self.get_alert_logs,
+            "/api/getTrackRecord": self.get_track_record,
         }
 
     def handle(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, dict]:
@@ -257,3 +259,38 @@ class Api:
         if not isinstance(jid, str) or not jid:
             raise BadInput("missing field 'jobId' (string)")
         return self._job_reply(jid, user)
+
+    def get_alert_logs(self, user: str, body: dict) -> tuple[int, dict]:
+        """The caller's alert log, newest bar first; filters: strategyId, since/until (bar time, UTC ms), limit."""
+        sid = _int(body, "strategyId", required=False)
+        if sid is not None:
+            self.svc.store.get(user, sid)  # another user's strategy is a 404, like a missing one
+        bounds = {}
+        for name in ("since", "until"):
+            v = body.get(name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise BadInput(f"{name} must be a UTC timestamp in milliseconds (number), got {type(v).__name__}")
+            bounds[name] = None if v is None else int(v)
+        limit = _int(body, "limit", required=False) or 100
+        log = self.svc.alert_log
+        rows = [] if log is None else log.list(user, sid, limit, since=bounds["since"], until=bounds["until"])
+        return 200, {"alerts": [_public_entry(e) for e in rows]}
+
+    def get_track_record(self, user: str, body: dict) -> tuple[int, dict]:
+        """Live forward returns of the strategy's alerts next to its backtest (``stratagem.trackrecord``)."""
+        from .engines.metrics import nan_to_none
+        from .trackrecord import track_record_for
+
+        sid = _int(body, "strategyId")
+        version = _int(body, "version", required=False)
+        jid = body.get("backtestJobId")
+        if jid is not None and (not isinstance(jid, str) or not jid):
+            raise BadInput("backtestJobId must be the id (string) of a backtest job of this strategy")
+        doc = track_record_for(self.svc, user, sid, version=version, backtest_job_id=jid)
+        doc["alerts"] = [_public_entry(e) for e in doc["alerts"]]
+        return 200, nan_to_none(doc)
+
+
+def _public_entry(e: dict) -> dict:
+    """An alert-log entry as the API shows it (the owner is the caller: not repeated)."""
+    return {k: v for k, v in e.items() if k != "user_id"}
