@@ -425,7 +425,8 @@ def screen_rows(ds: Dataset, sbx: Sandbox, naive: NaiveData, npd: NumpyData, nam
         fn_seed, fn_slice = naive.load(src, "seed"), naive.load(src, "slice")
 
         def stratagem(src=src) -> Signals:
-            res = run_screen(sbx, ds.market, src, ds.symbols, asof=day, limit=len(ds.symbols))
+            # tenant= as the CLI and the screen function pass it (the user's warm worker).
+            res = run_screen(sbx, ds.market, src, ds.symbols, asof=day, limit=len(ds.symbols), tenant="bench")
             assert not res["errors"], res["errors"][:3]
             return frozenset((r["symbol"], day) for r in res["ranked_results"])
 

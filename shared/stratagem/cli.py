@@ -211,7 +211,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
     symbols, label = resolve(settings, market, args.symbols, args.universe, asof)
     params = {"asof": asof, "limit": args.limit, "universe": label}
     result = _cached(settings, "screen", source, market, symbols, params, lambda: run_screen(
-        sandbox, market, source, symbols, asof=asof, limit=args.limit, strategy_info=info))
+        sandbox, market, source, symbols, asof=asof, limit=args.limit, strategy_info=info,
+        tenant=settings.user_id))
     _record_run(settings, info, "screen", {"asof": asof, "limit": args.limit, "symbols": len(symbols)},
                 {"results": len(result["ranked_results"]), "evaluated": result["evaluated"]})
     _emit(args, result, _screen_text(result))

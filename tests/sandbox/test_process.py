@@ -126,3 +126,79 @@ def test_run_screening_and_forged_symbols(sandbox: Sandbox) -> None:
     src = strat("return True") + "\ndef run_screening(universe, limit):\n    return [{'symbol': s, 'score': 1.0} for s in universe] + [{'symbol': 'PWNED', 'score': 9.9}]\n"
     value = sandbox.call(src, "run_screening", [["AAPL", "MSFT"], 5], DAY)
     assert [r["symbol"] for r in value] == ["AAPL", "MSFT", "PWNED"]  # the engine (screen.py) drops PWNED
+
+
+# -- warm workers: reused for the same strategy of the same tenant, with fresh module state ------
+STATEFUL = """
+calls = []
+
+
+def classify_symbol(symbol):
+    calls.append(symbol)
+    # Module state from an earlier run would show up as a longer list.
+    return {'signal': True, 'score': float(len(calls))}
+"""
+
+
+def _pid_of(sess) -> int:
+    return sess.worker.pid
+
+
+def test_warm_worker_reused_per_tenant_with_fresh_module_state(market) -> None:
+    sbx = Sandbox(market.path, SandboxLimits(memory_mb=128, cpu_seconds=20, call_seconds=2.0), workers=2)
+    try:
+        runs, pids = [], []
+        for tenant in ("alice", "alice", "bob", "alice"):
+            with sbx.session(STATEFUL, tenant=tenant) as sess:
+                sess._ensure_worker()
+                pids.append((tenant, _pid_of(sess)))
+                out = sess.evaluate([(DAY, "AAPL"), (DAY, "MSFT")])
+            runs.append([(s, score) for s, _d, score, _v in out.signals])
+        # Every run sees a fresh module: the same scores each time, whichever worker ran it.
+        assert runs == [[("AAPL", 1.0), ("MSFT", 2.0)]] * 4
+        (a1, p1), (a2, p2), (b, pb), (a3, p3) = pids
+        assert p1 == p2 == p3, "alice's second and third runs should take her warm worker"
+        assert pb != p1, "a worker must never serve another tenant"
+        # Another strategy (even for the same tenant) never gets that worker either.
+        with sbx.session(STATEFUL.replace("1.0", "1.5").replace("float(len(calls))", "len(calls) + 0.5"),
+                         tenant="alice") as sess:
+            sess._ensure_worker()
+            assert _pid_of(sess) not in (p1, pb)
+        # No tenant: a fresh worker every time.
+        seen = set()
+        for _ in range(2):
+            with sbx.session(STATEFUL) as sess:
+                sess._ensure_worker()
+                seen.add(_pid_of(sess))
+        assert len(seen) == 2 and not seen & {p1, pb}
+    finally:
+        sbx.close()
+
+
+def test_warm_worker_retired_after_a_tenth_of_the_cpu_limit(market) -> None:
+    burn = strat("x = 0\nfor i in range(3000000):\n    x += i\nreturn x > 0")
+    sbx = Sandbox(market.path, SandboxLimits(memory_mb=128, cpu_seconds=2.0, call_seconds=2.0), workers=1)
+    try:
+        pids = []
+        for _ in range(2):
+            with sbx.session(burn, tenant="alice") as sess:
+                sess._ensure_worker()
+                pids.append(_pid_of(sess))
+                out = sess.evaluate([(DAY, "AAPL")])
+                assert out.errors == [] and len(out.signals) == 1
+        # The first run used more than 0.2 s of CPU (warm-up included): never reused.
+        assert pids[0] != pids[1]
+    finally:
+        sbx.close()
+
+
+def test_warm_screens_match_cold_ones(sandbox: Sandbox, market) -> None:
+    from stratagem.engines.screen import run_screen
+
+    src = (EXAMPLES / "benign").glob("*.py")
+    for path in sorted(src)[:4]:
+        code = path.read_text()
+        cold = run_screen(sandbox, market, code, market.symbols, limit=10)
+        warm = [run_screen(sandbox, market, code, market.symbols, limit=10, tenant="t") for _ in range(3)]
+        for w in warm:
+            assert w["ranked_results"] == cold["ranked_results"] and w["errors"] == cold["errors"], path.name

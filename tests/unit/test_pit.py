@@ -124,3 +124,29 @@ def test_regime_cache_is_consistent_after_many_asofs(market):
         got = p.price_data("MSFT", "1d", 120)
         want = reference_truth(market, "MSFT", day, 120)
         np.testing.assert_allclose(np.asarray(got["close"]), want["close"], rtol=1e-12)
+
+
+def _last_session_ref(market, symbols, asof):
+    best = None
+    for sym in symbols:
+        d = market.dates(sym)
+        if len(d) == 0:
+            continue
+        i = int(np.searchsorted(d, asof, "right")) - 1 if asof is not None else len(d) - 1
+        if i >= 0:
+            best = int(d[i]) if best is None else max(best, int(d[i]))
+    return best
+
+
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(picks=st.lists(st.sampled_from(["AAPL", "FB", "GOOG", "IBM", "MSFT", "NOPE"]), max_size=6, unique=True),
+       offset=st.integers(-400, 4000), asof_none=st.booleans())
+def test_last_session_and_listed_on_match_a_per_symbol_search(market, picks, offset, asof_none):
+    # The vectorised index (first/last date per symbol) must give what a plain search over each
+    # symbol's dates gives, for as-of dates before, inside (FB listed 2012) and after the data.
+    cal = market.calendar()
+    asof = None if asof_none else int(cal[0]) + offset
+    assert market.last_session(picks, asof) == _last_session_ref(market, picks, asof)
+    if asof is not None:
+        want = [s for s in picks if market.range(s)[1] > market.range(s)[0] and int(market.dates(s)[0]) <= asof]
+        assert market.listed_on(picks, asof) == want

@@ -58,6 +58,12 @@ def day_to_iso(day: int) -> str:
     return (_EPOCH + _dt.timedelta(days=int(day))).isoformat()
 
 
+def days_to_iso(days) -> list[str]:
+    """``day_to_iso`` over a sequence of days at once (vectorised)."""
+    arr = np.asarray(days, dtype=np.int64)
+    return np.datetime_as_string(arr.astype("datetime64[D]"), unit="D").tolist()
+
+
 @dataclass
 class SymbolBars:
     """Daily bars of one symbol as plain arrays, validated by the importer.
@@ -278,6 +284,48 @@ class MarketData:
         return SymbolBars(symbol, np.array(c["date"][a:b]), np.array(c["open"][a:b]), np.array(c["high"][a:b]),
                           np.array(c["low"][a:b]), np.array(c["close"][a:b]), np.array(c["volume"][a:b]),
                           np.array(c["adj_close"][a:b]) if has_adj else None)
+
+    def _bounds(self) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
+        """(symbol -> row, first date, last date, row start) per symbol with bars (computed once)."""
+        b = getattr(self, "_bounds_cache", None)
+        if b is None:
+            syms = [s for s, (a, e) in self.ranges.items() if e > a]
+            starts = np.array([self.ranges[s][0] for s in syms], dtype=np.int64)
+            ends = np.array([self.ranges[s][1] for s in syms], dtype=np.int64)
+            d = self.columns["date"]
+            b = ({s: i for i, s in enumerate(syms)}, np.asarray(d[starts]) if syms else np.zeros(0, np.int64),
+                 np.asarray(d[ends - 1]) if syms else np.zeros(0, np.int64), starts)
+            self._bounds_cache = b
+            self._len = (ends - starts).tolist()
+        return b
+
+    def listed_on(self, symbols: list[str], day: int) -> list[str]:
+        """The symbols (in the given order) with data whose first bar is on or before ``day``."""
+        index, first, _last, _ = self._bounds()
+        rows = [index.get(s, -1) for s in symbols]
+        return [s for s, r in zip(symbols, rows) if r >= 0 and first[r] <= day]
+
+    def last_session(self, symbols: list[str], asof: int | None = None) -> int | None:
+        """The latest session on or before ``asof`` (default: the last in the data) among ``symbols``."""
+        index, first, last, starts = self._bounds()
+        rows = np.array([r for r in (index.get(s, -1) for s in symbols) if r >= 0], dtype=np.int64)
+        if rows.size == 0:
+            return None
+        if asof is None:
+            return int(last[rows].max())
+        done = last[rows] <= asof
+        best = int(last[rows][done].max()) if done.any() else None
+        # Only symbols whose history runs past ``asof`` need a search, and then only while
+        # they could beat the best so far.
+        d = self.columns["date"]
+        for r in rows[~done & (first[rows] <= asof)].tolist():
+            if best is not None and best >= asof:
+                break
+            a = int(starts[r])
+            n = int(np.searchsorted(d[a:a + self._len[r]], asof, "right"))
+            if n > 0:
+                best = int(d[a + n - 1]) if best is None else max(best, int(d[a + n - 1]))
+        return best
 
     def calendar(self) -> np.ndarray:
         """Union of all session dates (days since epoch), sorted (computed once)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.store import MarketData
+from ..data.store import MarketData, days_to_iso
 from ..errors import BadInput
 from ..sandbox.pool import EvalOutcome, Sandbox
 from . import metrics
@@ -126,7 +126,7 @@ def _equity(market: MarketData, symbols: list[str], signals: list[tuple[str, int
         "rule": (f"each signal opens one position at the {'next open' if entry == 'next_open' else 'signal-day close'} "
                  f"and holds it {hold} sessions; equal weight across open positions, cash when none is open; "
                  "benchmark: equal-weight universe, rebalanced daily"),
-        "hold": hold, "dates": [iso(d) for d in days.tolist()],
+        "hold": hold, "dates": days_to_iso(days),
         "strategy": eq.round(8).tolist(), "benchmark": beq.round(8).tolist(),
         "total_return": metrics.total_return(strat), "cagr": metrics.cagr(strat), "sharpe": metrics.sharpe(strat),
         "max_drawdown": metrics.max_drawdown(strat), "exposure": float((count > 0).mean()) if count.size else 0.0,

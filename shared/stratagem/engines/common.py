@@ -48,15 +48,7 @@ def trading_days(market: MarketData, symbols: list[str], start: int, end: int) -
 
 def last_session(market: MarketData, symbols: list[str], asof: int | None) -> int | None:
     """The latest session on or before ``asof`` (default: the last in the data) among ``symbols``."""
-    best = None
-    for sym in symbols:
-        d = market.dates(sym)
-        if len(d) == 0:
-            continue
-        i = int(np.searchsorted(d, asof, "right")) - 1 if asof is not None else len(d) - 1
-        if i >= 0:
-            best = int(d[i]) if best is None else max(best, int(d[i]))
-    return best
+    return market.last_session(symbols, asof)
 
 
 def iso(day: int) -> str:

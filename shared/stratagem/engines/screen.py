@@ -18,6 +18,11 @@ from .backtest import DEMO_WARNING
 from .common import iso, last_session
 
 
+# Up to this many symbols a screen runs in one worker: a second one would cost more to load
+# than it saves.
+SPLIT_ABOVE = 500
+
+
 def rank_signals(rows: list[dict]) -> list[dict]:
     """Highest score first; signals without a score after all scored ones, alphabetically."""
     return sorted(rows, key=_rank_key)
@@ -30,37 +35,40 @@ def _rank_key(row: dict) -> tuple:
 
 def run_screen(sandbox: Sandbox, market: MarketData, source: str, symbols: list[str], *,
                asof: int | None = None, limit: int = 20, entries: list[str] | None = None,
-               strategy_info: dict | None = None) -> dict:
+               strategy_info: dict | None = None, tenant: str | None = None) -> dict:
+    """Rank ``symbols`` as of ``asof`` (default: the latest session); CONTRACT §4 JSON.
+
+    ``tenant`` (the user the screen runs for) lets the sandbox keep the loaded strategy warm
+    for that user's next screen of the same code (see :meth:`Sandbox.session`).
+    """
     if limit <= 0:
         raise BadInput(f"--limit must be a positive integer, got {limit}")
     day = last_session(market, symbols, asof)
     if day is None:
         raise BadInput("no data on or before the as-of date for the requested symbols")
-    listed = [s for s in symbols if market.range(s)[1] > market.range(s)[0]
-              and int(market.dates(s)[0]) <= day]
+    listed = market.listed_on(symbols, day)
     errors: list[dict] = []
-    if entries is None and len(listed) <= 500:
-        # One worker loads the strategy, tells us its entry points and evaluates it: a small
-        # screen pays for one worker, not two.
-        with sandbox.session(source) as sess:
+    # One worker loads the strategy, tells us its entry points and evaluates (its share of) the
+    # universe or calls run_screening: no screen loads the strategy twice.
+    with sandbox.session(source, tenant=tenant) as sess:
+        if entries is None:
             sess._ensure_worker()
             entries = sess.entries
-            if "run_screening" not in entries:
+        if "run_screening" in entries:
+            raw = sess.call("run_screening", [listed, limit], day)
+            demo = sess.last_call_demo
+            ranked = _validate_custom(raw, set(listed), errors)
+            evaluated = len(listed)
+        else:
+            if len(listed) > SPLIT_ABOVE:
+                # Big universes: a second worker takes half (forked ahead, so it is ready).
+                outcome = sandbox.run(source, [(day, listed)] if listed else [], session=sess, tenant=tenant)
+            else:
                 outcome = sess.evaluate([(day, s) for s in listed])
-    elif entries is None:
-        entries = sandbox.check(source)
-    if "run_screening" in entries:
-        raw = sandbox.call(source, "run_screening", [listed, limit], day)
-        demo = sandbox.last_call_demo
-        ranked = _validate_custom(raw, set(listed), errors)
-        evaluated = len(listed)
-    else:
-        if len(listed) > 500:
-            outcome = sandbox.run(source, [(day, listed)] if listed else [])
-        demo = outcome.demo_data_used
-        ranked = [{"symbol": s, "score": score, "values": values} for s, _d, score, values in outcome.signals]
-        errors = [{"symbol": s, "date": iso(d), "message": m} for s, d, m in outcome.errors]
-        evaluated = outcome.evaluated
+            demo = outcome.demo_data_used
+            ranked = [{"symbol": s, "score": score, "values": values} for s, _d, score, values in outcome.signals]
+            errors = [{"symbol": s, "date": iso(d), "message": m} for s, d, m in outcome.errors]
+            evaluated = outcome.evaluated
     ranked.sort(key=_rank_key)
     result = {
         "asof": iso(day), "ranked_results": ranked[:limit], "evaluated": evaluated, "errors": errors,

@@ -11,6 +11,7 @@ that call is reported with the limit it broke and the rest is resubmitted to a n
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,9 @@ class Worker:
         self.limits = limits
         self.alive = True
         self.seccomp = False
+        self.cpu = 0.0  # the process's CPU seconds so far (as last reported)
+        self.entries: list[str] = []  # of the loaded strategy
+        self.reset_pending = False  # a "reset" was sent and its reply not read yet
 
     def _recv(self, timeout: float) -> Any:
         self.sock.settimeout(timeout)
@@ -76,9 +81,31 @@ class Worker:
         msg = self._recv(30)
         self.seccomp = bool(msg.get("seccomp"))
 
-    def load(self, source: str) -> list[str]:
+    def reset(self) -> list[str]:
+        """Re-create the loaded strategy's module state (a warm worker's next run); entry points."""
+        return self.load(None)
+
+    def send_reset(self) -> None:
+        """Ask for a reset without waiting: the reply is read by :meth:`finish_reset` just
+        before the next request's, which saves one round trip on short runs."""
+        send_msg(self.sock, {"op": "reset"})
+        self.reset_pending = True
+
+    def finish_reset(self) -> None:
+        if self.reset_pending:
+            self.reset_pending = False
+            self._loaded_reply()
+
+    def load(self, source: str | None) -> list[str]:
         try:
-            send_msg(self.sock, {"op": "load", "source": source})
+            send_msg(self.sock, {"op": "load", "source": source} if source is not None else {"op": "reset"})
+        except OSError:
+            self.kill()
+            raise StrategyFailed("the strategy could not be loaded in the sandbox: its process died") from None
+        return self._loaded_reply()
+
+    def _loaded_reply(self) -> list[str]:
+        try:
             msg = self._recv(self.limits.call_seconds * 2 + 10)
         except (EOFError, OSError, ValueError) as exc:
             self.kill()
@@ -86,7 +113,8 @@ class Worker:
             raise StrategyFailed(f"the strategy could not be loaded in the sandbox: {why} "
                                  "(a memory, CPU or time limit, or a crash)") from None
         if msg.get("op") == "loaded":
-            return list(msg["entries"])
+            self.entries = list(msg["entries"])
+            return self.entries
         if msg.get("kind") == "rejected":
             raise StrategyRejected(msg["message"], details=msg.get("details"))
         raise StrategyFailed(msg.get("message", "the strategy failed to load"))
@@ -125,6 +153,10 @@ class Sandbox:
         self._spare_thread: threading.Thread | None = None
         self.prefork = True
         self.last_call_demo = False
+        # Loaded workers kept for the next run of the same strategy by the same tenant
+        # (key -> workers), least recently used first; see Session(tenant=...).
+        self._warm: OrderedDict[str, list[Worker]] = OrderedDict()
+        self.warm_limit = 4
         atexit.register(self.close)
 
     # -- zygote --------------------------------------------------------------------------
@@ -246,6 +278,8 @@ class Sandbox:
             t.join(timeout=10)
         with self._lock:
             spares, self._spares = self._spares, []
+            spares += [w for ws in self._warm.values() for w in ws]
+            self._warm.clear()
         for w in spares:
             w.kill()
         if self._ctrl is not None:
@@ -268,14 +302,50 @@ class Sandbox:
         finally:
             self.release(w)
 
-    def session(self, source: str) -> "Session":
+    def session(self, source: str, tenant: str | None = None) -> "Session":
         """A strategy loaded in a worker for several evaluations in increasing date order
-        (the alert path: one tick after another). Close it (or use ``with``) when done."""
-        return Session(self, source)
+        (the alert path: one tick after another). Close it (or use ``with``) when done.
+
+        With ``tenant`` (the user the run is for), the loaded worker is kept warm after
+        ``close`` and the next session of the same source for the same tenant takes it, with
+        the strategy's module state re-created (so runs stay independent) instead of forking
+        and loading again. A worker only ever serves one strategy of one tenant; it is retired
+        once it has used a tenth of the per-run CPU limit, so every run keeps at least 90 % of it.
+        """
+        return Session(self, source, tenant=tenant)
+
+    def _take_warm(self, key: str) -> Worker | None:
+        with self._lock:
+            ws = self._warm.get(key)
+            while ws:
+                w = ws.pop()
+                if not ws:
+                    del self._warm[key]
+                if w.alive:
+                    return w
+                ws = self._warm.get(key)
+        return None
+
+    def _put_warm(self, key: str, w: Worker) -> None:
+        evicted: list[Worker] = []
+        with self._lock:
+            if self._ctrl is None:
+                evicted.append(w)
+            else:
+                self._warm.setdefault(key, []).append(w)
+                self._warm.move_to_end(key)
+                while sum(len(v) for v in self._warm.values()) > self.warm_limit:
+                    k, ws = next(iter(self._warm.items()))
+                    evicted.append(ws.pop(0))
+                    if not ws:
+                        del self._warm[k]
+        for old in evicted:
+            self.release(old)
 
     def run(self, source: str, plan: Iterable[tuple[int, list[str]]], *, workers: int | None = None,
             progress: Callable[[int], None] | None = None, order: str = "auto",
-            dataset: str | Path | None = None) -> EvalOutcome:
+            dataset: str | Path | None = None, session: "Session | None" = None,
+            tenant: str | None = None) -> EvalOutcome:
         """Evaluate ``classify_symbol`` for every (day, symbol) in ``plan``.
 
         Symbols are split across ``workers`` processes. ``order="symbol"`` evaluates each
@@ -284,9 +354,16 @@ class Sandbox:
         date to an earlier one); ``order="day"`` evaluates day by day across symbols;
         ``order="auto"`` (default) picks symbol order when there are many days per symbol.
 
+        ``session``: a :class:`Session` of the same ``source`` the caller already loaded (to read
+        its entry points, say); it evaluates the first shard instead of a fresh worker, so that
+        load is not paid twice. The caller still owns (and closes) it. ``tenant``: keep the
+        workers warm for that tenant's next run of ``source`` (see :meth:`session`).
+
         Raises :class:`StrategyRejected`/:class:`StrategyFailed` when the strategy cannot be
         loaded at all; per-call failures are returned in ``EvalOutcome.errors``.
         """
+        if session is not None and session.source != source:
+            raise ValueError("session was loaded with a different strategy source")
         if order not in ("symbol", "day", "auto"):
             raise ValueError("order must be 'symbol', 'day' or 'auto'")
         plan = sorted((int(d), list(s)) for d, s in plan)
@@ -298,17 +375,22 @@ class Sandbox:
             order = "symbol" if symbols and n_items / len(symbols) >= 32 else "day"
         n_workers = max(1, min(workers or self.workers, len(symbols) or 1))
         shards: list[list[tuple[int, str]]] = []
-        for k in range(n_workers):
-            mine = set(symbols[k::n_workers])
-            if order == "day":
+        if order == "day":
+            for k in range(n_workers):
+                mine = set(symbols[k::n_workers])
                 shards.append([(d, s) for d, syms in plan for s in syms if s in mine])
-            else:
-                by_sym: dict[str, list[int]] = {}
-                for d, syms in plan:
-                    for s in syms:
-                        if s in mine:
-                            by_sym.setdefault(s, []).append(d)
-                shards.append([(d, s) for s in sorted(by_sym) for d in by_sym[s]])
+        else:
+            # Symbol-major: cut the (symbol, day) sequence into equal contiguous pieces, so a
+            # few long histories (AAPL 2000-2013 next to FB 2012-2013) do not leave a worker
+            # idle. A symbol cut in two continues in the next worker with fresh module state,
+            # exactly as after any other symbol boundary (dates only ever increase per worker).
+            by_sym: dict[str, list[int]] = {}
+            for d, syms in plan:
+                for s in syms:
+                    by_sym.setdefault(s, []).append(d)
+            items = [(d, s) for s in sorted(by_sym) for d in by_sym[s]]
+            step = -(-len(items) // n_workers)
+            shards = [items[i:i + step] for i in range(0, len(items), step)]
         shards = [sh for sh in shards if sh]
         outcomes: list[EvalOutcome | BaseException] = [EvalOutcome() for _ in shards]
         lock = threading.Lock()
@@ -322,7 +404,10 @@ class Sandbox:
 
         def work(k: int) -> None:
             try:
-                with Session(self, source, dataset=str(dataset) if dataset else None) as sess:
+                if k == 0 and session is not None:
+                    outcomes[k] = session.evaluate(shards[k], tick)
+                    return
+                with Session(self, source, dataset=str(dataset) if dataset else None, tenant=tenant) as sess:
                     outcomes[k] = sess.evaluate(shards[k], tick)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 outcomes[k] = exc
@@ -346,25 +431,10 @@ class Sandbox:
 
     def call(self, source: str, fn: str, args: list, day: int | None, seconds: float | None = None) -> Any:
         """Call an optional entry point (``run_screening``...) once in a fresh worker."""
-        w = self.spawn()
-        try:
-            entries = w.load(source)
-            if fn not in entries:
-                raise StrategyFailed(f"the strategy defines no {fn}")
-            send_msg(w.sock, {"op": "call", "fn": fn, "args": args, "day": day,
-                              "seconds": seconds or self.limits.call_seconds * 4})
-            try:
-                msg = w._recv((seconds or self.limits.call_seconds * 4) + 5)
-            except (EOFError, OSError, ValueError, socket.timeout):
-                raise StrategyFailed(f"{fn} broke the sandbox limits (memory, CPU or time)") from None
-            if msg.get("op") == "value":
-                self.last_call_demo = bool(msg.get("demo"))
-                return msg["value"]
-            if msg.get("op") == "fatal":
-                raise StrategyFailed(msg.get("message", f"{fn} stopped"))
-            raise StrategyFailed(msg.get("message", f"{fn} failed"))
-        finally:
-            self.release(w)
+        with Session(self, source) as sess:
+            value = sess.call(fn, args, day, seconds)
+            self.last_call_demo = sess.last_call_demo
+            return value
 
 
 def _encode_plan(items: list[tuple[int, str]]) -> dict:
@@ -395,13 +465,17 @@ class Session:
     worker (at most ``MAX_RESTARTS`` times).
     """
 
-    def __init__(self, sandbox: Sandbox, source: str, dataset: str | None = None) -> None:
+    def __init__(self, sandbox: Sandbox, source: str, dataset: str | None = None, tenant: str | None = None) -> None:
         self.sandbox = sandbox
         self.source = source
         self.dataset = dataset
+        # Warm reuse only on the default dataset (spares and warm workers map that one).
+        self.warm_key = (f"{tenant}\0{hashlib.sha256(source.encode()).hexdigest()}"
+                         if tenant is not None and dataset is None else None)
         self.worker: Worker | None = None
         self.restarts = 0
         self.entries: list[str] = []
+        self.last_call_demo = False
 
     def __enter__(self) -> "Session":
         return self
@@ -411,10 +485,74 @@ class Session:
 
     def close(self) -> None:
         if self.worker is not None:
-            self.sandbox.release(self.worker)
+            w, self.worker = self.worker, None
+            if w.reset_pending and w.alive:
+                try:
+                    w.finish_reset()
+                except (StrategyFailed, StrategyRejected):
+                    w.kill()
+            if (self.warm_key is not None and w.alive and self.restarts == 0
+                    and w.cpu < self.sandbox.limits.cpu_seconds * 0.1):
+                self.sandbox._put_warm(self.warm_key, w)
+            else:
+                self.sandbox.release(w)
+
+    def call(self, fn: str, args: list, day: int | None, seconds: float | None = None) -> Any:
+        """Call the optional entry point ``fn`` (``run_screening``...) once, as of ``day``.
+
+        Raises :class:`StrategyFailed` when the strategy has no such function, it fails, or it
+        breaks a sandbox limit (the worker is then replaced for later calls).
+        """
+        w = self._ensure_worker()
+        if fn not in self.entries:
+            raise StrategyFailed(f"the strategy defines no {fn}")
+        limit = seconds or self.sandbox.limits.call_seconds * 4
+        send_msg(w.sock, {"op": "call", "fn": fn, "args": args, "day": day, "seconds": limit})
+        if not self._finish_reset(w):
+            return self.call(fn, args, day, seconds)
+        try:
+            msg = w._recv(limit + 5)
+        except (EOFError, OSError, ValueError, socket.timeout):
+            w.kill()
+            self.sandbox.release(w)
             self.worker = None
+            raise StrategyFailed(f"{fn} broke the sandbox limits (memory, CPU or time)") from None
+        if msg.get("op") == "value":
+            self.last_call_demo = bool(msg.get("demo"))
+            w.cpu = float(msg.get("cpu", w.cpu))
+            return msg["value"]
+        if msg.get("op") == "fatal":
+            w.kill()
+            self.sandbox.release(w)
+            self.worker = None
+            raise StrategyFailed(msg.get("message", f"{fn} stopped"))
+        raise StrategyFailed(msg.get("message", f"{fn} failed"))
+
+    def _finish_reset(self, w: Worker) -> bool:
+        """Read a warm worker's pending reset reply; on failure drop it (False: start over
+        with a fresh worker, which loads the strategy normally)."""
+        try:
+            w.finish_reset()
+            return True
+        except (StrategyFailed, StrategyRejected):
+            w.kill()
+            self.sandbox.release(w)
+            self.worker = None
+            self.warm_key = None  # this session now loads normally
+            return False
 
     def _ensure_worker(self) -> Worker:
+        if self.worker is None and self.warm_key is not None and self.restarts == 0:
+            w = self.sandbox._take_warm(self.warm_key)
+            if w is not None:
+                try:
+                    w.send_reset()
+                    self.entries = w.entries
+                    self.worker = w
+                    return w
+                except OSError:
+                    w.kill()
+                    self.sandbox.release(w)  # fall through to a fresh worker
         if self.worker is None or not self.worker.alive:
             w = self.sandbox.spawn(self.dataset)
             try:
@@ -425,14 +563,47 @@ class Session:
             self.worker = w
         return self.worker
 
-    def evaluate(self, items: list[tuple[int, str]], tick: Callable[[int], None] | None = None) -> EvalOutcome:
-        """Evaluate ``classify_symbol`` for each (day, symbol) of ``items``, in that order."""
+    def _overlay_delta(self, w: Worker, overlay: dict[str, list[list]]) -> dict:
+        """What ``w`` needs to hold ``overlay`` (live bars per symbol, ``[day, o, h, l, c, v]`` rows):
+        only the bars it lacks, since it keeps what earlier evaluations sent (a new worker gets all)."""
+        if getattr(self, "_ov_worker", None) is not w:
+            self._ov_worker, self._ov_sent = w, {}
+            reset = True
+        else:
+            reset = False
+        sent: dict[str, list[list]] = self._ov_sent
+        delta = {}
+        for sym, rows in overlay.items():
+            have = sent.get(sym, [])
+            keep = 0
+            while keep < len(have) and keep < len(rows) and have[keep] == rows[keep]:
+                keep += 1
+            if keep < len(have) or keep < len(rows):
+                delta[sym] = {"keep": keep, "bars": rows[keep:]}
+                sent[sym] = list(rows)
+        return {"reset": reset, "symbols": delta}
+
+    def evaluate(self, items: list[tuple[int, str]], tick: Callable[[int], None] | None = None,
+                 overlay: dict[str, list[list]] | None = None) -> EvalOutcome:
+        """Evaluate ``classify_symbol`` for each (day, symbol) of ``items``, in that order.
+
+        ``overlay``: live bars beyond the dataset per symbol (``[[day, open, high, low, close,
+        volume], ...]``, dates increasing), visible to the strategy from their date on. The
+        worker keeps them between calls, so only changes travel after the first call.
+        """
         out = EvalOutcome()
         limits = self.sandbox.limits
         pos = 0
         while pos < len(items):
             w = self._ensure_worker()
-            send_msg(w.sock, {"op": "eval", **_encode_plan(items[pos:])})
+            extra = {}
+            if overlay is not None:
+                delta = self._overlay_delta(w, overlay)
+                if delta["reset"] or delta["symbols"]:
+                    extra["overlay"] = delta
+            send_msg(w.sock, {"op": "eval", **_encode_plan(items[pos:]), **extra})
+            if not self._finish_reset(w):
+                continue
             reported = 0
             silence = limits.call_seconds + 5.0
             died = None
@@ -458,7 +629,8 @@ class Session:
                         tick(msg["n"] - reported)
                     reported = msg["n"]
                     if msg.get("done"):
-                        out.cpu_seconds += float(msg.get("cpu", 0.0))
+                        w.cpu = float(msg.get("cpu", 0.0))
+                        out.cpu_seconds += w.cpu
                         out.demo_data_used = out.demo_data_used or bool(msg.get("demo"))
                         break
                 elif op == "fatal":

@@ -160,12 +160,20 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
         op = msg.get("op")
         if op == "exit":
             os._exit(0)
-        if op == "load":
+        if op == "load" or (op == "reset" and strategy is not None):
             try:
                 state.limit, state.fired, state.t0 = call_seconds * 2, 0, time.monotonic()
                 state.in_strategy = True
                 signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
-                strategy = LoadedStrategy(msg["source"], data_functions)
+                if op == "reset":
+                    # A warm worker's next run of the same strategy: fresh module state, any
+                    # date allowed again, no demo flag carried over.
+                    strategy.reset()
+                    last_day = -(1 << 62)
+                    pit.set_asof(None)
+                    pit.demo_used = False
+                else:
+                    strategy = LoadedStrategy(msg["source"], data_functions)
                 state.in_strategy = False
                 entries = [n for n in ("classify_symbol", "run_screening", "run_batch_backtest", "run_realtime_scan")
                            if strategy.entry(n)]
@@ -187,6 +195,13 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
             send_msg(chan, {"op": "error", "kind": "failed", "message": "no strategy loaded"})
             continue
         if op == "eval":
+            if msg.get("overlay"):
+                # Live bars beyond the dataset (engine-built, trusted): visible from their date on.
+                try:
+                    ov = msg["overlay"]
+                    pit.apply_overlay(ov.get("symbols"), reset=bool(ov.get("reset")))
+                except ValueError as exc:
+                    fatal("failed", f"the engine sent a malformed live-bar overlay: {exc}", culprit=False)
             sig: list = []
             err: list = []
             buffers["sig"], buffers["err"] = sig, err
@@ -280,7 +295,7 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
             signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
             try:
                 value = _jsonable(fn(*msg.get("args", [])))
-                reply = {"op": "value", "value": value, "demo": pit.demo_used}
+                reply = {"op": "value", "value": value, "demo": pit.demo_used, "cpu": time.process_time()}
             except CallTimeout:
                 reply = {"op": "error", "kind": "failed", "message": f"time limit: {msg['fn']} ran too long"}
             except MemoryError:
