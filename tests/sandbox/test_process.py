@@ -202,3 +202,16 @@ def test_warm_screens_match_cold_ones(sandbox: Sandbox, market) -> None:
         warm = [run_screen(sandbox, market, code, market.symbols, limit=10, tenant="t") for _ in range(3)]
         for w in warm:
             assert w["ranked_results"] == cold["ranked_results"] and w["errors"] == cold["errors"], path.name
+
+
+def test_plan_by_symbol_equals_plan_by_day(sandbox: Sandbox, market) -> None:
+    from stratagem.engines.common import symbol_days, trading_days
+
+    src = (EXAMPLES / "benign").glob("*.py")
+    code = sorted(src)[0].read_text()
+    lo, hi = iso_to_day("2012-01-01"), iso_to_day("2012-12-31")
+    by_day = sandbox.run(code, list(trading_days(market, market.symbols, lo, hi).items()))
+    for order in ("auto", "symbol", "day"):
+        by_sym = sandbox.run(code, symbol_days(market, market.symbols, lo, hi), order=order)
+        assert (by_sym.signals, by_sym.errors, by_sym.evaluated) == (by_day.signals, by_day.errors, by_day.evaluated)
+    assert by_day.evaluated == sum(len(v) for v in symbol_days(market, market.symbols, lo, hi).values())

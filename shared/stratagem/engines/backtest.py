@@ -19,7 +19,7 @@ from ..errors import BadInput
 from ..sandbox.pool import EvalOutcome, Sandbox
 from . import metrics
 from .bias import data_quality, lookahead_probe, survivorship
-from .common import iso, ms, trading_days
+from .common import iso, ms, symbol_days, trading_days
 
 MAX_ERROR_EXAMPLES = 20
 DEMO_WARNING = ("DEMO DATA: the strategy used the bundled illustrative fundamentals/earnings; "
@@ -185,12 +185,11 @@ def run_backtest(sandbox: Sandbox, market: MarketData, source: str, symbols: lis
     """Run ``source`` over ``symbols`` for every session in [start, end]; CONTRACT §3 JSON
     plus metrics per window, the equity curve of a stated rule, and the bias report."""
     spec = prepare_backtest(market, symbols, start=start, end=end, windows=windows, entry=entry, hold=hold)
-    plan_map = trading_days(market, spec.symbols, spec.start, spec.end)
-    total = sum(len(v) for v in plan_map.values())
-    outcome = sandbox.run(source, list(plan_map.items()),
-                          progress=(lambda n: progress(n, total)) if progress else None)
+    by_symbol = symbol_days(market, spec.symbols, spec.start, spec.end)
+    total = sum(len(v) for v in by_symbol.values())
+    outcome = sandbox.run(source, by_symbol, progress=(lambda n: progress(n, total)) if progress else None)
     return assemble_backtest(sandbox, market, source, spec, outcome, strategy_info=strategy_info,
-                             universe_label=universe_label, probe=probe, plan_map=plan_map)
+                             universe_label=universe_label, probe=probe)
 
 
 def assemble_backtest(sandbox: Sandbox | None, market: MarketData, source: str, spec: BacktestSpec,
@@ -201,8 +200,6 @@ def assemble_backtest(sandbox: Sandbox | None, market: MarketData, source: str, 
     ``plan_map`` is the evaluated plan when the caller already built it."""
     known, start, end, windows, entry, hold = spec.symbols, spec.start, spec.end, spec.windows, spec.entry, spec.hold
     skipped, warnings = spec.skipped, list(spec.warnings)
-    if plan_map is None:
-        plan_map = trading_days(market, known, start, end)
 
     # Forward returns per symbol on its own bars, and the equal-weight benchmark per session:
     # the mean forward return of every symbol with a bar that session (vectorised over days).
@@ -258,8 +255,11 @@ def assemble_backtest(sandbox: Sandbox | None, market: MarketData, source: str, 
     sig_keys = {(s, d): sc for s, d, sc, _v in outcome.signals}
     err_keys = {(s, d) for s, d, _m in outcome.errors}
     bias = {
-        "lookahead_probe": (lookahead_probe(sandbox, market, source, plan_map, sig_keys, err_keys, probe)
-                            if probe > 0 and plan_map and sandbox is not None and len(err_keys) * 2 <= max(1, outcome.evaluated)
+        "lookahead_probe": (lookahead_probe(sandbox, market, source,
+                                            plan_map if plan_map is not None else trading_days(market, known, start, end),
+                                            sig_keys, err_keys, probe)
+                            if probe > 0 and outcome.evaluated and sandbox is not None
+                            and len(err_keys) * 2 <= max(1, outcome.evaluated)
                             else {"skipped": True, "reason": "disabled" if probe <= 0 else
                                   "most evaluations failed; fix the strategy's errors first"}),
         "survivorship": survivorship(market, known, universe_label),

@@ -46,6 +46,17 @@ def trading_days(market: MarketData, symbols: list[str], start: int, end: int) -
     return dict(sorted(by_day.items()))
 
 
+def symbol_days(market: MarketData, symbols: list[str], start: int, end: int) -> dict[str, list[int]]:
+    """Each symbol's session days in [start, end] (symbols without any are left out)."""
+    out: dict[str, list[int]] = {}
+    for sym in symbols:
+        d = market.dates(sym)
+        lo, hi = np.searchsorted(d, start, "left"), np.searchsorted(d, end, "right")
+        if hi > lo:
+            out[sym] = d[lo:hi].tolist()
+    return out
+
+
 def last_session(market: MarketData, symbols: list[str], asof: int | None) -> int | None:
     """The latest session on or before ``asof`` (default: the last in the data) among ``symbols``."""
     return market.last_session(symbols, asof)

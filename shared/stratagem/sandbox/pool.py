@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,11 +342,13 @@ class Sandbox:
         for old in evicted:
             self.release(old)
 
-    def run(self, source: str, plan: Iterable[tuple[int, list[str]]], *, workers: int | None = None,
+    def run(self, source: str, plan: Iterable[tuple[int, list[str]]] | Mapping[str, Sequence[int]], *,
+            workers: int | None = None,
             progress: Callable[[int], None] | None = None, order: str = "auto",
             dataset: str | Path | None = None, session: "Session | None" = None,
             tenant: str | None = None) -> EvalOutcome:
-        """Evaluate ``classify_symbol`` for every (day, symbol) in ``plan``.
+        """Evaluate ``classify_symbol`` for every (day, symbol) in ``plan``: (day, symbols)
+        pairs, or a mapping symbol -> its days (the cheaper form for long backtests).
 
         Symbols are split across ``workers`` processes. ``order="symbol"`` evaluates each
         worker's symbols one after another, each over its days in increasing order (cache
@@ -366,13 +368,25 @@ class Sandbox:
             raise ValueError("session was loaded with a different strategy source")
         if order not in ("symbol", "day", "auto"):
             raise ValueError("order must be 'symbol', 'day' or 'auto'")
-        plan = sorted((int(d), list(s)) for d, s in plan)
-        symbols = sorted({s for _, syms in plan for s in syms})
+        by_sym: dict[str, list[int]] | None = None
+        if isinstance(plan, Mapping):
+            by_sym = {s: sorted(int(d) for d in days) for s, days in plan.items() if len(days)}
+            symbols = sorted(by_sym)
+            n_items = sum(len(v) for v in by_sym.values())
+        else:
+            plan = sorted((int(d), list(s)) for d, s in plan)
+            symbols = sorted({s for _, syms in plan for s in syms})
+            n_items = sum(len(syms) for _, syms in plan)
         if order == "auto":
             # Symbol-major is cache friendly but re-runs the module per symbol; with few days per
             # symbol (screens, short ranges over big universes) day-major is cheaper.
-            n_items = sum(len(syms) for _, syms in plan)
             order = "symbol" if symbols and n_items / len(symbols) >= 32 else "day"
+        if by_sym is not None and order == "day":
+            days_of: dict[int, list[str]] = {}
+            for sym in symbols:
+                for d in by_sym[sym]:
+                    days_of.setdefault(d, []).append(sym)
+            plan = sorted(days_of.items())
         n_workers = max(1, min(workers or self.workers, len(symbols) or 1))
         shards: list[list[tuple[int, str]]] = []
         if order == "day":
@@ -384,10 +398,11 @@ class Sandbox:
             # few long histories (AAPL 2000-2013 next to FB 2012-2013) do not leave a worker
             # idle. A symbol cut in two continues in the next worker with fresh module state,
             # exactly as after any other symbol boundary (dates only ever increase per worker).
-            by_sym: dict[str, list[int]] = {}
-            for d, syms in plan:
-                for s in syms:
-                    by_sym.setdefault(s, []).append(d)
+            if by_sym is None:
+                by_sym = {}
+                for d, syms in plan:
+                    for s in syms:
+                        by_sym.setdefault(s, []).append(d)
             items = [(d, s) for s in sorted(by_sym) for d in by_sym[s]]
             step = -(-len(items) // n_workers)
             shards = [items[i:i + step] for i in range(0, len(items), step)]
