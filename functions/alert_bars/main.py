@@ -8,6 +8,6 @@ from cloudevents.http import CloudEvent
 @functions_framework.cloud_event
 def alert_bars(event: CloudEvent) -> None:
     from stratagem.function_runtime import run_handler
-    from stratagem.service import handle_alert_tick
+    from stratagem.service import handle_alert_bars
 
-    run_handler(event, handle_alert_tick, "alert_bars")
+    run_handler(event, handle_alert_bars, "alert_bars")

@@ -34,6 +34,9 @@ def build(settings: Settings) -> Any:
         alert_log: Any = FirestoreAlertLog(project=settings.gcp_project)
         jobs: Any = FirestoreJobStore(project=settings.gcp_project, timeout_s=settings.firestore_timeout_s)
         bus: Any = PubSubBus(settings.gcp_project, timeout_s=settings.pubsub_timeout_s)
+        from .live_firestore import FirestoreLiveBars
+
+        live_bars: Any = FirestoreLiveBars(project=settings.gcp_project)
     else:
         from .alertlog import SqliteAlertLog
         from .bus import InProcessBus
@@ -44,6 +47,9 @@ def build(settings: Settings) -> Any:
         alert_log = SqliteAlertLog.in_home(settings.home)
         jobs = MemoryJobStore()
         bus = InProcessBus()
+        from .live import SQLiteLiveBars
+
+        live_bars = SQLiteLiveBars.in_home(settings.home)
 
     def generator() -> Any:
         from .generation import make_generator
@@ -60,7 +66,7 @@ def build(settings: Settings) -> Any:
                                           base_url=settings.telegram_base_url))
     svc = Services(store=store, jobs=jobs, bus=bus, market=market,
                    sandbox_factory=lambda: Sandbox(market.path, settings.sandbox, settings.workers),
-                   generator_factory=generator, alert_log=alert_log, notifiers=notifiers)
+                   generator_factory=generator, alert_log=alert_log, notifiers=notifiers, live_bars=live_bars)
     if settings.backend != "gcp":
         wire_in_process(svc)
     return svc
@@ -72,7 +78,7 @@ def wire_in_process(svc: Any) -> None:
 
     handlers = {"generate": service.handle_generate, "validate": service.handle_validate,
                 "backtest": service.handle_backtest_shard, "screen": service.handle_screen_shard,
-                "tick": service.handle_alert_tick, "bars": service.handle_alert_tick, "alerts": service.handle_notify}
+                "tick": service.handle_alert_tick, "bars": service.handle_alert_bars, "alerts": service.handle_notify}
     for key, fn in handlers.items():
         svc.bus.subscribe(service.TOPICS[key], lambda m, mid, fn=fn: fn(svc, m, mid))
 

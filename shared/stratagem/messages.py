@@ -10,7 +10,10 @@ retry a message that can never succeed.
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 import json
+import math
+import re
 from typing import Any
 
 from .errors import BadInput
@@ -39,6 +42,19 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "stratagem.alert.v1": {"alert": (_DICT, True), "user_id": (_STR, True)},
 }
 MAX_MESSAGE_BYTES = 9 << 20  # Pub/Sub's limit is 10 MB
+
+# -- stratagem.bars.v1 (market data from other systems; see docs/bars.md) ---------------------
+#: Most bars one message may carry (one bar per symbol of a 5,000-symbol universe; ~1 MB of JSON).
+MAX_BARS_PER_MESSAGE = 5000
+#: Timeframes the live store accepts; the datasets hold daily bars only.
+BAR_TIMEFRAMES = ("1d",)
+_BAR_PRICES = ("open", "high", "low", "close")
+_BAR_FIELDS = frozenset(("symbol", "timeframe", "time", "day") + _BAR_PRICES + ("volume", "adj_close"))
+_BAR_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9.\-_^=]{0,31}")
+_BAR_DAY_MIN, _BAR_DAY_MAX = 0, 47482  # 1970-01-01 .. 2099-12-31
+# OHLC consistency slack, as the importer allows: vendors round high/low and open/close separately.
+_OHLC_REL_TOL = 1e-9
+_MAX_BAR_PROBLEMS = 10
 
 
 class MalformedMessage(BadInput):
@@ -74,7 +90,108 @@ def validate(msg: Any) -> dict:
         problems.append(f"unknown field(s) {', '.join(sorted(unknown))}")
     if problems:
         raise MalformedMessage(f"{schema}: " + "; ".join(problems))
+    check = _CHECKS.get(schema)
+    if check is not None:
+        check(msg)
     return msg
+
+
+def _number(bar: dict, name: str, where: str, problems: list[str], *, positive: bool) -> float | None:
+    v = bar.get(name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        problems.append(f"{where}: {name!r} must be a number, got "
+                        f"{'nothing' if v is None else type(v).__name__}")
+        return None
+    v = float(v)
+    if not math.isfinite(v) or (v <= 0 if positive else v < 0):
+        problems.append(f"{where}: {name!r} must be a finite number {'> 0' if positive else '>= 0'}, got {v!r}")
+        return None
+    return v
+
+
+def bar_day(bar: dict) -> int:
+    """Days since 1970-01-01 of a validated bar (from ``time`` or the legacy ``day``)."""
+    if "time" in bar:
+        return (_dt.date.fromisoformat(bar["time"]) - _dt.date(1970, 1, 1)).days
+    return int(bar["day"])
+
+
+def check_bar(bar: Any, index: int) -> list[str]:
+    """Problems with bar number ``index`` of a ``stratagem.bars.v1`` message (empty when valid)."""
+    where = f"bars[{index}]"
+    if not isinstance(bar, dict):
+        return [f"{where}: expected an object {{symbol, timeframe, time, open, high, low, close, volume}}, "
+                f"got {type(bar).__name__}"]
+    problems: list[str] = []
+    sym = bar.get("symbol")
+    if not isinstance(sym, str) or not _BAR_SYMBOL.fullmatch(sym.strip().upper()):
+        problems.append(f"{where}: 'symbol' must be a ticker like 'AAPL' (1-32 letters, digits or .-_^=), "
+                        f"got {sym!r}")
+    else:
+        where = f"bars[{index}] ({sym.strip().upper()})"
+    unknown = set(bar) - _BAR_FIELDS
+    if unknown:
+        problems.append(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
+                        f"expected {', '.join(sorted(_BAR_FIELDS))}")
+    tf = bar.get("timeframe", "1d")
+    if tf not in BAR_TIMEFRAMES:
+        problems.append(f"{where}: 'timeframe' must be one of {', '.join(BAR_TIMEFRAMES)} (daily bars), got {tf!r}")
+    if ("time" in bar) == ("day" in bar):
+        problems.append(f"{where}: give the bar date as 'time' (\"YYYY-MM-DD\")"
+                        + (", not both 'time' and 'day'" if "time" in bar else ""))
+    elif "time" in bar:
+        t = bar["time"]
+        try:
+            if not isinstance(t, str) or len(t) != 10:
+                raise ValueError
+            day = bar_day(bar)
+        except ValueError:
+            problems.append(f"{where}: 'time' must be the bar's date as \"YYYY-MM-DD\", got {t!r}")
+        else:
+            if not _BAR_DAY_MIN <= day <= _BAR_DAY_MAX:
+                problems.append(f"{where}: 'time' {t} is outside 1970-01-01..2099-12-31")
+    else:
+        d = bar["day"]
+        if isinstance(d, bool) or not isinstance(d, int) or not _BAR_DAY_MIN <= d <= _BAR_DAY_MAX:
+            problems.append(f"{where}: 'day' must be an int (days since 1970-01-01, up to 2099-12-31), got {d!r}")
+    px = {k: _number(bar, k, where, problems, positive=True) for k in _BAR_PRICES}
+    _number(bar, "volume", where, problems, positive=False)
+    if "adj_close" in bar and bar["adj_close"] is not None:
+        _number(bar, "adj_close", where, problems, positive=True)
+    if None not in px.values():
+        hi, lo = px["high"], px["low"]
+        if hi < lo * (1 - _OHLC_REL_TOL):
+            problems.append(f"{where}: expected high >= low, got high {hi!r} < low {lo!r}")
+        else:
+            for k in ("open", "close"):
+                if px[k] > hi * (1 + _OHLC_REL_TOL) or px[k] < lo * (1 - _OHLC_REL_TOL):
+                    problems.append(f"{where}: expected low <= {k} <= high, got {k} {px[k]!r} outside "
+                                    f"[{lo!r}, {hi!r}]")
+    return problems
+
+
+def _check_bars(msg: dict) -> None:
+    bars = msg["bars"]
+    if not bars:
+        raise MalformedMessage("stratagem.bars.v1: 'bars' is empty; expected 1 to "
+                               f"{MAX_BARS_PER_MESSAGE} bars")
+    if len(bars) > MAX_BARS_PER_MESSAGE:
+        raise MalformedMessage(f"stratagem.bars.v1: {len(bars)} bars in one message; at most "
+                               f"{MAX_BARS_PER_MESSAGE} (split the batch)")
+    problems: list[str] = []
+    bad = 0
+    for i, bar in enumerate(bars):
+        found = check_bar(bar, i)
+        if found:
+            bad += 1
+            problems.extend(found)
+    if problems:
+        more = f" (and {len(problems) - _MAX_BAR_PROBLEMS} more)" if len(problems) > _MAX_BAR_PROBLEMS else ""
+        raise MalformedMessage(f"stratagem.bars.v1: {bad} of {len(bars)} bars are invalid: "
+                               + "; ".join(problems[:_MAX_BAR_PROBLEMS]) + more)
+
+
+_CHECKS = {"stratagem.bars.v1": _check_bars}
 
 
 def encode(msg: dict) -> bytes:

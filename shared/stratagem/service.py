@@ -49,6 +49,10 @@ class Services:
     generator_factory: Any = None
     alert_log: Any = None
     notifiers: list = field(default_factory=list)
+    # Live bars (stratagem.live.LiveBarStore; in memory when None) and the warm alert engines
+    # (stratagem.alerting.AlertRunner, kept for the life of the function instance).
+    live_bars: Any = None
+    alert_runner: Any = field(default=None, repr=False)
     _sandbox: Sandbox | None = field(default=None, repr=False)
 
     @property
@@ -337,41 +341,54 @@ class _JobsDeduper:
         return self.jobs.mark_event("alert:" + key)
 
 
-def evaluate_alerts(svc: Services, day: int, symbols_with_bars: list[str]) -> list[dict]:
-    """Evaluate every active strategy on the symbols that have a new bar on ``day``;
-    publish each alert that fires for the first time (strategy x version x symbol x bar)."""
-    from .engines.alerts import AlertEngine
+def _publish_alerts(svc: Services, fired: list[tuple[Any, dict]]) -> list[dict]:
+    """Publish each fired ``(strategy record, alert)`` to the alerts topic (the notify function)."""
+    for rec, alert in fired:
+        svc.bus.publish(TOPICS["alerts"], messages.make("stratagem.alert.v1", alert=alert, user_id=rec.user_id))
+    return [a for _, a in fired]
 
-    fired: list[dict] = []
-    new = set(symbols_with_bars)
-    for rec in svc.store.active_alerts():
-        universe = set(rec.alert_universe or svc.market.symbols)
-        syms = sorted(universe & new)
-        if not syms:
-            continue
-        with AlertEngine(svc.sandbox, svc.market, rec.code, strategy_id=rec.id, name=rec.name, version=rec.version,
-                         deduper=_JobsDeduper(svc.jobs)) as engine:
-            for alert in engine.tick(day, syms):
-                svc.bus.publish(TOPICS["alerts"], messages.make("stratagem.alert.v1", alert=alert, user_id=rec.user_id))
-                fired.append(alert)
-    return fired
+
+def evaluate_alerts(svc: Services, day: int, symbols_with_bars: list[str]) -> list[dict]:
+    """Evaluate every active strategy on ``symbols_with_bars`` as of ``day`` (bars already in
+    the dataset or the live store); publish each alert that fires for the first time
+    (strategy x version x symbol x bar). Arriving bars go through :func:`handle_alert_bars`."""
+    from . import alerting
+
+    return _publish_alerts(svc, alerting.evaluate_items(svc, [(int(day), s.upper()) for s in symbols_with_bars]))
+
+
+def _on_bars(svc: Services, msg: dict) -> None:
+    from . import alerting
+
+    if msg["schema"] != "stratagem.bars.v1":
+        raise messages.MalformedMessage(f"expected a stratagem.bars.v1 message, got {msg['schema']}")
+    out = alerting.on_bars(svc, msg)
+    _publish_alerts(svc, out["fired"])
+    log.info("bars: %s; %d alert(s)", out["counts"], len(out["fired"]))
+
+
+@_once("alert bars")
+def handle_alert_bars(svc: Services, msg: dict, event_id: str = "") -> None:
+    """Bars function (event-driven half of second-level alerting): store the bars of a
+    ``stratagem.bars.v1`` message (new / corrected / duplicate / conflict, see
+    :mod:`stratagem.live`), evaluate the new and corrected ones at their own dates, and
+    publish what fires."""
+    _on_bars(svc, msg)
 
 
 @_once("alert tick")
 def handle_alert_tick(svc: Services, msg: dict, event_id: str = "") -> None:
-    """Alert tick: on arriving bars (``stratagem.bars.v1``) evaluate those symbols at their bar;
-    on the scheduler's tick evaluate the latest session (duplicates are claimed away)."""
+    """Alert tick: a ``stratagem.tick.v1`` (the scheduler's, once a minute) sweeps the live
+    bar store every second for ``sweep_seconds`` (one pass when absent), evaluating bars that
+    arrived since the durable cursor and publishing what fires at once; a ``stratagem.bars.v1``
+    is handled as by the bars function."""
+    from . import alerting
+
     if msg["schema"] == "stratagem.bars.v1":
-        by_day: dict[int, set[str]] = {}
-        for bar in msg["bars"]:
-            if not isinstance(bar, dict) or not isinstance(bar.get("symbol"), str) or not isinstance(bar.get("day"), int):
-                raise messages.MalformedMessage("each bar needs 'symbol' (str) and 'day' (int, days since 1970-01-01)")
-            by_day.setdefault(bar["day"], set()).add(bar["symbol"].upper())
-        for day in sorted(by_day):
-            evaluate_alerts(svc, day, sorted(by_day[day]))
+        _on_bars(svc, msg)
         return
-    day = int(svc.market.calendar()[-1])
-    evaluate_alerts(svc, day, svc.market.symbols)
+    out = alerting.sweep(svc, msg.get("sweep_seconds", 0), lambda fired: _publish_alerts(svc, fired))
+    log.info("sweep: %d pass(es), %d bar(s), %d alert(s)", out["passes"], out["bars"], len(out["alerts"]))
 
 
 NOTIFY_STALE_SENDING_S = 300  # a "sending" mark older than this is a crashed attempt: deliver again

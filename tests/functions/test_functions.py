@@ -100,10 +100,14 @@ def test_bars_tick_and_notify_fire_once(svc):
     from stratagem import messages
     from stratagem.data.store import iso_to_day
 
+    from stratagem.live import history_bars
+
     rec = svc.store.create("alice", name="always", code="def classify_symbol(s):\n    return True\n")
     svc.store.set_alert("alice", rec.id, True, ["AAPL", "MSFT"])
     day = iso_to_day("2013-02-28")
-    msg = messages.make("stratagem.bars.v1", bars=[{"symbol": "AAPL", "day": day}, {"symbol": "IBM", "day": day}])
+    bars = [b.to_message() for b in history_bars(svc.market, ["AAPL", "IBM"], day, day)[0]]
+    bars[0] = {k: v for k, v in bars[0].items() if k != "time"} | {"day": day}  # the legacy int date still works
+    msg = messages.make("stratagem.bars.v1", bars=bars)
     client = app("alert_bars", "cloudevent")
     data, headers = pubsub_event(msg, "bars-1")
     assert client.post("/", json=data, headers=headers).status_code == 200

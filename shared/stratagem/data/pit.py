@@ -11,6 +11,13 @@ and ``bench/sequences.py`` for the measurement behind the choice): O(1) to build
 ``days`` is, C-speed indexing that returns Python floats, truthiness and ``len`` like a
 list, and no way to write. The sandbox's attribute guard exposes only ``tolist`` on them,
 so ``.obj`` (the underlying array) is unreachable.
+
+**Live overlay.** Bars that arrive live (``stratagem.live``) extend a symbol's history beyond
+its last dataset bar: :meth:`PointInTime.apply_overlay` lays them over the dataset, and every
+data function sees an overlay bar once the as-of date reaches it, never before (no
+look-ahead). Overlay bars are taken as being in the corporate-action regime of the symbol's
+last dataset bar: they are shown raw, and a window reaching back into the dataset shows the
+dataset as adjusted as of its last bar.
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ class DataError(ValueError):
 
 
 def _days_arg(days: Any) -> int:
+    if type(days) is int and days >= 0:
+        return days  # the common case, checked first: this runs on every data call
     if isinstance(days, bool) or not isinstance(days, (int, float, np.integer, np.floating)):
         raise DataError(f"days must be a number of bars (an int >= 0), got {type(days).__name__}")
     if isinstance(days, (float, np.floating)):
@@ -97,7 +106,9 @@ class PointInTime:
         self._empty = memoryview(np.zeros(0, dtype=np.float64))
         self._empty_ts = memoryview(np.zeros(0, dtype=np.int64))
         self.asof: int | None = None
-        self._idx: dict[str, int] = {}
+        self._idx: dict[str, tuple[int, int]] = {}
+        # Live bars beyond each symbol's last dataset bar (see apply_overlay).
+        self._overlay: dict[str, _Overlay] = {}
         # Set when a data function handed out illustrative (demo) values, so every output
         # built on them can say so.
         self.demo_used = False
@@ -109,17 +120,56 @@ class PointInTime:
             self.asof = None if day is None else int(day)
             self._idx = {}
 
+    def apply_overlay(self, delta: dict | None, *, reset: bool = False) -> None:
+        """Update the live overlay: ``{symbol: {"keep": k, "bars": [[day, o, h, l, c, v], ...]}}``
+        keeps the first ``k`` overlay bars of ``symbol`` and appends ``bars`` (dates increasing);
+        ``reset`` drops every overlay bar first.
+
+        Bars dated on or before the symbol's last dataset bar are ignored (the dataset is
+        authoritative there). Raises :class:`DataError` on a malformed delta.
+        """
+        if reset and self._overlay:
+            self._overlay = {}
+            self._idx = {}
+        if not delta:
+            return
+        for sym, part in delta.items():
+            try:
+                keep = int(part.get("keep", 0))
+                rows = [(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]))
+                        for r in part.get("bars", [])]
+            except (AttributeError, TypeError, ValueError, IndexError):
+                raise DataError(f"malformed overlay for {sym!r}: expected {{'keep': int, 'bars': "
+                                "[[day, open, high, low, close, volume], ...]}") from None
+            old = self._overlay.get(sym)
+            a, b = self._ranges.get(sym, (0, 0))
+            last = int(self._dates[b - 1]) if b > a else None
+            merged = (old.rows[:keep] if old is not None else []) + [r for r in rows if last is None or r[0] > last]
+            if any(merged[i][0] <= merged[i - 1][0] for i in range(1, len(merged))):
+                raise DataError(f"overlay bars of {sym} must have strictly increasing dates")
+            if merged:
+                self._overlay[sym] = _Overlay(merged)
+            else:
+                self._overlay.pop(sym, None)
+        self._idx = {}
+
+    def overlay_rows(self, symbol: str) -> list[tuple]:
+        """The overlay bars of ``symbol`` (engine side, for tests and checks)."""
+        ov = self._overlay.get(symbol)
+        return list(ov.rows) if ov is not None else []
+
     def index_asof(self, symbol: str) -> tuple[int, int]:
         """(start, end) global indices of ``symbol``'s bars visible as of the date; end exclusive."""
+        hit = self._idx.get(symbol)  # (start, end) as of the current date; cleared by set_asof
+        if hit is not None:
+            return hit
         a, b = self._ranges.get(symbol, (0, 0))
         if self.asof is None:
             raise DataError("data functions are only available while the strategy is being evaluated "
                             "(not at module level): call them inside classify_symbol")
-        end = self._idx.get(symbol)
-        if end is None:
-            end = bisect_right(self._dates, self.asof, a, b) if b > a else a
-            self._idx[symbol] = end
-        return a, end
+        hit = (a, bisect_right(self._dates, self.asof, a, b) if b > a else a)
+        self._idx[symbol] = hit
+        return hit
 
     # -- strategy side -------------------------------------------------------------------
     def price_data(self, symbol: Any, timeframe: Any = "1d", days: Any = 30) -> dict:
@@ -129,6 +179,10 @@ class PointInTime:
         if sym is None:
             raise DataError(f"symbol must be a string like 'AAPL', got {type(symbol).__name__}")
         a, end = self.index_asof(sym)
+        if self._overlay:
+            ov = self._overlay.get(sym)
+            if ov is not None and n and self.asof >= ov.rows[0][0]:
+                return self._with_overlay(sym, ov, a, end, n)
         if end <= a or n == 0:
             return self._empty_result()
         lo = max(a, end - n)
@@ -195,6 +249,9 @@ class PointInTime:
             a, end = self.index_asof(s)
             if end > a:
                 out.append(s)
+        if self._overlay:
+            extra = [s for s, ov in self._overlay.items() if s not in self._ranges and ov.rows[0][0] <= self.asof]
+            out = sorted(out + extra)
         return out
 
     # -- internals -----------------------------------------------------------------------
@@ -225,6 +282,31 @@ class PointInTime:
         if not closes:
             return None, None
         return closes[-1], sum(vols) / len(vols)
+
+    def _with_overlay(self, sym: str, ov: "_Overlay", a: int, end: int, n: int) -> dict:
+        """The last ``n`` bars as of the date when it lies in the overlay: dataset bars (adjusted
+        as of the last dataset bar, whose regime the overlay shares), then overlay bars raw."""
+        k = bisect_right(ov.days, self.asof)
+        take = min(n, k)
+        need = n - take
+        hist = self._dataset_window(sym, a, end, need) if need > 0 and end > a else None
+        out = {}
+        for key, col in ov.cols.items():
+            arr = np.concatenate((np.asarray(hist[key]), col[k - take:k])) if hist is not None else col[k - take:k].copy()
+            arr.flags.writeable = False  # a fresh array: strategies get a read-only view of it
+            out[key] = memoryview(arr)
+        return out
+
+    def _dataset_window(self, sym: str, a: int, end: int, n: int) -> dict:
+        """The last ``n`` dataset bars before global index ``end``, adjusted as of ``end - 1``."""
+        lo = max(a, end - n)
+        t = end - 1
+        if self._regime[lo] == self._regime[t]:
+            raw = self._raw
+            return {"timestamps": self._ts[lo:end], **{k: raw[k][lo:end] for k in _PRICE_COLS + ("volume",)}}
+        adj = self._adjusted(sym, a, t)
+        i, j = lo - a, end - a
+        return {"timestamps": self._ts[lo:end], **{k: adj[k][i:j] for k in _PRICE_COLS + ("volume",)}}
 
     def _empty_result(self) -> dict:
         e = self._empty
@@ -307,6 +389,24 @@ class PointInTime:
 
         return {f.__name__: f for f in (get_price_data, get_multiple_symbols_data, get_fundamental_data,
                                          get_earnings_data, get_sector_data, scan_universe)}
+
+
+class _Overlay:
+    """One symbol's overlay bars as read-only columns (the strategy-facing shape)."""
+
+    __slots__ = ("rows", "days", "cols")
+
+    def __init__(self, rows: list[tuple]) -> None:
+        self.rows = rows
+        self.days = [r[0] for r in rows]
+        arr = np.array(rows, dtype=np.float64).reshape(len(rows), 6)
+        ts = np.array(self.days, dtype=np.int64) * 86_400_000
+        cols = {"timestamps": ts}
+        for j, key in enumerate(("open", "high", "low", "close", "volume"), start=1):
+            cols[key] = np.ascontiguousarray(arr[:, j])
+        for v in cols.values():
+            v.flags.writeable = False
+        self.cols = cols
 
 
 def reference_truth(market: MarketData, symbol: str, asof_day: int, days: int) -> dict[str, np.ndarray]:

@@ -79,17 +79,44 @@ class AlertEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _close_price(self, symbol: str, day: int) -> float | None:
+    def _close_price(self, symbol: str, day: int, overlay: dict | None = None) -> float | None:
         a, b = self.market.range(symbol)
         import numpy as np
 
         d = self.market.columns["date"][a:b]
         i = int(np.searchsorted(d, day))
-        return float(self.market.columns["close"][a + i]) if i < len(d) and int(d[i]) == day else None
+        if i < len(d) and int(d[i]) == day:
+            return float(self.market.columns["close"][a + i])
+        for bar in (overlay or {}).get(symbol, ()):
+            if bar.day == day:
+                return float(bar.close)
+        return None
 
-    def tick(self, day: int, symbols: list[str]) -> list[dict]:
+    def tick(self, day: int, symbols: list[str], overlay: dict | None = None) -> list[dict]:
         """Evaluate ``symbols`` as of the close of ``day``; return the alerts that fired now."""
-        out = self.session.evaluate([(day, s) for s in sorted(symbols)])
+        return self.tick_items([(day, s) for s in symbols], overlay)
+
+    def tick_items(self, items: list[tuple[int, str]], overlay: dict | None = None) -> list[dict]:
+        """Evaluate each (day, symbol) as of that day's close, in one sandbox call, oldest first;
+        return the alerts that fired now.
+
+        ``overlay``: live bars beyond the dataset per symbol (``stratagem.live.Bar`` lists,
+        oldest first) that the strategy sees from their date on. A late bar (a date before
+        the previous call's) makes the worker re-run the module body first, so no state from a
+        later date reaches an earlier one.
+        """
+        from ..sandbox.pool import MAX_RESTARTS
+
+        sess = self.session
+        w = sess.worker
+        # A warm session lives for many ticks: start a fresh worker before the per-worker CPU
+        # budget runs out (or after repeated crashes), instead of failing mid-tick.
+        if (w is not None and getattr(w, "cpu", 0.0) > sess.sandbox.limits.cpu_seconds * 0.5) or \
+                sess.restarts >= MAX_RESTARTS:
+            sess.close()
+            sess.restarts = 0
+        rows = None if overlay is None else {s: [b.row() for b in bars] for s, bars in overlay.items()}
+        out = sess.evaluate(sorted(set(items)), overlay=rows)
         for s, d, m in out.errors:
             self.errors.append({"symbol": s, "date": iso(d), "message": m})
         fired = []
@@ -97,7 +124,7 @@ class AlertEngine:
             key = f"{self.strategy_id}:{self.version}:{s}:{d}"
             if not self.deduper.claim(key):
                 continue
-            close = self._close_price(s, d)
+            close = self._close_price(s, d, overlay)
             message = alert_message(self.name, s, iso(d), close, score, values)
             if out.demo_data_used:
                 message += "\n(DEMO DATA: based on illustrative fundamentals, not real ones)"

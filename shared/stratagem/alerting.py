@@ -1,0 +1,203 @@
+"""Real-time alert evaluation: warm sandbox sessions per active strategy, fed by live bars.
+
+Two entry points, both used by :mod:`stratagem.service` (design: docs/decisions/0003):
+
+* :func:`on_bars` - the event-driven path (``alert_bars`` on the bars topic): validate,
+  ingest into the live bar store, evaluate the new and corrected bars at once.
+* :func:`sweep` - the scheduled path (``alert_tick``, fired once a minute by Cloud Scheduler):
+  loop for ``sweep_seconds``, once a second, evaluating whatever the live store received
+  since a durable cursor. It catches bars written to the store by other means, and bars
+  whose event-driven evaluation failed after they were stored (a retried delivery finds
+  them ``duplicate`` and does not evaluate them again).
+
+Every alert is claimed under ``strategy:version:symbol:bar`` before it is published
+(``jobs.mark_event``: Redis ``SET NX`` / Firestore ``create``), which is what makes the
+effect exactly-once across duplicate deliveries, the two paths, concurrent instances and
+restarts; evaluating a bar twice costs CPU, never a second alert.
+
+Sessions stay warm: a function instance keeps its globals between invocations, so the
+:class:`AlertRunner` on the :class:`~stratagem.service.Services` object keeps one
+:class:`~stratagem.engines.alerts.AlertEngine` (one forked, loaded sandbox worker) per
+(strategy id, version, code sha256), and closes those whose strategy was deactivated or
+changed. Each tick evaluates only active strategies, only on symbols with new bars (and in
+each strategy's alert universe), one sandbox call per strategy, strategies in parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import live, messages
+
+log = logging.getLogger("stratagem.alerting")
+
+#: Name of the sweep's cursor in the live bar store.
+SWEEP_CURSOR = "alert_tick"
+#: Longest sweep one invocation may ask for (the function's timeout is declared in infra/).
+MAX_SWEEP_SECONDS = 540
+
+
+def live_store(svc: Any) -> live.LiveBarStore:
+    """The services' live bar store (an in-memory one when none was configured)."""
+    if getattr(svc, "live_bars", None) is None:
+        svc.live_bars = live.MemoryLiveBars()
+    return svc.live_bars
+
+
+def runner(svc: Any) -> "AlertRunner":
+    """The services' warm :class:`AlertRunner` (created on first use, kept for the instance's life)."""
+    if getattr(svc, "alert_runner", None) is None:
+        svc.alert_runner = AlertRunner()
+    return svc.alert_runner
+
+
+class _Deduper:
+    """Claims alert keys through the job store's event records (a Firestore create / SET NX)."""
+
+    def __init__(self, jobs: Any) -> None:
+        self.jobs = jobs
+
+    def claim(self, key: str) -> bool:
+        return self.jobs.mark_event("alert:" + key)
+
+
+def _key(rec: Any) -> tuple[int, int, str]:
+    return (rec.id, rec.version, hashlib.sha256(rec.code.encode()).hexdigest())
+
+
+class AlertRunner:
+    """Warm alert engines for the active strategies of one function instance."""
+
+    def __init__(self) -> None:
+        self.engines: dict[tuple[int, int, str], Any] = {}
+        self._lock = threading.Lock()
+        self.evaluations = 0  # sandbox calls made (for tests and the benchmark)
+
+    def close(self) -> None:
+        with self._lock:
+            engines, self.engines = self.engines, {}
+        for e in engines.values():
+            e.close()
+
+    def _sync(self, svc: Any, recs: list[Any]) -> dict[tuple[int, int, str], Any]:
+        """Engines for ``recs``, made on demand; engines of inactive or changed strategies closed."""
+        from .engines.alerts import AlertEngine
+
+        want = {_key(r): r for r in recs}
+        for k in [k for k in self.engines if k not in want]:
+            self.engines.pop(k).close()
+        for k, r in want.items():
+            if k not in self.engines:
+                self.engines[k] = AlertEngine(svc.sandbox, svc.market, r.code, strategy_id=r.id, name=r.name,
+                                              version=r.version, deduper=_Deduper(svc.jobs))
+        return {k: self.engines[k] for k in want}
+
+    def evaluate(self, svc: Any, items: Iterable[tuple[int, str]]) -> list[tuple[Any, dict]]:
+        """Evaluate every active strategy on the (day, symbol) ``items`` (each as of its own
+        date); return the ``(strategy record, alert)`` pairs that fired now, in (date, symbol,
+        strategy) order."""
+        items = sorted(set(items))
+        if not items:
+            return []
+        symbols = sorted({s for _, s in items})
+        with self._lock:
+            recs = list(svc.store.active_alerts())
+            engines = self._sync(svc, recs)
+            overlay = live.overlay_for(live_store(svc), svc.market, symbols)
+            jobs: list[tuple[Any, Any, list[tuple[int, str]]]] = []
+            for rec in recs:
+                universe = set(rec.alert_universe) if rec.alert_universe else None
+                mine = [(d, s) for d, s in items if universe is None or s in universe]
+                if mine:
+                    jobs.append((rec, engines[_key(rec)], mine))
+            if not jobs:
+                return []
+
+            def run(job: tuple[Any, Any, list[tuple[int, str]]]) -> list[dict]:
+                rec, engine, mine = job
+                syms = {s for _, s in mine}
+                return engine.tick_items(mine, {s: b for s, b in overlay.items() if s in syms})
+
+            width = max(1, min(len(jobs), getattr(svc.sandbox, "workers", 2)))
+            if width == 1:
+                results = [run(j) for j in jobs]
+            else:
+                with ThreadPoolExecutor(max_workers=width) as pool:
+                    results = list(pool.map(run, jobs))
+            self.evaluations += len(jobs)
+        fired = [(job[0], a) for job, alerts in zip(jobs, results) for a in alerts]
+        fired.sort(key=lambda ra: (ra[1]["timestamp"], ra[1]["symbol"], str(ra[0].id)))
+        return fired
+
+
+Fired = list[tuple[Any, dict]]  # (strategy record, alert) pairs, in time order
+
+
+def evaluate_bars(svc: Any, bars: Sequence[live.Bar]) -> Fired:
+    """Evaluate active strategies on ``bars``; the alerts that fired for the first time."""
+    return runner(svc).evaluate(svc, [(b.day, b.symbol) for b in bars])
+
+
+def evaluate_items(svc: Any, items: Iterable[tuple[int, str]]) -> Fired:
+    """Like :func:`evaluate_bars`, for (day, symbol) pairs whose bars are already stored."""
+    return runner(svc).evaluate(svc, items)
+
+
+def on_bars(svc: Any, msg: dict) -> dict:
+    """The event-driven path: a ``stratagem.bars.v1`` message -> stored bars -> fired alerts.
+
+    Returns per-status counts, the conflicts, and ``fired`` (for the caller to publish).
+    Idempotent under duplicate delivery: duplicate bars are not evaluated again, and alerts
+    are deduplicated anyway.
+    """
+    bars = live.bars_from_message(msg)
+    report = live.ingest(live_store(svc), svc.market, bars)
+    for why in report.conflicts[:5]:
+        log.warning("bar rejected: %s", why)
+    return {"counts": report.counts(), "conflicts": report.conflicts, "fired": evaluate_bars(svc, report.to_evaluate)}
+
+
+def sweep(svc: Any, seconds: float = 0, publish: Callable[[Fired], Any] | None = None, *,
+          sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+          cursor: str = SWEEP_CURSOR) -> dict:
+    """The scheduled path: every second for ``seconds`` (one pass when 0), evaluate the bars the
+    live store received since the durable ``cursor``, hand what fired to ``publish`` at once,
+    then move the cursor past those bars.
+
+    The cursor moves only after evaluation and publishing succeeded, so a crash re-evaluates
+    (and the alert dedup claims away what already fired) rather than skipping.
+    """
+    if seconds < 0 or seconds > MAX_SWEEP_SECONDS:
+        raise messages.MalformedMessage(f"sweep_seconds must be between 0 and {MAX_SWEEP_SECONDS}, got {seconds}")
+    store = live_store(svc)
+    t0 = clock()
+    passes = evaluated = 0
+    alerts: list[dict] = []
+    while True:
+        passes += 1
+        pos = store.get_cursor(cursor)
+        while True:
+            bars, new_pos = store.since(pos)
+            if not bars:
+                break
+            fired = evaluate_bars(svc, bars)
+            if publish is not None and fired:
+                publish(fired)
+            alerts.extend(a for _, a in fired)
+            evaluated += len(bars)
+            store.set_cursor(cursor, new_pos)
+            pos = new_pos
+        # Next pass on the next whole second since the start (no drift, no busy loop).
+        nxt = t0 + passes
+        if nxt > t0 + seconds:
+            break
+        wait = nxt - clock()
+        if wait > 0:
+            sleep(wait)
+    return {"passes": passes, "bars": evaluated, "alerts": alerts}

@@ -1,0 +1,296 @@
+"""Live market data: the ``stratagem.bars.v1`` schema, the live bar stores (new / corrected /
+duplicate / out of order, arrival cursor), the dataset rule, and the point-in-time overlay
+(no look-ahead; equal to the dataset itself when the overlay is the dataset's own history).
+
+The ``bars_store`` tests are behaviour tests of the :class:`LiveBarStore` port:
+``tests/integration/test_firestore_live.py`` reruns them against the Firestore emulator.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from stratagem import messages
+from stratagem.data.pit import PointInTime
+from stratagem.data.store import MarketData, build_store, iso_to_day
+from stratagem.live import (
+    CONFLICT,
+    CORRECTED,
+    DUPLICATE,
+    NEW,
+    Bar,
+    MemoryLiveBars,
+    SQLiteLiveBars,
+    bars_from_message,
+    bars_message,
+    dataset_last_day,
+    history_bars,
+    ingest,
+    overlay_for,
+    replay_bars,
+)
+
+D0 = iso_to_day("2013-03-04")  # the first session after the bundled data (ends 2013-03-01)
+
+
+def bar(sym: str = "AAPL", day: int = D0, close: float = 100.0, **kw) -> Bar:
+    base = dict(open=99.0, high=max(101.0, close), low=min(98.0, close), close=close, volume=1e6)
+    base.update(kw)
+    return Bar(sym, day, **base)
+
+
+# --- schema ----------------------------------------------------------------------------------
+def good(**kw) -> dict:
+    b = {"symbol": "AAPL", "timeframe": "1d", "time": "2013-03-04", "open": 10, "high": 11, "low": 9.5,
+         "close": 10.5, "volume": 1000}
+    b.update(kw)
+    return b
+
+
+def test_a_valid_message_round_trips_through_bar_objects():
+    msg = messages.make("stratagem.bars.v1", source="feed", bars=[good(), good(symbol="msft", adj_close=10.4)])
+    bars = bars_from_message(msg)
+    assert [b.symbol for b in bars] == ["AAPL", "MSFT"] and bars[0].day == D0 and bars[1].adj_close == 10.4
+    again = bars_message(bars, "feed")
+    assert bars_from_message(again) == bars
+    assert messages.decode(messages.encode(again)) == again
+
+
+def test_legacy_int_day_is_accepted_and_timeframe_defaults_to_daily():
+    b = good()
+    del b["time"], b["timeframe"]
+    b["day"] = D0
+    (parsed,) = bars_from_message(messages.make("stratagem.bars.v1", bars=[b]))
+    assert parsed.day == D0 and parsed.timeframe == "1d"
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ({"time": "2013-3-4"}, "bars[0] (AAPL): 'time' must be the bar's date as \"YYYY-MM-DD\", got '2013-3-4'"),
+    ({"time": None}, "'time' must be the bar's date"),
+    ({"day": D0}, "not both 'time' and 'day'"),
+    ({"timeframe": "1h"}, "'timeframe' must be one of 1d (daily bars), got '1h'"),
+    ({"symbol": "not a ticker"}, "bars[0]: 'symbol' must be a ticker like 'AAPL'"),
+    ({"close": "10"}, "bars[0] (AAPL): 'close' must be a number, got str"),
+    ({"close": True}, "'close' must be a number, got bool"),
+    ({"open": -1}, "'open' must be a finite number > 0, got -1.0"),
+    ({"volume": float("nan")}, "'volume' must be a finite number >= 0, got nan"),
+    ({"high": 9.0}, "expected high >= low, got high 9.0 < low 9.5"),
+    ({"close": 12.0}, "expected low <= close <= high, got close 12.0 outside [9.5, 11.0]"),
+    ({"venue": "X"}, "unknown field(s) venue"),
+    ({"time": "2150-01-01"}, "outside 1970-01-01..2099-12-31"),
+])
+def test_each_malformed_bar_gets_a_precise_message(bad, expected):
+    with pytest.raises(messages.MalformedMessage) as exc:
+        messages.make("stratagem.bars.v1", bars=[good(**bad)])
+    assert expected in exc.value.message
+
+
+def test_the_message_names_the_bar_index_and_counts_bad_bars():
+    bars = [good(), good(symbol="IBM", close=50), good(), good(symbol="MSFT", volume=-5)]
+    with pytest.raises(messages.MalformedMessage) as exc:
+        messages.make("stratagem.bars.v1", bars=bars)
+    msg = exc.value.message
+    assert msg.startswith("stratagem.bars.v1: 2 of 4 bars are invalid")
+    assert "bars[1] (IBM)" in msg and "bars[3] (MSFT)" in msg and "bars[0]" not in msg
+
+
+def test_batches_are_capped_and_not_empty():
+    with pytest.raises(messages.MalformedMessage, match="'bars' is empty"):
+        messages.make("stratagem.bars.v1", bars=[])
+    with pytest.raises(messages.MalformedMessage, match="at most 5000"):
+        messages.make("stratagem.bars.v1", bars=[good()] * (messages.MAX_BARS_PER_MESSAGE + 1))
+    with pytest.raises(messages.MalformedMessage, match="expected an object"):
+        messages.make("stratagem.bars.v1", bars=[["AAPL", 1]])
+
+
+# --- the store port (behaviour tests; rerun on Firestore) -------------------------------------
+@pytest.fixture(params=["memory", "sqlite"])
+def bars_store(request, tmp_path):
+    return MemoryLiveBars() if request.param == "memory" else SQLiteLiveBars.in_home(tmp_path)
+
+
+def test_new_duplicate_and_corrected_bars(bars_store):
+    assert bars_store.put([bar(), bar("MSFT")]) == [NEW, NEW]
+    assert bars_store.put([bar()]) == [DUPLICATE]
+    assert bars_store.put([bar(close=100.5)]) == [CORRECTED]
+    assert bars_store.put([bar(close=100.5)]) == [DUPLICATE]
+    got = bars_store.bars_after({"AAPL": D0 - 1, "MSFT": D0 - 1, "IBM": D0 - 1})
+    assert [b.close for b in got["AAPL"]] == [100.5] and len(got["MSFT"]) == 1 and got["IBM"] == []
+
+
+def test_a_bar_is_symbol_timeframe_and_date(bars_store):
+    assert bars_store.put([bar(day=D0), bar(day=D0 + 1), bar("IBM", day=D0)]) == [NEW, NEW, NEW]
+    # the same key twice in one batch: the second is judged against the first
+    assert bars_store.put([bar(day=D0 + 2), bar(day=D0 + 2), bar(day=D0 + 2, close=99.0)]) == [NEW, DUPLICATE,
+                                                                                              CORRECTED]
+    assert bars_store.put([bar(day=D0, adj_close=99.0)]) == [CORRECTED]  # adj_close is part of the bar
+
+
+def test_out_of_order_bars_are_stored_and_read_back_in_date_order(bars_store):
+    assert bars_store.put([bar(day=D0 + 3, close=103), bar(day=D0 + 1, close=101)]) == [NEW, NEW]
+    assert bars_store.put([bar(day=D0 + 2, close=102)]) == [NEW]  # late: fills the gap
+    got = bars_store.bars_after({"AAPL": D0})["AAPL"]
+    assert [(b.day - D0, b.close) for b in got] == [(1, 101), (2, 102), (3, 103)]
+    assert [b.day - D0 for b in bars_store.bars_after({"AAPL": D0 + 1})["AAPL"]] == [2, 3]
+
+
+def test_since_returns_arrivals_after_a_cursor_and_corrections_again(bars_store):
+    bars_store.put([bar(day=D0), bar(day=D0 + 1)])
+    got, c1 = bars_store.since(0)
+    assert [b.day for b in got] == [D0, D0 + 1]
+    assert bars_store.since(c1) == ([], c1)
+    bars_store.put([bar(day=D0)])  # duplicate: not an arrival
+    assert bars_store.since(c1) == ([], c1)
+    bars_store.put([bar(day=D0, close=99.5), bar("IBM")])
+    got, c2 = bars_store.since(c1)
+    assert [(b.symbol, b.close) for b in got] == [("AAPL", 99.5), ("IBM", 100.0)] and c2 > c1
+    got, c3 = bars_store.since(0, limit=2)
+    assert len(got) == 2 and c3 < c2
+
+
+def test_cursors_are_named_and_never_move_back(bars_store):
+    assert bars_store.get_cursor("sweep") == 0
+    bars_store.set_cursor("sweep", 5)
+    bars_store.set_cursor("sweep", 3)
+    bars_store.set_cursor("other", 1)
+    assert bars_store.get_cursor("sweep") == 5 and bars_store.get_cursor("other") == 1
+
+
+def test_concurrent_writers_never_lose_or_double_a_bar(bars_store):
+    barrier = threading.Barrier(4)
+    results: dict[int, list[str]] = {}
+
+    def work(k: int) -> None:
+        barrier.wait()
+        # every writer sends the same 5 bars plus 5 of its own
+        results[k] = bars_store.put([bar(day=D0 + i) for i in range(5)] + [bar(f"S{k}", day=D0 + i) for i in range(5)])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    shared = [results[k][:5] for k in range(4)]
+    assert sum(s.count(NEW) for s in shared) == 5 and all(s.count(NEW) + s.count(DUPLICATE) == 5 for s in shared)
+    assert all(results[k][5:] == [NEW] * 5 for k in range(4))
+    got, _ = bars_store.since(0)
+    assert len(got) == 25 and len({b.key for b in got}) == 25
+
+
+# --- the dataset rule -------------------------------------------------------------------------
+def test_history_duplicates_are_arrivals_and_conflicts_are_rejected(market):
+    store = MemoryLiveBars()
+    last = dataset_last_day(market, "AAPL")
+    (hist,) = history_bars(market, ["AAPL"], last, last)
+    same = hist[0]
+    changed = Bar("AAPL", last, same.open, same.high, same.low, same.close * 0.99 if same.close * 0.99 >= same.low
+                  else same.low, same.volume)
+    gap_day = last - 1 if last - 1 not in set(np.asarray(market.dates("AAPL")).tolist()) else last - 2
+    rep = ingest(store, market, [same, changed, bar(day=last + 3), Bar("AAPL", gap_day, 1, 1, 1, 1, 0)])
+    assert rep.statuses[0] == NEW and rep.statuses[2] == NEW
+    assert rep.statuses[1] == CONFLICT and "differs from the dataset" in rep.conflicts[0]
+    assert rep.statuses[3] == CONFLICT
+    assert [b.day for b in rep.to_evaluate] == [last, last + 3]
+    assert ingest(store, market, [same]).statuses == [DUPLICATE]
+    # only bars beyond the dataset are laid over it
+    assert [b.day for b in overlay_for(store, market, ["AAPL", "IBM"])["AAPL"]] == [last + 3]
+    assert "IBM" not in overlay_for(store, market, ["AAPL", "IBM"])
+
+
+# --- the overlay ------------------------------------------------------------------------------
+def rows(bars: list[Bar]) -> list[list]:
+    return [b.row() for b in bars]
+
+
+def test_overlay_bars_appear_at_their_date_and_never_before(market):
+    p = PointInTime(market)
+    last = dataset_last_day(market, "AAPL")
+    p.apply_overlay({"AAPL": {"keep": 0, "bars": rows([bar(day=last + 3, close=500.0), bar(day=last + 4, close=510.0)])}})
+    p.set_asof(last)
+    d = p.price_data("AAPL", "1d", 5)
+    assert len(d["close"]) == 5 and d["timestamps"][-1] == last * 86_400_000  # nothing from the overlay yet
+    p.set_asof(last + 3)
+    d = p.price_data("AAPL", "1d", 5)
+    assert d["close"][-1] == 500.0 and d["timestamps"][-1] == (last + 3) * 86_400_000 and len(d["close"]) == 5
+    assert list(d["close"][:-1]) == list(p.price_data("AAPL", "1d", 5)["close"][:-1])
+    p.set_asof(last + 100)
+    d = p.price_data("AAPL", "1d", 2)
+    assert list(d["close"]) == [500.0, 510.0]
+    assert p.multiple(["AAPL"], "1d", 1)["AAPL"]["close"][-1] == 510.0
+    assert d["close"].readonly and d["volume"].readonly and d["timestamps"].readonly
+    with pytest.raises(TypeError):
+        d["close"][0] = 1.0
+
+
+def test_overlay_updates_keep_a_prefix_and_reset_drops_all(market):
+    p = PointInTime(market)
+    last = dataset_last_day(market, "IBM")
+    p.apply_overlay({"IBM": {"keep": 0, "bars": rows([bar("IBM", last + 3), bar("IBM", last + 4)])}})
+    p.apply_overlay({"IBM": {"keep": 1, "bars": rows([bar("IBM", last + 4, close=105.0)])}})  # a correction
+    assert [r[4] for r in p.overlay_rows("IBM")] == [100.0, 105.0]
+    p.apply_overlay({"IBM": {"keep": 2, "bars": rows([bar("IBM", last)])}})  # history: ignored
+    assert len(p.overlay_rows("IBM")) == 2
+    with pytest.raises(ValueError, match="strictly increasing"):
+        p.apply_overlay({"IBM": {"keep": 2, "bars": rows([bar("IBM", last + 3)])}})
+    p.apply_overlay({"NEWCO": {"keep": 0, "bars": rows([bar("NEWCO", last + 3)])}})
+    p.set_asof(last + 3)
+    assert "NEWCO" in p.listed() and p.price_data("NEWCO", "1d", 10)["close"][-1] == 100.0
+    p.apply_overlay(None, reset=True)
+    assert p.overlay_rows("IBM") == [] and "NEWCO" not in p.listed()
+
+
+def test_overlay_of_the_datasets_own_history_equals_the_dataset(market, tmp_path):
+    """Cut the dataset at a day, lay the following history over the cut copy as live bars:
+    every as-of date in the cut's corporate-action regime sees exactly what the full
+    dataset shows (rtol 0: the overlay is shown raw, like the as-of regime's bars)."""
+    full = PointInTime(market)
+    checked = 0
+    for sym in ["AAPL", "GOOG", "IBM", "MSFT", "FB"]:
+        a, b = market.range(sym)
+        regime = np.asarray(market.columns["regime"][a:b])
+        dates = np.asarray(market.columns["date"][a:b])
+        cut = len(dates) - 40
+        same = int(np.searchsorted(regime, regime[cut], side="right"))  # first index of the next regime
+        stop = min(len(dates), same)
+        cut_store = build_store({s: market.bars(s, until_day=int(dates[cut])) for s in market.symbols},
+                                tmp_path / f"cut-{sym}", source="cut")
+        p = PointInTime(MarketData(cut_store))
+        live = history_bars(market, [sym], int(dates[cut + 1]), int(dates[-1]))
+        p.apply_overlay({sym: {"keep": 0, "bars": rows([day[0] for day in live])}})
+        for i in range(cut - 2, stop):
+            day = int(dates[i])
+            p.set_asof(day)
+            full.set_asof(day)
+            for n in (1, 5, 30, 300):
+                got, want = p.price_data(sym, "1d", n), full.price_data(sym, "1d", n)
+                for k in ("timestamps", "open", "high", "low", "close", "volume"):
+                    assert list(got[k]) == list(want[k]), (sym, day, n, k)
+            checked += 1
+        # past the regime: the live bars still show as traded (adjustment waits for a dataset refresh)
+        if stop < len(dates):
+            p.set_asof(int(dates[stop]))
+            assert p.price_data(sym, "1d", 1)["close"][-1] == float(market.columns["close"][a + stop])
+    assert checked > 20
+
+
+# --- the replayer (library part) --------------------------------------------------------------
+def test_replay_publishes_one_message_per_session_at_the_given_speed(market):
+    sent: list[dict] = []
+    waits: list[float] = []
+    now = [0.0]
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        now[0] += s
+
+    start, end = iso_to_day("2013-02-20"), iso_to_day("2013-03-01")
+    out = replay_bars(market, ["AAPL", "FB"], start, end, sent.append, speed=2.0, sleep=sleep, clock=lambda: now[0])
+    assert out["sessions"] == len(sent) == 8 and out["bars"] == 16
+    assert all(len(m["bars"]) == 2 and m["source"] == "replay" for m in sent)
+    assert [m["bars"][0]["time"] for m in sent] == sorted(m["bars"][0]["time"] for m in sent)
+    assert waits == [0.5] * 7  # 2 sessions a second, the first at once
+    again = [b for m in sent for b in bars_from_message(m)]
+    assert again == [b for day in history_bars(market, ["AAPL", "FB"], start, end) for b in day]
