@@ -100,6 +100,7 @@ class Stack:
         if self.mode == "gcp":
             self._wire_pubsub(decl)
             threading.Thread(target=self._scheduler, args=(decl,), daemon=True).start()
+        self._start_services(decl)
         _log(f"API: http://127.0.0.1:{self.ports['api']}/api/...  (Authorization: Bearer {self.api_key})")
         _log(f"logs: {self.log_dir}")
         return self
@@ -133,6 +134,25 @@ class Stack:
                 sub.create_subscription(request=req)
         _log(f"{len(decl['topics'])} topics and {sum(f['trigger'] != 'http' for f in decl['functions'])} push "
              "subscriptions created from infra/stack.toml")
+
+    def _start_services(self, decl: dict) -> None:
+        """The declared Cloud Run services (the WebSocket gateway) as local processes, after the
+        topics exist (each gateway instance subscribes to its topic on start). Without the
+        emulators the gateway polls the SQLite alert log the API process writes."""
+        from stratagem.emulator import free_port
+
+        for svc in decl.get("services", []):
+            port = free_port()
+            log = open(self.log_dir / f"{svc['name']}.log", "ab")
+            self.procs[svc["name"]] = subprocess.Popen(
+                [sys.executable, str(FUNCTIONS / svc["name"] / "main.py")],
+                env={**self.env, "PORT": str(port), "HOST": "127.0.0.1"}, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=ROOT)
+            self.ports[svc["name"]] = port
+            _wait_http(f"http://127.0.0.1:{port}/healthz", 60, self.procs[svc["name"]],
+                       self.log_dir / f"{svc['name']}.log")
+            _log(f"{svc['name']}: ws://127.0.0.1:{port}/  (Authorization: Bearer {self.api_key}, or a first "
+                 f'{{"type": "auth", "token": "{self.api_key}"}} message)')
 
     def _scheduler(self, decl: dict) -> None:
         """Fire each declared job on its schedule (only '* * * * *' and '*/N * * * *' minutes)."""

@@ -18,7 +18,7 @@ def load(path: Path = DEFAULT) -> dict[str, Any]:
 
 
 def check(decl: dict[str, Any]) -> None:
-    """Internal consistency: every trigger, publish and scheduler target is a declared topic."""
+    """Internal consistency: every trigger, publish, service subscription and scheduler target is a declared topic."""
     topics = {t["name"] for t in decl.get("topics", [])}
     problems = []
     for f in decl.get("functions", []):
@@ -31,6 +31,12 @@ def check(decl: dict[str, Any]) -> None:
         for t in f.get("publishes", []):
             if t not in topics:
                 problems.append(f"function {f['name']} publishes to undeclared topic {t}")
+    for svc in decl.get("services", []):
+        missing = [k for k in ("name", "subscribes") if k not in svc]
+        if missing:
+            problems.append(f"service {svc.get('name', '?')} lacks {', '.join(missing)}")
+        elif svc["subscribes"] not in topics:
+            problems.append(f"service {svc['name']} subscribes to undeclared topic {svc['subscribes']}")
     for j in decl.get("scheduler", []):
         if j["topic"] not in topics:
             problems.append(f"scheduler job {j['name']} targets undeclared topic {j['topic']}")

@@ -13,7 +13,9 @@ prints it).
 
 ``stage`` builds one source directory per function: ``functions/<name>/*`` plus the shared
 ``stratagem`` package and a ``requirements.txt``; ``--zip`` also writes ``<name>.zip`` with fixed
-timestamps (same content, same bytes, so Terraform redeploys only what changed).
+timestamps (same content, same bytes, so Terraform redeploys only what changed). Cloud Run
+services (``[[services]]``, the WebSocket gateway) are staged the same way next to them and
+deployed with ``gcloud run deploy --source`` (Cloud Build builds their Dockerfile).
 
 Delivery is by explicit push subscriptions with a dead-letter policy, not ``--trigger-topic``:
 see ``infra/render_terraform.py`` for why. Every function is deployed ``--trigger-http``; the
@@ -39,8 +41,9 @@ if str(ROOT) not in sys.path:  # run as a script: make ``infra`` importable
 
 from infra.declaration import DEFAULT, load  # noqa: E402
 from infra.render_terraform import (APIS, COMMON_ENV, RETRY_MAX_BACKOFF, RETRY_MIN_BACKOFF,  # noqa: E402
-                                    check_renderable, function_env, function_id, function_secrets,
-                                    payload_schema, push_subscription, secrets, service_account_id)
+                                    SERVICE_DEFAULTS, check_renderable, function_env, function_id,
+                                    function_secrets, payload_schema, push_subscription, secrets,
+                                    service_account_id, service_account_id_of_service, service_id)
 
 SHARED = ROOT / "shared" / "stratagem"
 FUNCTIONS = ROOT / "functions"
@@ -213,6 +216,30 @@ def plan(decl: dict, project: str, region: str | None = None, source_dir: Path |
         add(Step("iam", f"{sub} dead letters", ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", sub,
                                                 Expand(f"--member={agent}"), "--role=roles/pubsub.subscriber", P]))
 
+    for svc in decl.get("services", []):
+        name, cfg = svc["name"], {**SERVICE_DEFAULTS, **svc}
+        acct = service_account_id_of_service(name)
+        email = _sa_email(acct, project)
+        member = f"--member=serviceAccount:{email}"
+        group = f"service {name}: Cloud Run, one subscription per instance on {svc['subscribes']}"
+        add(Step("account", acct, ["gcloud", "iam", "service-accounts", "create", acct,
+                                   f"--display-name=Stratagem service {name}", P], mode="ensure"))
+        add(Step("iam", f"{acct} firestore", ["gcloud", "projects", "add-iam-policy-binding", project, member,
+                                              "--role=roles/datastore.user", "--condition=None"]))
+        # creating its instances' subscriptions needs a project-level permission only pubsub.editor grants
+        add(Step("iam", f"{acct} pubsub", ["gcloud", "projects", "add-iam-policy-binding", project, member,
+                                           "--role=roles/pubsub.editor", "--condition=None"]))
+        env = {**COMMON_ENV, "GOOGLE_CLOUD_PROJECT": project, "STRATAGEM_REDIS_URL": "redis://${REDIS_HOST}:${REDIS_PORT}/0"}
+        add(Step("service", name, [
+            "gcloud", "run", "deploy", service_id(name), P, R, f"--source={Path(source_dir) / name}",
+            f"--service-account={email}", f"--memory={cfg['memory']}", f"--cpu={cfg['cpu']}",
+            f"--timeout={int(cfg['timeout_s'])}s", f"--concurrency={int(cfg['concurrency'])}",
+            f"--min-instances={int(cfg['min_instances'])}", f"--max-instances={int(cfg['max_instances'])}",
+            f"--port={int(cfg['port'])}", "--session-affinity", "--allow-unauthenticated",
+            f"--vpc-connector={CONNECTOR}", "--vpc-egress=private-ranges-only",
+            Expand("--set-env-vars=" + ",".join(f"{k}={v}" for k, v in env.items()))],
+            meta={"subscribes": svc["subscribes"], "id": service_id(name)}))
+
     group = "scheduler"
     loc = f"--location={region}"
     for job in decl.get("scheduler", []):
@@ -304,6 +331,17 @@ def stage(decl: dict, out: Path = DEFAULT_STAGE, *, make_zip: bool = False) -> l
         made.append(dst)
         if make_zip:
             _zip(dst, out / f"{fn['name']}.zip")
+    for svc in decl.get("services", []):  # Cloud Run: built from its Dockerfile by Cloud Build, no zip
+        src, dst = FUNCTIONS / svc["name"], out / svc["name"]
+        for needed in ("main.py", "Dockerfile"):
+            if not (src / needed).is_file():
+                raise FileNotFoundError(f"service {svc['name']} has no {src / needed}")
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(src, dst, ignore=_ignore)
+        shutil.copytree(SHARED, dst / "stratagem", ignore=_ignore)
+        (dst / "requirements.txt").write_text(reqs)
+        made.append(dst)
     return made
 
 

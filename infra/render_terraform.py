@@ -326,8 +326,8 @@ def render(decl: dict) -> str:
     add(section("Redis (result cache) and the VPC connector",
                 "Memorystore has only a private IP inside the VPC network. Functions reach it through the\n"
                 "Serverless VPC Access connector below, with egress PRIVATE_RANGES_ONLY so calls to public APIs\n"
-                "(Gemini, Telegram) still leave directly. A Cloud Run service (the WebSocket gateway, later\n"
-                "[[services]]) needs the same connector or Direct VPC egress to use Redis."))
+                "(Gemini, Telegram) still leave directly. Cloud Run services ([[services]], the WebSocket\n"
+                "gateway) use the same connector."))
     add(resource("google_redis_instance", "cache",
                  ("name", "stratagem-cache"),
                  ("tier", "BASIC"),
@@ -509,13 +509,92 @@ def _function_blocks(decl: dict, fn: dict) -> list[Any]:
     return out
 
 
+def service_id(name: str) -> str:
+    """Cloud Run id of a declared service: ``ws_gateway`` -> ``stratagem-ws-gateway``."""
+    return function_id(name)
+
+
+def service_account_id_of_service(name: str) -> str:
+    return f"stratagem-svc-{name.replace('_', '-')}"[:30]
+
+
+def image_variable(name: str) -> str:
+    return f"{name}_image"
+
+
+SERVICE_DEFAULTS = {"memory": "512Mi", "cpu": "1", "timeout_s": 3600, "concurrency": 1000, "min_instances": 0,
+                    "max_instances": 10, "port": 8080}
+
+
 def _services(decl: dict) -> str:
-    """Cloud Run services ([[services]], e.g. the WebSocket gateway) get their section here."""
-    if decl.get("services"):
-        raise NotImplementedError("infra/stack.toml declares [[services]], which render_terraform.py does not "
-                                  "render yet: add google_cloud_run_v2_service blocks here")
-    return section("Cloud Run services", "None declared yet ([[services]] in stack.toml; the WebSocket gateway "
-                   "will be the first).")
+    """Cloud Run services ([[services]], e.g. the WebSocket gateway): their own section.
+
+    Per service: an image variable (built from ``build/services/<name>``, see deploy_plan.py), a
+    service account with Firestore access (the alert log) and Pub/Sub editor (each instance
+    creates and deletes its own subscription on the topic it ``subscribes`` to; creating a
+    subscription needs a project-level permission that no narrower role grants), the
+    google_cloud_run_v2_service itself (session affinity so a reconnecting browser tends to
+    return to the same instance; the same environment and VPC connector as the functions), and
+    public invocation (the service authenticates every socket itself)."""
+    text = [section("Cloud Run services", "Long-lived services of [[services]] in stack.toml (Cloud Functions cannot "
+                    "hold sockets).")]
+    if not decl.get("services"):
+        return text[0]
+    blocks: list[Any] = []
+    for svc in decl["services"]:
+        name = svc["name"]
+        cfg = {**SERVICE_DEFAULTS, **svc}
+        sa = f"google_service_account.svc_{name}"
+        member = Tmpl(f"serviceAccount:${{{sa}.email}}")
+        blocks.append(Block(f'variable "{image_variable(name)}"', ("type", Ref("string")),
+                            ("description", f"Container image of the {name} service (gcloud builds submit "
+                                            f"build/functions/{name} --tag IMAGE).")))
+        blocks.append(resource("google_service_account", f"svc_{name}",
+                               ("account_id", service_account_id_of_service(name)),
+                               ("display_name", f"Stratagem service {name}"),
+                               APIS_DEP))
+        blocks.append(resource("google_project_iam_member", f"svc_{name}_firestore",
+                               ("project", Ref("var.project")),
+                               ("role", "roles/datastore.user"),
+                               ("member", member)))
+        blocks.append(resource("google_project_iam_member", f"svc_{name}_pubsub",
+                               Comment(f"creates, pulls and deletes its instances' subscriptions on {svc['subscribes']}"),
+                               ("project", Ref("var.project")),
+                               ("role", "roles/pubsub.editor"),
+                               ("member", member)))
+        blocks.append(resource(
+            "google_cloud_run_v2_service", name,
+            ("name", service_id(name)),
+            ("location", Ref("var.region")),
+            ("description", f"Stratagem {name}: pulls {svc['subscribes']} through a subscription per instance"),
+            ("ingress", "INGRESS_TRAFFIC_ALL"),
+            ("deletion_protection", False),
+            Block("template",
+                  ("service_account", Ref(f"{sa}.email")),
+                  ("timeout", f"{int(cfg['timeout_s'])}s"),
+                  ("max_instance_request_concurrency", int(cfg["concurrency"])),
+                  ("session_affinity", True),
+                  Block("scaling", ("min_instance_count", int(cfg["min_instances"])),
+                        ("max_instance_count", int(cfg["max_instances"]))),
+                  Block("vpc_access", ("connector", Ref("google_vpc_access_connector.connector.id")),
+                        ("egress", "PRIVATE_RANGES_ONLY")),
+                  Block("containers",
+                        ("image", Ref(f"var.{image_variable(name)}")),
+                        Block("ports", ("container_port", int(cfg["port"]))),
+                        Block("resources", ("limits", {"cpu": str(cfg["cpu"]), "memory": cfg["memory"]})),
+                        Block('dynamic "env"', ("for_each", Ref("local.function_env")),
+                              Block("content", ("name", Ref("env.key")), ("value", Ref("env.value")))))),
+            ("depends_on", Ref(f"[google_project_iam_member.svc_{name}_firestore, "
+                               f"google_project_iam_member.svc_{name}_pubsub]")),
+            comment=f"source: functions/{name}/ (main.py, Dockerfile)"))
+        blocks.append(resource("google_cloud_run_v2_service_iam_member", f"{name}_public",
+                               Comment("public at the IAM level: the service authenticates every connection itself"),
+                               ("location", Ref(f"google_cloud_run_v2_service.{name}.location")),
+                               ("name", Ref(f"google_cloud_run_v2_service.{name}.name")),
+                               ("role", "roles/run.invoker"),
+                               ("member", "allUsers")))
+        blocks.append(Block(f'output "{name}_url"', ("value", Ref(f"google_cloud_run_v2_service.{name}.uri"))))
+    return "\n\n".join(text + ["\n".join(b.render()) for b in blocks])
 
 
 HEADER = """

@@ -235,8 +235,8 @@ resource "google_secret_manager_secret" "telegram_bot_token" {
 # Redis (result cache) and the VPC connector
 # Memorystore has only a private IP inside the VPC network. Functions reach it through the
 # Serverless VPC Access connector below, with egress PRIVATE_RANGES_ONLY so calls to public APIs
-# (Gemini, Telegram) still leave directly. A Cloud Run service (the WebSocket gateway, later
-# [[services]]) needs the same connector or Direct VPC egress to use Redis.
+# (Gemini, Telegram) still leave directly. Cloud Run services ([[services]], the WebSocket
+# gateway) use the same connector.
 # ================================================================================================
 
 resource "google_redis_instance" "cache" {
@@ -1015,8 +1015,84 @@ resource "google_pubsub_subscription_iam_member" "notify_push_dead_letter" {
 
 # ================================================================================================
 # Cloud Run services
-# None declared yet ([[services]] in stack.toml; the WebSocket gateway will be the first).
+# Long-lived services of [[services]] in stack.toml (Cloud Functions cannot hold sockets).
 # ================================================================================================
+
+variable "ws_gateway_image" {
+  type        = string
+  description = "Container image of the ws_gateway service (gcloud builds submit build/functions/ws_gateway --tag IMAGE)."
+}
+
+resource "google_service_account" "svc_ws_gateway" {
+  account_id   = "stratagem-svc-ws-gateway"
+  display_name = "Stratagem service ws_gateway"
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_project_iam_member" "svc_ws_gateway_firestore" {
+  project = var.project
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.svc_ws_gateway.email}"
+}
+
+resource "google_project_iam_member" "svc_ws_gateway_pubsub" {
+  # creates, pulls and deletes its instances' subscriptions on stratagem-alerts
+  project = var.project
+  role    = "roles/pubsub.editor"
+  member  = "serviceAccount:${google_service_account.svc_ws_gateway.email}"
+}
+
+# source: functions/ws_gateway/ (main.py, Dockerfile)
+resource "google_cloud_run_v2_service" "ws_gateway" {
+  name                = "stratagem-ws-gateway"
+  location            = var.region
+  description         = "Stratagem ws_gateway: pulls stratagem-alerts through a subscription per instance"
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  deletion_protection = false
+  template {
+    service_account                  = google_service_account.svc_ws_gateway.email
+    timeout                          = "3600s"
+    max_instance_request_concurrency = 1000
+    session_affinity                 = true
+    scaling {
+      min_instance_count = 0
+      max_instance_count = 10
+    }
+    vpc_access {
+      connector = google_vpc_access_connector.connector.id
+      egress    = "PRIVATE_RANGES_ONLY"
+    }
+    containers {
+      image = var.ws_gateway_image
+      ports {
+        container_port = 8080
+      }
+      resources {
+        limits = { cpu = "1", memory = "512Mi" }
+      }
+      dynamic "env" {
+        for_each = local.function_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+    }
+  }
+  depends_on = [google_project_iam_member.svc_ws_gateway_firestore, google_project_iam_member.svc_ws_gateway_pubsub]
+}
+
+resource "google_cloud_run_v2_service_iam_member" "ws_gateway_public" {
+  # public at the IAM level: the service authenticates every connection itself
+  location = google_cloud_run_v2_service.ws_gateway.location
+  name     = google_cloud_run_v2_service.ws_gateway.name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+output "ws_gateway_url" {
+  value = google_cloud_run_v2_service.ws_gateway.uri
+}
 
 # ================================================================================================
 # Cloud Scheduler
@@ -1097,6 +1173,59 @@ resource "google_firestore_index" "alertlogs_userid_timestamp" {
   fields {
     field_path = "timestamp"
     order      = "DESCENDING"
+  }
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_firestore_index" "alertlogs_userid_strategyid_timestamp" {
+  project    = var.project
+  database   = "(default)"
+  collection = "alertLogs"
+  fields {
+    field_path = "userId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "strategyId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "timestamp"
+    order      = "DESCENDING"
+  }
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_firestore_index" "alertlogs_userid_createdat" {
+  project    = var.project
+  database   = "(default)"
+  collection = "alertLogs"
+  fields {
+    field_path = "userId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "createdAt"
+    order      = "ASCENDING"
+  }
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_firestore_index" "alertlogs_userid_strategyid_createdat" {
+  project    = var.project
+  database   = "(default)"
+  collection = "alertLogs"
+  fields {
+    field_path = "userId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "strategyId"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "createdAt"
+    order      = "ASCENDING"
   }
   depends_on = [google_project_service.apis]
 }

@@ -159,7 +159,7 @@ def test_the_script_runs_every_command_in_order(tmp_path):
 def test_staged_sources_and_reproducible_zips(tmp_path):
     out = tmp_path / "stage"
     made = stage(DECL, out, make_zip=True)
-    assert [p.name for p in made] == [f["name"] for f in DECL["functions"]]
+    assert [p.name for p in made] == [f["name"] for f in DECL["functions"]] + [s["name"] for s in DECL.get("services", [])]
     for fn in DECL["functions"]:
         d = out / fn["name"]
         assert (d / "main.py").read_text() == (ROOT / "functions" / fn["name"] / "main.py").read_text()
