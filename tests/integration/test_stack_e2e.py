@@ -45,7 +45,7 @@ def wait_job(stack, job_id: str, timeout: float = 120) -> dict:
     raise AssertionError(f"job {job_id} not done after {timeout} s")
 
 
-def test_prompt_to_strategy_to_backtest_screen_and_alert(stack):
+def test_prompt_to_strategy_to_backtest_screen_and_alert(stack, market):
     status, doc = stack.call("/api/createStrategyFromPrompt", {"query": "stocks up more than 2% today", "strategyId": -1})
     assert status in (200, 202), doc
     job = wait_job(stack, doc["jobId"])
@@ -71,9 +71,11 @@ def test_prompt_to_strategy_to_backtest_screen_and_alert(stack):
 
     day = next(i for i in job_result_instances(stack, sid) if i["ticker"] == "AAPL")["date"]
     from stratagem.data.store import iso_to_day
+    from stratagem.live import bars_message, history_bars
 
     pub = pubsub_v1.PublisherClient()
-    msg = {"schema": "stratagem.bars.v1", "bars": [{"symbol": "AAPL", "day": iso_to_day(day)}]}
+    # the dataset's own bar of that day, as a market-data feed would send it (a duplicate of history)
+    msg = bars_message(history_bars(market, ["AAPL"], iso_to_day(day), iso_to_day(day))[0], "e2e")
     pub.publish(pub.topic_path(stack.project, "stratagem-bars"), json.dumps(msg).encode()).result(timeout=30)
     pub.publish(pub.topic_path(stack.project, "stratagem-bars"), json.dumps(msg).encode()).result(timeout=30)
     inbox = stack.home / "alerts.jsonl"
