@@ -79,3 +79,18 @@ def test_drawdown_properties():
     assert metrics.max_drawdown([]) == 0.0 and metrics.total_return([]) == 0.0
     assert metrics.max_drawdown([-0.1]) == pytest.approx(-0.1)  # a first-day loss counts from 1.0
     assert math.isnan(metrics.sharpe([0.01])) and math.isnan(metrics.cagr([]))
+
+
+def test_nan_to_none_on_long_homogeneous_series_and_mixed_ones() -> None:
+    from stratagem.engines.metrics import nan_to_none
+
+    nan, inf = float("nan"), float("inf")
+    doc = {"eq": [1.0] * 100, "eq_bad": [1.0] * 99 + [nan], "dates": ["2012-01-03"] * 100,
+           "mixed": ["a"] * 99 + [inf], "rows": [{"r": -inf, "s": 2.0}] * 70, "short": [nan, 1.0]}
+    out = nan_to_none(doc)
+    assert out["eq"] == [1.0] * 100 and out["eq"] is not doc["eq"]
+    assert out["eq_bad"] == [1.0] * 99 + [None]
+    assert out["dates"] == ["2012-01-03"] * 100
+    assert out["mixed"] == ["a"] * 99 + [None]
+    assert out["rows"] == [{"r": None, "s": 2.0}] * 70
+    assert out["short"] == [None, 1.0]

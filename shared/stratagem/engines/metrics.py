@@ -76,11 +76,15 @@ def nan_to_none(obj):
     if isinstance(obj, dict):
         return {k: nan_to_none(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        if len(obj) > 64 and all(type(v) is float for v in obj):
-            # Long float series (equity curves): one vectorised finiteness check, not a call per item.
-            if np.isfinite(np.fromiter(obj, dtype=np.float64, count=len(obj))).all():
+        if len(obj) > 64:
+            # Long homogeneous series (equity curves, their dates): one pass, not a call per item.
+            t = type(obj[0])
+            if t is str and all(type(v) is str for v in obj):
                 return list(obj)
-            return [v if math.isfinite(v) else None for v in obj]
+            if t is float and all(type(v) is float for v in obj):
+                if np.isfinite(np.fromiter(obj, dtype=np.float64, count=len(obj))).all():
+                    return list(obj)
+                return [v if math.isfinite(v) else None for v in obj]
         return [nan_to_none(v) for v in obj]
     return obj
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InfraUnavailable, StrategyFailed, StrategyRejected
 from ..settings import SandboxLimits
 from .worker import recv_msg, send_msg
@@ -370,7 +372,13 @@ class Sandbox:
             raise ValueError("order must be 'symbol', 'day' or 'auto'")
         by_sym: dict[str, list[int]] | None = None
         if isinstance(plan, Mapping):
-            by_sym = {s: sorted(int(d) for d in days) for s, days in plan.items() if len(days)}
+            by_sym = {}
+            for s, days in plan.items():
+                arr = np.asarray(days, dtype=np.int64)
+                if arr.size > 1 and not (arr[1:] > arr[:-1]).all():
+                    arr = np.unique(arr)  # sorted, each day once
+                if arr.size:
+                    by_sym[s] = arr.tolist()
             symbols = sorted(by_sym)
             n_items = sum(len(v) for v in by_sym.values())
         else:
