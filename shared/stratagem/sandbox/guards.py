@@ -109,6 +109,10 @@ def guarded_getattr(obj: Any, name: Any, default: Any = _MISSING) -> Any:
         raise TypeError(f"attribute name must be a string, not {type(name).__name__}")
     if name[:1] == "_" or name in FORBIDDEN_ATTRS:
         raise AttributeError(f"access to attribute {name!r} is not allowed in a strategy")
+    if name == "obj" and isinstance(obj, BaseException):
+        # CVE-2024-47532: AttributeError.obj hands back the object whose lookup failed, which may
+        # be an internal object of trusted code (a data function, numpy) the strategy never saw.
+        raise AttributeError("access to an exception's 'obj' is not allowed in a strategy")
     if isinstance(obj, str) and name in ("format", "format_map"):
         return functools.partial(_safe_format if name == "format" else _safe_format_map, obj)
     if obj is str and name in ("format", "format_map"):
