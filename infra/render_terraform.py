@@ -39,9 +39,12 @@ PREFIX = "stratagem-"
 # keys in stack.toml, and a top-level ``[[secrets]]`` table, override these defaults.
 DEFAULT_SECRETS = [  # Secret Manager secrets: containers only, values are added out of band
     {"name": "stratagem-gemini-api-key", "env": "GEMINI_API_KEY"},
-    {"name": "stratagem-telegram-bot-token", "env": "TELEGRAM_BOT_TOKEN"},
+    # the names stratagem.settings reads
+    {"name": "stratagem-telegram-bot-token", "env": "STRATAGEM_TELEGRAM_TOKEN"},
+    {"name": "stratagem-telegram-webhook-secret", "env": "STRATAGEM_TELEGRAM_WEBHOOK_SECRET"},
 ]
-DEFAULT_FUNCTION_SECRETS = {"generate": ["GEMINI_API_KEY"], "notify": ["TELEGRAM_BOT_TOKEN"]}
+DEFAULT_FUNCTION_SECRETS = {"generate": ["GEMINI_API_KEY"], "notify": ["STRATAGEM_TELEGRAM_TOKEN"],
+                            "telegram_webhook": ["STRATAGEM_TELEGRAM_TOKEN", "STRATAGEM_TELEGRAM_WEBHOOK_SECRET"]}
 DEFAULT_FUNCTION_ENV = {"generate": {"STRATAGEM_GENERATOR": "gemini"}}
 APIS = ["cloudbuild.googleapis.com", "cloudfunctions.googleapis.com", "cloudscheduler.googleapis.com",
         "firestore.googleapis.com", "pubsub.googleapis.com", "redis.googleapis.com", "run.googleapis.com",

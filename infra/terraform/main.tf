@@ -222,9 +222,18 @@ resource "google_secret_manager_secret" "gemini_api_key" {
   depends_on = [google_project_service.apis]
 }
 
-# read by functions as $TELEGRAM_BOT_TOKEN
+# read by functions as $STRATAGEM_TELEGRAM_TOKEN
 resource "google_secret_manager_secret" "telegram_bot_token" {
   secret_id = "stratagem-telegram-bot-token"
+  replication {
+    auto {}
+  }
+  depends_on = [google_project_service.apis]
+}
+
+# read by functions as $STRATAGEM_TELEGRAM_WEBHOOK_SECRET
+resource "google_secret_manager_secret" "telegram_webhook_secret" {
+  secret_id = "stratagem-telegram-webhook-secret"
   replication {
     auto {}
   }
@@ -966,7 +975,7 @@ resource "google_cloudfunctions2_function" "notify" {
     vpc_connector_egress_settings  = "PRIVATE_RANGES_ONLY"
     environment_variables          = local.function_env
     secret_environment_variables {
-      key        = "TELEGRAM_BOT_TOKEN"
+      key        = "STRATAGEM_TELEGRAM_TOKEN"
       project_id = var.project
       secret     = google_secret_manager_secret.telegram_bot_token.secret_id
       version    = "latest"
@@ -1011,6 +1020,87 @@ resource "google_pubsub_subscription_iam_member" "notify_push_dead_letter" {
   subscription = google_pubsub_subscription.notify_push.name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
+}
+
+# ---- function telegram_webhook: HTTP -----------------------------------------------------------
+
+resource "google_service_account" "fn_telegram_webhook" {
+  account_id   = "stratagem-fn-telegram-webhook"
+  display_name = "Stratagem function telegram_webhook"
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_project_iam_member" "fn_telegram_webhook_firestore" {
+  project = var.project
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.fn_telegram_webhook.email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "fn_telegram_webhook_reads_telegram_bot_token" {
+  secret_id = google_secret_manager_secret.telegram_bot_token.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.fn_telegram_webhook.email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "fn_telegram_webhook_reads_telegram_webhook_secret" {
+  secret_id = google_secret_manager_secret.telegram_webhook_secret.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.fn_telegram_webhook.email}"
+}
+
+resource "google_storage_bucket_object" "src_telegram_webhook" {
+  # content-addressed: a new zip is a new object, which redeploys the function
+  bucket = var.source_bucket
+  name   = "stratagem/functions/telegram_webhook-${filemd5("${local.source_dir}/telegram_webhook.zip")}.zip"
+  source = "${local.source_dir}/telegram_webhook.zip"
+}
+
+# HTTP trigger; public at the network and IAM level because the API authenticates every call
+# itself (Firebase ID token, stratagem.api.FirebaseAuth).
+resource "google_cloudfunctions2_function" "telegram_webhook" {
+  name        = "stratagem-telegram-webhook"
+  location    = var.region
+  description = "Stratagem telegram_webhook: HTTP API"
+  build_config {
+    runtime     = "python311"
+    entry_point = "telegram_webhook"
+    source {
+      storage_source {
+        bucket = var.source_bucket
+        object = google_storage_bucket_object.src_telegram_webhook.name
+      }
+    }
+  }
+  service_config {
+    available_memory               = "256Mi"
+    timeout_seconds                = 30
+    service_account_email          = google_service_account.fn_telegram_webhook.email
+    ingress_settings               = "ALLOW_ALL"
+    all_traffic_on_latest_revision = true
+    vpc_connector                  = google_vpc_access_connector.connector.id
+    vpc_connector_egress_settings  = "PRIVATE_RANGES_ONLY"
+    environment_variables          = local.function_env
+    secret_environment_variables {
+      key        = "STRATAGEM_TELEGRAM_TOKEN"
+      project_id = var.project
+      secret     = google_secret_manager_secret.telegram_bot_token.secret_id
+      version    = "latest"
+    }
+    secret_environment_variables {
+      key        = "STRATAGEM_TELEGRAM_WEBHOOK_SECRET"
+      project_id = var.project
+      secret     = google_secret_manager_secret.telegram_webhook_secret.secret_id
+      version    = "latest"
+    }
+  }
+  depends_on = [google_project_iam_member.fn_telegram_webhook_firestore, google_secret_manager_secret_iam_member.fn_telegram_webhook_reads_telegram_bot_token, google_secret_manager_secret_iam_member.fn_telegram_webhook_reads_telegram_webhook_secret]
+}
+
+resource "google_cloud_run_service_iam_member" "telegram_webhook_public" {
+  location = google_cloudfunctions2_function.telegram_webhook.location
+  service  = google_cloudfunctions2_function.telegram_webhook.name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
 }
 
 # ================================================================================================
@@ -1246,6 +1336,10 @@ resource "google_firestore_field" "events_expireat_ttl" {
 
 output "api_url" {
   value = google_cloudfunctions2_function.api.service_config[0].uri
+}
+
+output "telegram_webhook_url" {
+  value = google_cloudfunctions2_function.telegram_webhook.service_config[0].uri
 }
 
 output "redis_host" {

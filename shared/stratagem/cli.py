@@ -591,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
         common(sp)
         sp.set_defaults(func=fn)
 
-    sp = sub.add_parser("alerts", help="alerts: replay history as if live")
+    sp = sub.add_parser("alerts", help="alerts: replay history as if live, the alert log, the live track record")
     asub = sp.add_subparsers(dest="alerts_cmd", required=True, metavar="SUBCOMMAND")
     rp = asub.add_parser("replay", help="run the alert path over history, day by day")
     rp.add_argument("strategy", metavar="FILE_OR_ID")
@@ -602,7 +602,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--start", required=True, help="first session, ISO date")
     rp.add_argument("--end", required=True, help="last session, ISO date")
     common(rp)
-    sp.set_defaults(func=cmd_alerts)
+    rp.set_defaults(func=cmd_alerts)
+    from .cli_alerts import add_alert_parsers, add_telegram_parser
+
+    add_alert_parsers(asub, common)
+    add_telegram_parser(sub, common)
 
     sp = sub.add_parser("market", help="market data events: replay history as live bars")
     msub = sp.add_subparsers(dest="market_cmd", required=True, metavar="SUBCOMMAND")

@@ -62,8 +62,13 @@ def build(settings: Settings) -> Any:
     if settings.telegram_token:
         from .telegram import ChatDirectory, TelegramNotifier
 
-        notifiers.append(TelegramNotifier(settings.telegram_token, ChatDirectory(settings.home / "telegram_chats.json"),
-                                          base_url=settings.telegram_base_url))
+        if settings.backend == "gcp":  # shared by the API, webhook and notify instances
+            from .telegram_firestore import FirestoreChatDirectory
+
+            chats: Any = FirestoreChatDirectory(project=settings.gcp_project)
+        else:
+            chats = ChatDirectory(settings.home / "telegram_chats.json")
+        notifiers.append(TelegramNotifier(settings.telegram_token, chats, base_url=settings.telegram_base_url))
     svc = Services(store=store, jobs=jobs, bus=bus, market=market,
                    sandbox_factory=lambda: Sandbox(market.path, settings.sandbox, settings.workers),
                    generator_factory=generator, alert_log=alert_log, notifiers=notifiers, live_bars=live_bars)

@@ -27,6 +27,7 @@ ENV_PROJECT = "GOOGLE_CLOUD_PROJECT"
 ENV_API_KEYS = "STRATAGEM_API_KEYS"
 ENV_TELEGRAM_TOKEN = "STRATAGEM_TELEGRAM_TOKEN"
 ENV_TELEGRAM_BASE_URL = "STRATAGEM_TELEGRAM_BASE_URL"
+ENV_TELEGRAM_WEBHOOK_SECRET = "STRATAGEM_TELEGRAM_WEBHOOK_SECRET"
 GEMINI_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "STRATAGEM_GEMINI_MODEL", "STRATAGEM_GEMINI_TEMPERATURE", "STRATAGEM_GEMINI_TIMEOUT_S",
               "STRATAGEM_GEMINI_BASE_URL")
 
@@ -74,6 +75,8 @@ class Settings:
     api_keys: dict = field(default_factory=dict, repr=False)
     telegram_token: str | None = field(default=None, repr=False)
     telegram_base_url: str | None = None
+    # Telegram echoes it in X-Telegram-Bot-Api-Secret-Token on every webhook call; a secret.
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
     # Gemini settings as given in the environment; the key is a secret, so never in repr().
     gemini: dict = field(default_factory=dict, repr=False)
 
@@ -122,6 +125,8 @@ class Settings:
             s = replace(s, telegram_token=env[ENV_TELEGRAM_TOKEN])
         if env.get(ENV_TELEGRAM_BASE_URL):
             s = replace(s, telegram_base_url=env[ENV_TELEGRAM_BASE_URL])
+        if env.get(ENV_TELEGRAM_WEBHOOK_SECRET):
+            s = replace(s, telegram_webhook_secret=env[ENV_TELEGRAM_WEBHOOK_SECRET])
         if env.get(ENV_USER):
             s = replace(s, user_id=env[ENV_USER])
         if env.get(ENV_REDIS_URL):
