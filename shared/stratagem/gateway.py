@@ -15,7 +15,9 @@ A Cloud Run service (Cloud Functions cannot hold sockets), an asyncio server on 
   or that alert's ``dedup_key``), in the auth message, as ``?since=`` in the URL, or later as
   ``{"type": "catch_up", "since": ...}``; the alerts logged since then come first (oldest first),
   followed by ``{"type": "caught_up", "count": n}``. Alerts that fire meanwhile are held back
-  and sent after the catch-up, never twice.
+  and sent after the catch-up, never twice on one connection. Across connections catch-up is
+  at-least-once: alerts logged in the same millisecond as the ``since`` alert are sent again, so
+  a client keeps the ``dedup_key`` of what it has shown.
 * Every delivered alert is recorded in the alert log as channel ``websocket``
   (``{"status": "sent", "connections": n}``); nothing is recorded when the user has no open
   connection (the alert waits in the log for the catch-up).
