@@ -144,6 +144,38 @@ def run_cli(command: str, strategy: Path, env: dict[str, str], cwd: Path) -> sub
                           timeout=180, cwd=cwd)
 
 
+def run_cli_inprocess(command: str, strategy: Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """The same CLI entry point (``stratagem.cli.main``) called in this interpreter.
+
+    Argument parsing, settings from the environment, the engine, a fresh sandbox zygote started
+    with a clean environment, and the JSON emitter are all the real ones; only the interpreter
+    start-up (about 1 s per run on the CI machine) is saved. ``STRATAGEM_REDTEAM_FULL=1`` uses
+    real subprocesses instead.
+    """
+    import contextlib
+    import io
+
+    from stratagem import cli
+
+    args = [a.format(file=strategy) for a in CLI_ARGS[command]]
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = cli.main(args)
+            except SystemExit as exc:
+                rc = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+    return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
+
+
 def check_cli_document(command: str, proc: subprocess.CompletedProcess) -> tuple[dict, str]:
     """The CLI contract under attack: exit 0/1, exactly one JSON document; returns (doc, outcome)."""
     assert proc.returncode in (0, 1), (proc.returncode, proc.stderr[-2000:])

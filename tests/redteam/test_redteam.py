@@ -4,8 +4,10 @@ For each attack:
 
 - ``stratagem validate --json`` (the real CLI) answers one JSON document with line/column findings;
 - an attack the validator accepts runs through ``stratagem screen`` (and ``backtest`` when its header
-  says so; every command with ``STRATAGEM_REDTEAM_FULL=1``) with the canary, both secrets, the port
-  and leftover processes checked;
+  says so) with the canary, both secrets, the port and leftover processes checked. CI calls the
+  CLI's entry point in-process (its sandbox zygote is still a fresh process with a clean
+  environment); ``STRATAGEM_REDTEAM_FULL=1`` spawns ``python -m stratagem.cli`` for validate,
+  screen and backtest of every attack;
 - an attack the validator refuses runs again with the validator switched off, so RestrictedPython
   and the runtime guards must contain it on their own (see ``harness.run_unvalidated``).
 
@@ -26,6 +28,9 @@ from tests.redteam import harness
 
 ATTACKS = harness.all_attacks()
 FULL = os.environ.get("STRATAGEM_REDTEAM_FULL") == "1"
+# CI calls the CLI's entry point in-process (no interpreter start per run); the full run spawns
+# `python -m stratagem.cli` for every command, like tests/sandbox/test_attacks.py.
+RUN_CLI = harness.run_cli if FULL else harness.run_cli_inprocess
 RESULTS: dict[str, dict] = {}
 
 
@@ -59,7 +64,7 @@ def test_attack_contained(path: Path, tmp_path: Path, settings, market, pit, aso
         env = harness.cli_env(arena, home, settings.data_dir / "sample")
         layers: list[str] = []
 
-        proc = harness.run_cli("validate", strategy, env, tmp_path)
+        proc = RUN_CLI("validate", strategy, env, tmp_path)
         doc, outcome = harness.check_cli_document("validate", proc)
         assert not arena.violations(proc.stdout, proc.stderr, home=home)
         layers.append(outcome)
@@ -68,7 +73,7 @@ def test_attack_contained(path: Path, tmp_path: Path, settings, market, pit, aso
             if FULL:
                 commands = ["screen", "backtest"]
             for command in commands:
-                proc = harness.run_cli(command, strategy, env, tmp_path)
+                proc = RUN_CLI(command, strategy, env, tmp_path)
                 bad = arena.violations(proc.stdout, proc.stderr, home=home)
                 assert not bad, (command, bad, proc.stdout[-1500:], proc.stderr[-1500:])
                 cdoc, outcome = harness.check_cli_document(command, proc)

@@ -74,7 +74,9 @@ def _jsonable(obj: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
     from .runtime import _finite
 
     if budget is None:
-        budget = [20_000]
+        # [nodes, characters of text]: 500k characters stay under the engine's 4 MB frame limit
+        # even when every one is escaped as \uXXXX, so a big result is refused here, by name.
+        budget = [20_000, 500_000]
     budget[0] -= 1
     if budget[0] < 0 or depth > 8:
         raise ValueError("returned value is too large or too deeply nested")
@@ -87,12 +89,19 @@ def _jsonable(obj: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
     if isinstance(obj, (int, float, np.integer, np.floating)):
         return _finite(obj)
     if isinstance(obj, str):
-        return obj[:1000]
+        return _text(obj[:1000], budget)
     if isinstance(obj, dict):
-        return {str(k)[:100]: _jsonable(v, depth + 1, budget) for k, v in list(obj.items())[:1000]}
+        return {_text(str(k)[:100], budget): _jsonable(v, depth + 1, budget) for k, v in list(obj.items())[:1000]}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v, depth + 1, budget) for v in list(obj)[:5000]]
     raise ValueError(f"returned value contains a {type(obj).__name__}; only dicts, lists, numbers and strings")
+
+
+def _text(s: str, budget: list[int]) -> str:
+    budget[1] -= len(s)
+    if budget[1] < 0:
+        raise ValueError("returned value is too large (more than 500,000 characters of text)")
+    return str(s)  # an exact str, never a subclass
 
 
 def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:

@@ -2,6 +2,8 @@
 #   (the engine evaluates symbol by symbol; a shared dict could carry the future back)
 # expect: the module is re-run whenever the date goes backwards; no signal uses a future price
 # state: true
+# run: screen,backtest
+# assert: no_signals
 SEEN = {}
 
 
