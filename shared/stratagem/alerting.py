@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import live, messages
+from .errors import StrategyFailed, StrategyRejected
 
 log = logging.getLogger("stratagem.alerting")
 
@@ -78,6 +79,7 @@ class AlertRunner:
         self.engines: dict[tuple[int, int, str], Any] = {}
         self._lock = threading.Lock()
         self.evaluations = 0  # sandbox calls made (for tests and the benchmark)
+        self.skipped: list[dict] = []  # strategies that failed to load, most recent last (bounded)
 
     def close(self) -> None:
         with self._lock:
@@ -122,7 +124,15 @@ class AlertRunner:
             def run(job: tuple[Any, Any, list[tuple[int, str]]]) -> list[dict]:
                 rec, engine, mine = job
                 syms = {s for _, s in mine}
-                return engine.tick_items(mine, {s: b for s, b in overlay.items() if s in syms})
+                try:
+                    return engine.tick_items(mine, {s: b for s, b in overlay.items() if s in syms})
+                except (StrategyFailed, StrategyRejected) as exc:
+                    # One strategy that cannot load must not hold back everyone else's alerts;
+                    # its engine starts over (a fresh load) on the next tick.
+                    log.warning("strategy %s v%s skipped this tick: %s", rec.id, rec.version, exc.message)
+                    engine.close()
+                    self.skipped.append({"strategy_id": rec.id, "version": rec.version, "error": exc.message})
+                    return []
 
             width = max(1, min(len(jobs), getattr(svc.sandbox, "workers", 2)))
             if width == 1:
@@ -131,6 +141,7 @@ class AlertRunner:
                 with ThreadPoolExecutor(max_workers=width) as pool:
                     results = list(pool.map(run, jobs))
             self.evaluations += len(jobs)
+            del self.skipped[:-100]
         fired = [(job[0], a) for job, alerts in zip(jobs, results) for a in alerts]
         fired.sort(key=lambda ra: (ra[1]["timestamp"], ra[1]["symbol"], str(ra[0].id)))
         return fired

@@ -189,3 +189,15 @@ def test_replayed_history_yields_exactly_the_alerts_of_alerts_replay(svc, sandbo
     got = alerts(svc)
     assert len(want) >= 5 and got == want
     assert len(svc.notifiers[0].sent) == len(want)
+
+
+def test_a_strategy_that_cannot_load_does_not_hold_back_the_others(svc, market):
+    bad = svc.store.create("alice", name="broken", code="x = 1 / 0\ndef classify_symbol(s):\n    return True\n")
+    good = svc.store.create("bob", name="always", code="def classify_symbol(s):\n    return True\n")
+    for user, rec in (("alice", bad), ("bob", good)):
+        svc.store.set_alert(user, rec.id, True, ["AAPL"])
+    d0 = dataset_last_day(market, "AAPL") + 3
+    post(app("alert_bars"), bars_message([px("AAPL", d0, 400.0)]), "b1")
+    assert [(a["strategy_id"], a["symbol"]) for a in alerts(svc)] == [(good.id, "AAPL")]
+    assert [s["strategy_id"] for s in svc.alert_runner.skipped] == [bad.id]
+    assert "ZeroDivisionError" in svc.alert_runner.skipped[0]["error"]
