@@ -294,3 +294,37 @@ def test_replay_publishes_one_message_per_session_at_the_given_speed(market):
     assert waits == [0.5] * 7  # 2 sessions a second, the first at once
     again = [b for m in sent for b in bars_from_message(m)]
     assert again == [b for day in history_bars(market, ["AAPL", "FB"], start, end) for b in day]
+
+
+# --- the overlay inside the sandbox -----------------------------------------------------------
+PEEK = '''
+def classify_symbol(symbol):
+    d = get_price_data(symbol, timeframe='1d', days=3)
+    try:
+        d['close'][0] = 0.0
+        wrote = 1
+    except Exception:
+        wrote = 0
+    many = get_multiple_symbols_data([symbol], '1d', 2)[symbol]
+    return {"signal": True, "score": d['close'][-1], "n": len(d['close']), "wrote": wrote,
+            "multi": many['close'][-1], "listed": len(scan_universe({}, 100))}
+'''
+
+
+def test_the_overlay_travels_to_the_worker_and_survives_a_new_worker(sandbox, market):
+    last = dataset_last_day(market, "MSFT")
+    b1, b2 = bar("MSFT", last + 3, close=40.0), bar("MSFT", last + 4, close=41.0)
+    with sandbox.session(PEEK) as sess:
+        out = sess.evaluate([(last, "MSFT"), (last + 3, "MSFT")], overlay={"MSFT": rows([b1])})
+        (s0, d0, score0, v0), (s1, d1, score1, v1) = out.signals
+        assert d0 == last and score0 == float(market.columns["close"][market.range("MSFT")[1] - 1])
+        assert d1 == last + 3 and score1 == 40.0 and v1["multi"] == 40.0 and v1["n"] == 3
+        assert v0["wrote"] == v1["wrote"] == 0  # read-only views, in the sandbox too
+        out = sess.evaluate([(last + 4, "MSFT")], overlay={"MSFT": rows([b1, b2])})  # only b2 travels
+        assert out.signals[0][2] == 41.0
+        sess.worker.kill()  # a fresh worker must get the whole overlay again
+        out = sess.evaluate([(last + 4, "MSFT"), (last + 3, "MSFT")], overlay={"MSFT": rows([b1, b2])})
+        assert [s[2] for s in out.signals] == [41.0, 40.0] and out.errors == []
+        corrected = bar("MSFT", last + 3, close=39.5)
+        out = sess.evaluate([(last + 3, "MSFT")], overlay={"MSFT": rows([corrected, b2])})
+        assert out.signals[0][2] == 39.5
