@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DECLARATION = ROOT / "infra" / "stack.toml"
 FUNCTIONS = ROOT / "functions"
+DEAD_LETTER_HOLD = "stratagem-dead-letter-hold"  # the name infra/render_terraform.py gives it
 
 
 def _log(msg: str) -> None:
@@ -40,6 +41,9 @@ class Stack:
     project: str = "stratagem-local"
     api_key: str = "dev-key"
     user: str = "local"
+    # more "key:user" pairs for the API (load tests: one user per client, so the per-user rate
+    # limit applies per client as in production)
+    extra_api_keys: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     emulators: list[Any] = field(default_factory=list)
@@ -58,7 +62,9 @@ class Stack:
         decl = _load()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, STRATAGEM_HOME=str(self.home), GOOGLE_CLOUD_PROJECT=self.project,
-                   STRATAGEM_API_KEYS=f"{self.api_key}:{self.user}", PYTHONUNBUFFERED="1")
+                   STRATAGEM_API_KEYS=",".join(f"{k}:{u}" for k, u in {self.api_key: self.user,
+                                                                        **self.extra_api_keys}.items()),
+                   PYTHONUNBUFFERED="1")
         have = find_firestore_emulator() and find_pubsub_emulator()
         if use_emulators and not have:
             _log("WARNING: the Firestore/Pub/Sub emulators were not found (install the Google Cloud SDK components "
@@ -132,8 +138,20 @@ class Stack:
                      "subscribing without it")
                 req.pop("dead_letter_policy")
                 sub.create_subscription(request=req)
+        # what Terraform declares too: a pull subscription that holds dead letters for inspection
+        sub.create_subscription(request={"name": sub.subscription_path(self.project, DEAD_LETTER_HOLD), "topic": dlq,
+                                         "ack_deadline_seconds": 60})
         _log(f"{len(decl['topics'])} topics and {sum(f['trigger'] != 'http' for f in decl['functions'])} push "
-             "subscriptions created from infra/stack.toml")
+             f"subscriptions created from infra/stack.toml; dead letters held in {DEAD_LETTER_HOLD}")
+
+    def restart_pubsub(self) -> None:
+        """Kill the Pub/Sub emulator and start it again on the same port (it keeps nothing),
+        then create the declared topics and subscriptions again: what an operator does after
+        the emulator died. The functions' clients reconnect by themselves."""
+        ps = next(e for e in self.emulators if e.env_var == "PUBSUB_EMULATOR_HOST")
+        ps.stop()
+        ps.start()
+        self._wire_pubsub(_load())
 
     def _start_services(self, decl: dict) -> None:
         """The declared Cloud Run services (the WebSocket gateway) as local processes, after the

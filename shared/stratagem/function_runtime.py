@@ -24,6 +24,20 @@ def log(severity: str, message: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
+def _event_key(function: str, event: Any, message_id: str) -> str:
+    """The key duplicate deliveries are recognised by: the function, the message id and its
+    publish time. Pub/Sub message ids are unique within a topic only (each function reads one
+    topic), and an emulator that restarts numbers its messages from 1 again, so a bare id
+    would take a new message for a duplicate of an old one and drop it; the publish time,
+    set once by Pub/Sub, is the same on every redelivery of one message."""
+    event_id = (event["id"] if hasattr(event, "__getitem__") else None) or message_id
+    if not event_id:
+        return ""
+    message = (getattr(event, "data", None) or {}).get("message") or {}
+    published = message.get("publishTime") or message.get("publish_time") or ""
+    return f"{function}/{event_id}" + (f"@{published}" if published else "")
+
+
 def run_handler(event: Any, handler: Callable[[Any, dict, str], None], function: str,
                 services: Callable[[], Any] | None = None) -> None:
     try:
@@ -31,7 +45,7 @@ def run_handler(event: Any, handler: Callable[[Any, dict, str], None], function:
     except messages.MalformedMessage as exc:
         log("ERROR", "malformed message acknowledged without processing", function=function, reason=exc.message)
         return
-    event_id = (event["id"] if hasattr(event, "__getitem__") else None) or message_id
+    event_id = _event_key(function, event, message_id)
     if services is None:
         from .factory import services as services_factory
 
