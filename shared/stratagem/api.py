@@ -147,10 +147,13 @@ def _windows(body: dict, name: str = "returnWindows") -> list[int] | None:
 
 
 class Api:
-    def __init__(self, svc: Services, auth: Authenticator, *, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, svc: Services, auth: Authenticator, *, limiter: RateLimiter | None = None,
+                 chats: Any = None) -> None:
         self.svc = svc
         self.auth = auth
         self.limiter = limiter or RateLimiter()
+        # Telegram link codes: this directory, else the Telegram notifier's (the one that sends)
+        self.chats = chats
         self.routes: dict[str, Callable[[str, dict], tuple[int, dict]]] = {
             "/api/createStrategyFromPrompt": self.create_strategy,
             "/api/getStrategies": self.get_strategies,
@@ -162,6 +165,7 @@ class Api:
             "/api/getJob": self.get_job,
             "/api/getAlertLogs": self.get_alert_logs,
             "/api/getTrackRecord": self.get_track_record,
+            "/api/createTelegramLink": self.create_telegram_link,
         }
 
     def handle(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, dict]:
@@ -289,6 +293,18 @@ class Api:
         doc = track_record_for(self.svc, user, sid, version=version, backtest_job_id=jid)
         doc["alerts"] = [_public_entry(e) for e in doc["alerts"]]
         return 200, nan_to_none(doc)
+
+    def create_telegram_link(self, user: str, body: dict) -> tuple[int, dict]:
+        """A single-use code; sending ``/start CODE`` to the bot links that chat to the caller."""
+        from .errors import InfraUnavailable
+
+        chats = self.chats
+        if chats is None:
+            chats = next((getattr(n, "chats", None) for n in self.svc.notifiers if n.channel == "telegram"), None)
+        if chats is None or not hasattr(chats, "new_link_code"):
+            raise InfraUnavailable("Telegram is not configured on this server (STRATAGEM_TELEGRAM_TOKEN)")
+        code = chats.new_link_code(user)
+        return 200, {"code": code, "send": f"/start {code}", "expiresInSeconds": int(chats.code_ttl)}
 
 
 def _public_entry(e: dict) -> dict:

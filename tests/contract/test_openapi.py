@@ -20,6 +20,7 @@ from stratagem.bus import InProcessBus
 from stratagem.jobs import MemoryJobStore
 from stratagem.service import Services
 from stratagem.store import MemoryStore
+from stratagem.telegram import ChatDirectory
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = json.loads((ROOT / "docs" / "openapi.json").read_text())
@@ -100,7 +101,8 @@ def test_errors_are_documented_with_the_error_schema(path):
 def world(market):
     svc = Services(store=MemoryStore(), jobs=MemoryJobStore(), bus=InProcessBus(), market=market,
                    sandbox_factory=lambda: pytest.fail("no endpoint should need the sandbox"))
-    api = Api(svc, ApiKeyAuth({"key-alice": "alice"}), limiter=RateLimiter(rate=1e9, burst=10**9))
+    api = Api(svc, ApiKeyAuth({"key-alice": "alice"}), limiter=RateLimiter(rate=1e9, burst=10**9),
+              chats=ChatDirectory())  # an in-memory Telegram chat directory for /api/createTelegramLink
     rec = svc.store.create("alice", name="up", code=CODE)
     status, doc = call(api, "/api/createStrategyFromPrompt", {"query": "buy strength"})
     assert status == 202

@@ -141,3 +141,20 @@ def test_track_record_tenancy_and_bad_input(world):
     status, doc = call(api, "ka", "/api/getTrackRecord", {"strategyId": rec.id, "version": 7})
     assert status == 400 and "versions 1..1" in doc["error"]["message"]
     assert call(api, "ka", "/api/getTrackRecord", {})[0] == 400
+
+
+def test_create_telegram_link_issues_a_code_for_the_caller(world, tmp_path):
+    from stratagem.telegram import ChatDirectory, TelegramNotifier
+
+    svc, api = world
+    status, doc = call(api, "ka", "/api/createTelegramLink", {})
+    assert status == 503 and "Telegram is not configured" in doc["error"]["message"]
+    chats = ChatDirectory(tmp_path / "chats.json")
+    svc.notifiers.append(TelegramNotifier("123456789:AAHfakeTOKENforTESTS_abcdefghijklmnopq", chats))
+    chats.responder = None  # no bot to answer in this test
+    status, doc = call(api, "ka", "/api/createTelegramLink", {})
+    assert status == 200 and doc["send"] == f"/start {doc['code']}" and doc["expiresInSeconds"] == 900
+    update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "text": doc["send"],
+                                          "chat": {"id": 31337, "type": "private"}}}
+    assert chats.handle_update(update) == "alice" and chats.chat_for("alice") == 31337
+    assert chats.chat_for("bob") is None
