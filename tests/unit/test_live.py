@@ -225,6 +225,22 @@ def test_overlay_bars_appear_at_their_date_and_never_before(market):
         d["close"][0] = 1.0
 
 
+def test_views_handed_out_never_change_when_later_bars_arrive(market):
+    p = PointInTime(market)
+    last = dataset_last_day(market, "GOOG")
+    p.apply_overlay({"GOOG": {"keep": 0, "bars": rows([bar("GOOG", last + 3, close=700.0)])}})
+    p.set_asof(last + 3)
+    before = p.price_data("GOOG", "1d", 3)
+    kept = list(before["close"]), list(before["timestamps"])
+    for i in range(4, 200):  # many appends: in place, then a bigger buffer
+        p.apply_overlay({"GOOG": {"keep": i - 3, "bars": rows([bar("GOOG", last + i, close=700.0 + i)])}})
+    assert (list(before["close"]), list(before["timestamps"])) == kept and len(before["close"]) == 3
+    p.set_asof(last + 100)
+    d = p.price_data("GOOG", "1d", 400)  # longer than the joined history: built for the call
+    assert d["close"][-1] == 800.0 and len(d["close"]) == 400
+    assert list(d["close"][-98:]) == [700.0] + [700.0 + i for i in range(4, 101)]
+
+
 def test_overlay_updates_keep_a_prefix_and_reset_drops_all(market):
     p = PointInTime(market)
     last = dataset_last_day(market, "IBM")

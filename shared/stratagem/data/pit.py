@@ -36,6 +36,8 @@ DAILY_ALIASES = frozenset({"1d", "d", "day", "daily", "1day", "1D", "D", "Day", 
 SERIES_KEYS = ("timestamps", "open", "high", "low", "close", "volume")
 MAX_SYMBOLS_PER_CALL = 1000
 _PRICE_COLS = ("open", "high", "low", "close")
+# Dataset bars kept joined to a symbol's live overlay (longer windows are built per call).
+OVERLAY_HISTORY = 300
 
 
 class ReferenceProvider(Protocol):
@@ -144,9 +146,13 @@ class PointInTime:
             old = self._overlay.get(sym)
             a, b = self._ranges.get(sym, (0, 0))
             last = int(self._dates[b - 1]) if b > a else None
-            merged = (old.rows[:keep] if old is not None else []) + [r for r in rows if last is None or r[0] > last]
+            rows = [r for r in rows if last is None or r[0] > last]
+            kept = old.rows[:keep] if old is not None else []
+            merged = kept + rows
             if any(merged[i][0] <= merged[i - 1][0] for i in range(1, len(merged))):
                 raise DataError(f"overlay bars of {sym} must have strictly increasing dates")
+            if old is not None and keep == len(old.rows) and old.append(rows):
+                continue  # the common live case: new bars after the old ones, written in place
             if merged:
                 self._overlay[sym] = _Overlay(merged)
             else:
@@ -287,12 +293,20 @@ class PointInTime:
         """The last ``n`` bars as of the date when it lies in the overlay: dataset bars (adjusted
         as of the last dataset bar, whose regime the overlay shares), then overlay bars raw."""
         k = bisect_right(ov.days, self.asof)
-        take = min(n, k)
-        need = n - take
-        hist = self._dataset_window(sym, a, end, need) if need > 0 and end > a else None
+        if ov.views is None:
+            # Once per symbol and worker: the dataset's last OVERLAY_HISTORY bars (adjusted as of
+            # its last bar) joined to the overlay in one buffer, so a call is a slice, as on the
+            # dataset path, and a new live bar is one row written after them.
+            ov.build(self._dataset_window(sym, a, end, OVERLAY_HISTORY) if end > a else None, end - a)
+        stop = ov.n_hist + k
+        if n <= stop or ov.n_hist == ov.n_all:
+            lo = max(0, stop - n)
+            return {key: mv[lo:stop] for key, mv in ov.views.items()}
+        # A window longer than the joined history: build it for this call.
+        hist = self._dataset_window(sym, a, end, n - k)
         out = {}
-        for key, col in ov.cols.items():
-            arr = np.concatenate((np.asarray(hist[key]), col[k - take:k])) if hist is not None else col[k - take:k].copy()
+        for key, mv in ov.views.items():
+            arr = np.concatenate((np.asarray(hist[key]), np.asarray(mv[ov.n_hist:stop])))
             arr.flags.writeable = False  # a fresh array: strategies get a read-only view of it
             out[key] = memoryview(arr)
         return out
@@ -392,21 +406,60 @@ class PointInTime:
 
 
 class _Overlay:
-    """One symbol's overlay bars as read-only columns (the strategy-facing shape)."""
+    """One symbol's overlay bars, joined to the end of its dataset history in one buffer per
+    column. Strategies get read-only views of it; live bars that come after the stored ones are
+    written into spare capacity (views already handed out end before them, so they never see a
+    bar beyond their as-of date); anything else (a correction, a late bar) builds a new buffer."""
 
-    __slots__ = ("rows", "days", "cols")
+    __slots__ = ("rows", "days", "bufs", "views", "n_hist", "n_all")
+    _KEYS = ("timestamps", "open", "high", "low", "close", "volume")
 
     def __init__(self, rows: list[tuple]) -> None:
-        self.rows = rows
+        self.rows = list(rows)
         self.days = [r[0] for r in rows]
+        self.bufs: dict[str, np.ndarray] | None = None
+        self.views: dict[str, memoryview] | None = None
+        self.n_hist = 0
+        self.n_all = 0
+
+    def build(self, hist: dict | None, n_all: int) -> None:
+        """Allocate the buffer: ``hist`` (the dataset's last bars, or None) then the rows."""
+        n_hist = len(hist["close"]) if hist is not None else 0
+        cap = n_hist + max(2 * len(self.rows), len(self.rows) + 64)
+        bufs, views = {}, {}
+        for j, key in enumerate(self._KEYS):
+            buf = np.empty(cap, dtype=np.int64 if key == "timestamps" else np.float64)
+            if hist is not None:
+                buf[:n_hist] = np.asarray(hist[key])
+            bufs[key] = buf
+            view = buf.view()
+            view.flags.writeable = False
+            views[key] = memoryview(view)
+        self.bufs, self.views, self.n_hist, self.n_all = bufs, views, n_hist, n_all
+        self._write(0, self.rows)
+
+    def _write(self, at: int, rows: list[tuple]) -> None:
+        if not rows or self.bufs is None:
+            return
         arr = np.array(rows, dtype=np.float64).reshape(len(rows), 6)
-        ts = np.array(self.days, dtype=np.int64) * 86_400_000
-        cols = {"timestamps": ts}
-        for j, key in enumerate(("open", "high", "low", "close", "volume"), start=1):
-            cols[key] = np.ascontiguousarray(arr[:, j])
-        for v in cols.values():
-            v.flags.writeable = False
-        self.cols = cols
+        i, j = self.n_hist + at, self.n_hist + at + len(rows)
+        self.bufs["timestamps"][i:j] = np.array([r[0] for r in rows], dtype=np.int64) * 86_400_000
+        for c, key in enumerate(self._KEYS[1:], start=1):
+            self.bufs[key][i:j] = arr[:, c]
+
+    def append(self, rows: list[tuple]) -> bool:
+        """Add bars after the stored ones in place; False when the buffer must be rebuilt."""
+        if not rows:
+            return True
+        if self.rows and rows[0][0] <= self.rows[-1][0]:
+            return False
+        if self.bufs is not None and self.n_hist + len(self.rows) + len(rows) > len(self.bufs["close"]):
+            return False
+        at = len(self.rows)
+        self.rows.extend(rows)
+        self.days.extend(r[0] for r in rows)
+        self._write(at, rows)
+        return True
 
 
 def reference_truth(market: MarketData, symbol: str, asof_day: int, days: int) -> dict[str, np.ndarray]:
