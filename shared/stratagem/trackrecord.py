@@ -10,12 +10,14 @@ two samples never overlap: live numbers are out of sample, and a difference is d
 the same days counted twice. A stored summary of some earlier run is not used: it may be of
 another version, universe, entry rule or period.
 
-The baseline is an ordinary backtest job (sharded like any other); its id is returned, and
-passing it back (``backtestJobId``) reuses it instead of running a new one.
+The baseline is an ordinary backtest job (sharded like any other) whose id is derived from what
+it computes, so asking again reuses it (a failed one is run again); its id is returned, and
+passing it back (``backtestJobId``) names it explicitly.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -25,7 +27,7 @@ from .engines import track
 from .engines.backtest import prepare_backtest
 from .engines.common import iso
 from .errors import BadInput, StratagemError
-from .jobs import Job, new_job_id
+from .jobs import Job
 
 MAX_ALERTS = 1000
 
@@ -45,15 +47,31 @@ def market_closes(market: Any) -> track.CloseLookup:
 
 def submit_baseline(svc: Any, user_id: str, strategy_id: int, version: int, symbols: list[str], start: int, end: int,
                     windows: list[int]) -> Job:
-    """A backtest job pinned to ``version`` (``service.submit_backtest`` runs the latest)."""
+    """A backtest job pinned to ``version`` (``service.submit_backtest`` runs the latest); an
+    existing job for the same inputs is returned instead of a new one."""
     from .service import TOPICS, _shards
+
+    import hashlib
+
+    from .errors import NotFound
 
     rec = svc.store.get(user_id, strategy_id, version)
     spec = prepare_backtest(svc.market, symbols, start=start, end=end, windows=windows)
+    # One baseline per (user, strategy version, period, universe, windows, data): asking again
+    # (a client polling the track record) reuses the job instead of running the backtest again.
+    ident = json.dumps([user_id, rec.id, rec.version, spec.start, spec.end, spec.symbols, spec.windows,
+                        getattr(svc.market, "version", None)], default=str)
+    job_id = "baseline-" + hashlib.sha256(ident.encode()).hexdigest()[:32]
+    try:
+        existing = svc.jobs.get(user_id, job_id)
+        if existing.status != "failed":
+            return existing
+    except NotFound:
+        pass
     parts = _shards(spec.symbols)
     params = {"strategy_id": rec.id, "version": rec.version, "symbols": spec.symbols, "start": spec.start,
               "end": spec.end, "windows": spec.windows, "entry": spec.entry, "purpose": "track_record_baseline"}
-    job = svc.jobs.create(Job(new_job_id(), user_id, "backtest", shards=len(parts), params=params))
+    job = svc.jobs.create(Job(job_id, user_id, "backtest", shards=len(parts), params=params))
     for k, syms in enumerate(parts):
         svc.bus.publish(TOPICS["backtest"], messages.make(
             "stratagem.backtest_shard.v1", job_id=job.id, shard=k, shards=len(parts), user_id=user_id,

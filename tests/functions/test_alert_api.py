@@ -123,12 +123,16 @@ def test_track_record_returns_match_the_data_and_baseline_is_the_same_version_be
     row = doc["comparison"]["5"]
     assert row["backtest"]["mean"] == pytest.approx(by_window["5"]["mean"])
     assert row["mean_diff"] == pytest.approx(doc["live"]["5"]["mean"] - by_window["5"]["mean"])
-    # reusing the baseline job submits nothing new
-    n_jobs = len(svc.jobs.jobs) if hasattr(svc.jobs, "jobs") else None
+    # asking again reuses the baseline job: no second backtest
+    published = len(svc.bus.published)
+    status, again = call(api, "ka", "/api/getTrackRecord", {"strategyId": rec.id})
+    assert status == 200 and again["backtest"]["jobId"] == bt["jobId"] and again["comparison"] == doc["comparison"]
     status, again = call(api, "ka", "/api/getTrackRecord", {"strategyId": rec.id, "backtestJobId": bt["jobId"]})
     assert status == 200 and again["backtest"]["jobId"] == bt["jobId"] and again["comparison"] == doc["comparison"]
-    if n_jobs is not None:
-        assert len(svc.jobs.jobs) == n_jobs
+    assert len(svc.bus.published) == published
+    # bob cannot read alice's baseline job through his own track record
+    bob = svc.store.create("bob", name="b", code=ALWAYS)
+    assert call(api, "kb", "/api/getTrackRecord", {"strategyId": bob.id, "backtestJobId": bt["jobId"]})[0] == 404
 
 
 def test_track_record_tenancy_and_bad_input(world):
