@@ -32,15 +32,28 @@ from .jobs import Job
 MAX_ALERTS = 1000
 
 
-def market_closes(market: Any) -> track.CloseLookup:
-    """A :data:`~stratagem.engines.track.CloseLookup` over a dataset's total-return adjusted closes."""
+def market_closes(market: Any, live_bars: Any = None) -> track.CloseLookup:
+    """A :data:`~stratagem.engines.track.CloseLookup` over a dataset's total-return adjusted
+    closes, extended by the live bars that arrived beyond it (``stratagem.live``), so returns
+    become known as the market moves on. A live bar's adjusted close is its raw close times the
+    symbol's last dataset factor ``adj_close / close``: no corporate action is known after the
+    dataset, and the feed's own adjusted prices may be on another basis."""
 
     def lookup(symbol: str) -> tuple[list[int], list[float]]:
         a, b = market.range(symbol)
         if b <= a:
             return [], []
-        return (np.asarray(market.columns["date"][a:b]).astype(np.int64).tolist(),
-                np.asarray(market.columns["adj_close"][a:b], dtype=np.float64).tolist())
+        days = np.asarray(market.columns["date"][a:b]).astype(np.int64).tolist()
+        adj = np.asarray(market.columns["adj_close"][a:b], dtype=np.float64).tolist()
+        if live_bars is not None:
+            from .live import overlay_for
+
+            factor = adj[-1] / float(market.columns["close"][b - 1])
+            for bar in overlay_for(live_bars, market, [symbol]).get(symbol, []):
+                if bar.day > days[-1]:
+                    days.append(int(bar.day))
+                    adj.append(float(bar.close) * factor)
+        return days, adj
 
     return lookup
 
@@ -113,7 +126,7 @@ def track_record_for(svc: Any, user_id: str, strategy_id: int, *, version: int |
     elif version > rec.version:
         raise BadInput(f"strategy {strategy_id} has versions 1..{rec.version}, not {version}")
     alerts = [a for a in logged if a.get("strategy_version") == version]
-    doc = track.track_record(alerts, market_closes(svc.market), None, windows)
+    doc = track.track_record(alerts, market_closes(svc.market, getattr(svc, "live_bars", None)), None, windows)
     backtest: dict | None = None
     by_window = None
     if backtest_job_id is not None:
