@@ -112,6 +112,7 @@ class AlertRunner:
             recs = list(svc.store.active_alerts())
             engines = self._sync(svc, recs)
             overlay = live.overlay_for(live_store(svc), svc.market, symbols)
+            wire = {s: [b.row() for b in bars] for s, bars in overlay.items()}  # once, for every engine
             jobs: list[tuple[Any, Any, list[tuple[int, str]]]] = []
             for rec in recs:
                 universe = set(rec.alert_universe) if rec.alert_universe else None
@@ -125,7 +126,8 @@ class AlertRunner:
                 rec, engine, mine = job
                 syms = {s for _, s in mine}
                 try:
-                    return engine.tick_items(mine, {s: b for s, b in overlay.items() if s in syms})
+                    return engine.tick_items(mine, {s: b for s, b in overlay.items() if s in syms},
+                                             {s: r for s, r in wire.items() if s in syms})
                 except (StrategyFailed, StrategyRejected) as exc:
                     # One strategy that cannot load must not hold back everyone else's alerts;
                     # its engine starts over (a fresh load) on the next tick.

@@ -148,11 +148,13 @@ class PointInTime:
             last = int(self._dates[b - 1]) if b > a else None
             rows = [r for r in rows if last is None or r[0] > last]
             kept = old.rows[:keep] if old is not None else []
-            merged = kept + rows
-            if any(merged[i][0] <= merged[i - 1][0] for i in range(1, len(merged))):
+            # Only the new rows and their seam need checking: the kept ones were checked before.
+            if any(rows[i][0] <= (rows[i - 1][0] if i else (kept[-1][0] if kept else -(1 << 62)))
+                   for i in range(len(rows))):
                 raise DataError(f"overlay bars of {sym} must have strictly increasing dates")
             if old is not None and keep == len(old.rows) and old.append(rows):
                 continue  # the common live case: new bars after the old ones, written in place
+            merged = kept + rows
             if merged:
                 self._overlay[sym] = _Overlay(merged)
             else:

@@ -96,12 +96,14 @@ class AlertEngine:
         """Evaluate ``symbols`` as of the close of ``day``; return the alerts that fired now."""
         return self.tick_items([(day, s) for s in symbols], overlay)
 
-    def tick_items(self, items: list[tuple[int, str]], overlay: dict | None = None) -> list[dict]:
+    def tick_items(self, items: list[tuple[int, str]], overlay: dict | None = None,
+                   rows: dict[str, list[list]] | None = None) -> list[dict]:
         """Evaluate each (day, symbol) as of that day's close, in one sandbox call, oldest first;
         return the alerts that fired now.
 
         ``overlay``: live bars beyond the dataset per symbol (``stratagem.live.Bar`` lists,
-        oldest first) that the strategy sees from their date on. A late bar (a date before
+        oldest first) that the strategy sees from their date on; ``rows``, when given, is the
+        same overlay in wire form (``Bar.row()`` lists, built once for many engines). A late bar (a date before
         the previous call's) makes the worker re-run the module body first, so no state from a
         later date reaches an earlier one.
         """
@@ -115,7 +117,8 @@ class AlertEngine:
                 sess.restarts >= MAX_RESTARTS:
             sess.close()
             sess.restarts = 0
-        rows = None if overlay is None else {s: [b.row() for b in bars] for s, bars in overlay.items()}
+        if rows is None and overlay is not None:
+            rows = {s: [b.row() for b in bars] for s, bars in overlay.items()}
         out = sess.evaluate(sorted(set(items)), overlay=rows)
         for s, d, m in out.errors:
             self.errors.append({"symbol": s, "date": iso(d), "message": m})

@@ -598,12 +598,17 @@ class Session:
         delta = {}
         for sym, rows in overlay.items():
             have = sent.get(sym, [])
-            keep = 0
-            while keep < len(have) and keep < len(rows) and have[keep] == rows[keep]:
-                keep += 1
+            if have is rows:
+                continue
+            if len(have) <= len(rows) and rows[:len(have)] == have:
+                keep = len(have)  # the common case: new bars after the ones sent (one C-level compare)
+            else:
+                keep = 0
+                while keep < len(have) and keep < len(rows) and have[keep] == rows[keep]:
+                    keep += 1
             if keep < len(have) or keep < len(rows):
                 delta[sym] = {"keep": keep, "bars": rows[keep:]}
-                sent[sym] = list(rows)
+            sent[sym] = rows  # callers hand over new lists, never mutate ones they passed
         return {"reset": reset, "symbols": delta}
 
     def evaluate(self, items: list[tuple[int, str]], tick: Callable[[int], None] | None = None,
