@@ -65,7 +65,7 @@ class SqliteAlertLog:
         self._schema_ready = False
 
     @classmethod
-    def in_home(cls, home: str | Path, **kw) -> "SqliteAlertLog":
+    def in_home(cls, home: str | Path, **kw) -> SqliteAlertLog:
         return cls(Path(home) / DEFAULT_FILENAME, **kw)
 
     # -- connections -------------------------------------------------------------------------

@@ -94,8 +94,8 @@ def cmd_alerts_track_record(args: argparse.Namespace) -> int:
              f"baseline: {doc['baseline_rule']}",
              f"backtest: {bt.get('status')}" + (f", {bt.get('start')}..{bt.get('end')}, {bt.get('symbols')} symbols"
                                                if bt.get("start") else "") + (f" ({bt['reason']})" if bt.get("reason") else ""),
-             "", f"{'window':>6}  {'live n':>6} {'pending':>7} {'hit':>7} {'mean':>8}   {'bt n':>6} {'hit':>7} "
-                 f"{'mean':>8}   {'t':>6}  drift"]
+             "", (f"{'window':>6}  {'live n':>6} {'pending':>7} {'hit':>7} {'mean':>8}   {'bt n':>6} {'hit':>7} "
+                  f"{'mean':>8}   {'t':>6}  drift")]
     for w, row in doc["comparison"].items():
         lv, b = row["live"], row["backtest"] or {}
         t = row.get("welch_t")

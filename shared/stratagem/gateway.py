@@ -182,7 +182,7 @@ class Gateway:
     async def _first_message(self, ws: Any) -> dict | None:
         try:
             raw = await asyncio.wait_for(ws.recv(), self.auth_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await ws.close(CLOSE_AUTH_TIMEOUT, f"unauthorized: no credentials within {self.auth_timeout_s:g} s; send "
                                                "an Authorization header or a first {\"type\": \"auth\"} message")
             return None

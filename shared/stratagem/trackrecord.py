@@ -62,11 +62,10 @@ def submit_baseline(svc: Any, user_id: str, strategy_id: int, version: int, symb
                     windows: list[int]) -> Job:
     """A backtest job pinned to ``version`` (``service.submit_backtest`` runs the latest); an
     existing job for the same inputs is returned instead of a new one."""
-    from .service import TOPICS, _shards
-
     import hashlib
 
     from .errors import NotFound
+    from .service import TOPICS, _shards
 
     rec = svc.store.get(user_id, strategy_id, version)
     spec = prepare_backtest(svc.market, symbols, start=start, end=end, windows=windows)

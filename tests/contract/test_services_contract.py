@@ -7,11 +7,11 @@ import ast
 from pathlib import Path
 
 import pytest
+from stratagem import service
 
 from infra import declaration
 from infra.deploy_plan import plan
 from infra.render_terraform import render, service_id
-from stratagem import service
 
 from .test_infra_contract import _block, _broken_copy, _ref_label, _unq, tf  # noqa: F401 - fixture
 

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-
 from stratagem import factory, messages
 from stratagem.alertlog import SqliteAlertLog
 from stratagem.api import Api, ApiKeyAuth, RateLimiter
@@ -165,20 +164,20 @@ def test_create_telegram_link_issues_a_code_for_the_caller(world, tmp_path):
 
 
 def test_track_record_counts_live_bars_beyond_the_dataset(world, market):
-    from stratagem.live import Bar, MemoryLiveBars
     from stratagem.engines.common import iso
+    from stratagem.live import Bar, MemoryLiveBars
 
     svc, api = world
     svc.live_bars = MemoryLiveBars()
     rec = svc.store.create("alice", name="always", code=ALWAYS)
-    a, b = market.range("AAPL")
+    _a, b = market.range("AAPL")
     last = int(market.columns["date"][b - 1])
     close_last = float(market.columns["close"][b - 1])
     fire(svc, "alice", rec, "AAPL", iso(last))  # an alert on the dataset's last bar
-    status, doc = call(api, "ka", "/api/getTrackRecord", {"strategyId": rec.id})
+    _status, doc = call(api, "ka", "/api/getTrackRecord", {"strategyId": rec.id})
     assert doc["alerts"][0]["returns"]["1"] is None and doc["live"]["1"]["pending"] == 1
     svc.live_bars.put([Bar("AAPL", last + 1, 1.0, 1.0, 1.0, close_last * 1.05, 1000.0)])  # the next session, live
-    status, doc = call(api, "ka", "/api/getTrackRecord", {"strategyId": rec.id})
+    _status, doc = call(api, "ka", "/api/getTrackRecord", {"strategyId": rec.id})
     assert doc["alerts"][0]["returns"]["1"] == pytest.approx(0.05, rel=1e-12)
     assert doc["alerts"][0]["returns"]["5"] is None
     assert doc["live"]["1"]["count"] == 1 and doc["live"]["1"]["hit_rate"] == 1.0

@@ -10,15 +10,19 @@ import urllib.request
 import pytest
 
 websockets = pytest.importorskip("websockets")
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
-
-from stratagem import messages  # noqa: E402
-from stratagem.alertlog import SqliteAlertLog  # noqa: E402
-from stratagem.api import ApiKeyAuth  # noqa: E402
-from stratagem.bus import InProcessBus  # noqa: E402
-from stratagem.gateway import CLOSE_AUTH_TIMEOUT, CLOSE_UNAUTHORIZED, Gateway, LogPollSource  # noqa: E402
-from stratagem.service import TOPICS, Services, handle_notify  # noqa: E402
+from stratagem import messages
+from stratagem.alertlog import SqliteAlertLog
+from stratagem.api import ApiKeyAuth
+from stratagem.bus import InProcessBus
+from stratagem.gateway import (
+    CLOSE_AUTH_TIMEOUT,
+    CLOSE_UNAUTHORIZED,
+    Gateway,
+    LogPollSource,
+)
+from stratagem.service import TOPICS, Services, handle_notify
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 DAY = 86_400_000
 
@@ -54,7 +58,7 @@ class World:
         self.gw.attach_bus(self.bus)
         self.url = ""
 
-    async def __aenter__(self) -> "World":
+    async def __aenter__(self) -> World:  # noqa: PYI034 - a test helper
         self.server = await self.gw.serve("127.0.0.1", 0)
         port = next(iter(self.server.sockets)).getsockname()[1]
         self.url = f"ws://127.0.0.1:{port}/alerts"

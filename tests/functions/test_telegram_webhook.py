@@ -14,12 +14,16 @@ from pathlib import Path
 import pytest
 
 telegram = pytest.importorskip("telegram")
-from functions_framework import create_app  # noqa: E402
+from functions_framework import create_app
+from stratagem.telegram import BAD_CODE_TEXT, LINKED_TEXT, ChatDirectory
+from stratagem.telegram_webhook import (
+    SECRET_HEADER,
+    TelegramWebhook,
+    check_secret,
+    register_webhook,
+)
 
-from stratagem.telegram import BAD_CODE_TEXT, LINKED_TEXT, ChatDirectory  # noqa: E402
-from stratagem.telegram_webhook import SECRET_HEADER, TelegramWebhook, check_secret, register_webhook  # noqa: E402
-
-from .test_telegram import TOKEN, FakeBotAPI  # noqa: E402
+from .test_telegram import TOKEN, FakeBotAPI
 
 ROOT = Path(__file__).resolve().parents[2] / "functions"
 SECRET = "s3cret_webhook-token"
@@ -52,7 +56,7 @@ def app():
 def start_update(chat_id: int, text: str, update_id: int = 1) -> bytes:
     """A real ``telegram.Update`` as Telegram would post it."""
     user = telegram.User(id=chat_id, is_bot=False, first_name="Ann")
-    msg = telegram.Message(message_id=5, date=dt.datetime(2024, 3, 15, tzinfo=dt.timezone.utc),
+    msg = telegram.Message(message_id=5, date=dt.datetime(2024, 3, 15, tzinfo=dt.UTC),
                            chat=telegram.Chat(id=chat_id, type="private"), text=text, from_user=user)
     return telegram.Update(update_id=update_id, message=msg).to_json().encode()
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from stratagem.alertlog_firestore import FirestoreAlertLog
 
 pytestmark = pytest.mark.integration

@@ -11,16 +11,15 @@ import json
 import pytest
 
 pytest.importorskip("websockets")
-from websockets.asyncio.client import connect  # noqa: E402
+from stratagem import messages
+from stratagem.alertlog_firestore import FirestoreAlertLog
+from stratagem.api import ApiKeyAuth
+from stratagem.bus import PubSubBus
+from stratagem.gateway import Gateway, PubSubSource
+from stratagem.service import TOPICS
+from websockets.asyncio.client import connect
 
-from stratagem import messages  # noqa: E402
-from stratagem.alertlog_firestore import FirestoreAlertLog  # noqa: E402
-from stratagem.api import ApiKeyAuth  # noqa: E402
-from stratagem.bus import PubSubBus  # noqa: E402
-from stratagem.gateway import Gateway, PubSubSource  # noqa: E402
-from stratagem.service import TOPICS  # noqa: E402
-
-from .conftest import PROJECT  # noqa: E402
+from .conftest import PROJECT
 
 pytestmark = pytest.mark.integration
 DAY = 86_400_000

@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from stratagem.emulator import find_firestore_emulator, find_pubsub_emulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,11 +94,10 @@ def post_update(stack, text: str) -> dict:
 
 def test_one_signal_reaches_telegram_and_websocket_once(world, market):
     from google.cloud import pubsub_v1
-    from websockets.asyncio.client import connect
-
     from stratagem.data.store import iso_to_day
     from stratagem.live import bars_message, history_bars
     from stratagem.telegram_firestore import FirestoreChatDirectory
+    from websockets.asyncio.client import connect
 
     stack, bot = world
     # 1. link the chat: the app's code (shared Firestore directory), /start CODE through the webhook

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from stratagem.alertlog import SqliteAlertLog
 from stratagem.errors import BadInput
 from stratagem.notify import MemoryAlertLog

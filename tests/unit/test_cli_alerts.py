@@ -6,7 +6,6 @@ import json
 import uuid
 
 import pytest
-
 from stratagem.alertlog import SqliteAlertLog
 from stratagem.cli import main
 from stratagem.data.store import iso_to_day

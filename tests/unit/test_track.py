@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from stratagem.engines import track
 
 DAYS = [10, 11, 12, 15, 16, 17, 18, 19, 22, 23, 24, 25]  # sessions (a weekend-like gap after 12)

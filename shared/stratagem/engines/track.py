@@ -134,7 +134,7 @@ def baseline_period(alerts: Sequence[dict], years: float = 2.0) -> tuple[int, in
     if not alerts:
         return None
     first = min(alert_day(a) for a in alerts)
-    return first - int(round(365.25 * years)), first - 1
+    return first - round(365.25 * years), first - 1
 
 
 def track_record(alerts: Sequence[dict], lookup: CloseLookup, backtest_by_window: dict | None = None,
