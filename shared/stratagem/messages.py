@@ -5,6 +5,11 @@ Every message is a JSON object with ``schema`` naming its type and version
 and their types, and returns a plain dict; anything else raises :class:`MalformedMessage`,
 a permanent error: the handler acknowledges it (logging why) instead of letting Pub/Sub
 retry a message that can never succeed.
+
+``stratagem.bars.v1`` (market data from other systems) also has each bar checked
+(:func:`check_bar`: symbol, timeframe, date, OHLCV consistency; at most
+:data:`MAX_BARS_PER_MESSAGE` per batch), with messages naming the bar's index and symbol;
+the schema and what happens to a bar are documented in ``docs/bars.md``.
 """
 
 from __future__ import annotations
