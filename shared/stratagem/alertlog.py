@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import InfraUnavailable
@@ -87,12 +87,16 @@ class SqliteAlertLog:
                     self._schema_ready = True
         return conn
 
-    def _write(self, sql: str, args: tuple) -> int:
+    def _write(self, sql: str, args: tuple, then: list[tuple[str, tuple]] | None = None) -> int:
+        """One ``BEGIN IMMEDIATE`` transaction: ``sql``, then ``then`` only if ``sql`` changed a row."""
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 n = conn.execute(sql, args).rowcount
+                if n and then:
+                    for more, more_args in then:
+                        conn.execute(more, more_args)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -102,12 +106,17 @@ class SqliteAlertLog:
         return n
 
     # -- the port ------------------------------------------------------------------------------
-    def add(self, user_id: str, alert: dict) -> bool:
+    def add(self, user_id: str, alert: dict, *, sending: Sequence[str] = ()) -> bool:
+        now = round(self.clock() * 1000)
+        # a delivery recorded before the entry (the gateway) wins over the "sending" claim
+        claims = [("INSERT OR IGNORE INTO alert_deliveries (dedup_key, channel, result_json, updated_ms) "
+                   "VALUES (?, ?, ?, ?)", (alert["dedup_key"], ch, json.dumps({"status": "sending", "at": now}), now))
+                  for ch in sending]
         n = self._write(
             "INSERT OR IGNORE INTO alert_logs (dedup_key, user_id, strategy_id, version, symbol, bar_ms, created_ms,"
             " alert_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (alert["dedup_key"], user_id, str(alert["strategy_id"]), alert.get("strategy_version"), alert["symbol"],
-             int(alert["timestamp"]), round(self.clock() * 1000), json.dumps(alert, default=str, allow_nan=False)))
+             int(alert["timestamp"]), now, json.dumps(alert, default=str, allow_nan=False)), claims)
         return n == 1
 
     def set_delivery(self, key: str, channel: str, result: dict) -> None:

@@ -25,7 +25,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .errors import StratagemError
@@ -72,34 +72,40 @@ class FirestoreAlertLog:
             raise mapped from exc
 
     # -- the port ------------------------------------------------------------------------------
-    def add(self, user_id: str, alert: dict) -> bool:
+    def add(self, user_id: str, alert: dict, *, sending: Sequence[str] = ()) -> bool:
         from google.api_core import exceptions as gex
 
+        for ch in sending:
+            _check_channel(ch)
         ref = self._col().document(doc_id(alert["dedup_key"]))
+        now = round(self.clock() * 1000)
         fields = {"userId": user_id, "strategyId": str(alert["strategy_id"]),
                   "strategyVersion": alert.get("strategy_version"), "symbol": alert["symbol"],
                   "date": alert.get("date"), "timestamp": int(alert["timestamp"]),
-                  "createdAt": round(self.clock() * 1000), "message": alert.get("message", ""),
+                  "createdAt": now, "message": alert.get("message", ""),
                   "alertJson": json.dumps(alert, default=str, sort_keys=True, allow_nan=False)}
+        claim = json.dumps({"at": now, "status": "sending"}, sort_keys=True)
         deadline = time.monotonic() + self.timeout_s
         with self._errors(f"logging alert {alert['dedup_key']!r:.80}"):
             while True:
                 try:
-                    ref.create({**fields, "delivery": {}}, timeout=self.timeout_s)
+                    ref.create({**fields, "delivery": {ch: claim for ch in sending}}, timeout=self.timeout_s)
                     return True
                 except gex.AlreadyExists:
                     pass
                 snap = ref.get(timeout=self.timeout_s)
                 if not snap.exists:
                     continue  # deleted in between: try the create again
-                if (snap.to_dict() or {}).get("userId") is not None:
+                stub = snap.to_dict() or {}
+                if stub.get("userId") is not None:
                     return False  # logged already: a duplicate notification
                 # A delivery stub written before the alert was logged: fill it in, unless it changed.
                 from google.cloud.firestore_v1 import Client
 
                 try:
-                    ref.update(fields, option=Client.write_option(last_update_time=snap.update_time),
-                               timeout=self.timeout_s)
+                    early = stub.get("delivery") or {}  # deliveries already reported win over the claim
+                    ref.update({**fields, **{f"delivery.{ch}": claim for ch in sending if ch not in early}},
+                               option=Client.write_option(last_update_time=snap.update_time), timeout=self.timeout_s)
                     return True
                 except (gex.FailedPrecondition, gex.Aborted):
                     if time.monotonic() > deadline:
@@ -107,8 +113,7 @@ class FirestoreAlertLog:
                     time.sleep(0.02)
 
     def set_delivery(self, key: str, channel: str, result: dict) -> None:
-        if not channel or not set(channel) <= _CHANNEL_OK:
-            raise ValueError(f"channel names are lower-case identifiers, got {channel!r}")
+        _check_channel(channel)
         with self._errors(f"recording {channel} delivery of {key!r:.80}"):
             self._col().document(doc_id(key)).set(
                 {"delivery": {channel: json.dumps(result, default=str, sort_keys=True)}}, merge=True,
@@ -147,6 +152,12 @@ class FirestoreAlertLog:
             snap = self._col().document(doc_id(key)).get(timeout=self.timeout_s)
         d = snap.to_dict() if snap.exists else None
         return _entry(d) if d and d.get("userId") == user_id else None
+
+
+def _check_channel(channel: str) -> None:
+    # channels become field paths (delivery.<channel>): plain identifiers only
+    if not channel or not set(channel) <= _CHANNEL_OK:
+        raise ValueError(f"channel names are lower-case identifiers, got {channel!r}")
 
 
 def _entry(d: dict) -> dict:

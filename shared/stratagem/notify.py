@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Protocol
 
 
@@ -64,8 +65,11 @@ class AlertLog(Protocol):
     :class:`stratagem.alertlog_firestore.FirestoreAlertLog` (Google Cloud).
     """
 
-    def add(self, user_id: str, alert: dict) -> bool:
-        """Record ``alert`` once per ``dedup_key``; False if it was already logged."""
+    def add(self, user_id: str, alert: dict, *, sending: Sequence[str] = ()) -> bool:
+        """Record ``alert`` once per ``dedup_key``; False if it was already logged.
+
+        ``sending`` channels are marked ``{"status": "sending", "at": ms}`` in the same write, so
+        a concurrent duplicate that finds the entry also finds every channel claimed."""
         ...
 
     def set_delivery(self, key: str, channel: str, result: dict) -> None:
@@ -117,14 +121,15 @@ class MemoryAlertLog:
         self._early: dict[str, dict] = {}  # deliveries recorded before the entry itself
         self._lock = threading.Lock()
 
-    def add(self, user_id: str, alert: dict) -> bool:
+    def add(self, user_id: str, alert: dict, *, sending: Sequence[str] = ()) -> bool:
         """Record once per dedup key; False if already there."""
         with self._lock:
             key = alert["dedup_key"]
             if key in self.entries:
                 return False
-            self.entries[key] = {**alert, "user_id": user_id, "created_at": round(self.clock() * 1000),
-                                 "delivery": self._early.pop(key, {})}
+            now = round(self.clock() * 1000)
+            delivery = {**{ch: {"status": "sending", "at": now} for ch in sending}, **self._early.pop(key, {})}
+            self.entries[key] = {**alert, "user_id": user_id, "created_at": now, "delivery": delivery}
             return True
 
     def set_delivery(self, key: str, channel: str, result: dict) -> None:

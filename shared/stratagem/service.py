@@ -398,31 +398,34 @@ def handle_notify(svc: Services, msg: dict, event_id: str = "") -> None:
     """Notification: record the alert once in the alert log, deliver on every channel,
     record each channel's outcome (a failed channel never loses the alert).
 
-    A duplicate delivery (Pub/Sub redelivers after a crash or a missed ack) sends only on the
-    channels with no recorded outcome: each channel is marked ``sending`` before its send, so a
-    concurrent duplicate skips it, and a mark older than :data:`NOTIFY_STALE_SENDING_S` (the
-    process died mid-send) is retried. So nothing is lost, and nothing is sent twice short of
-    a crash between a send and its record."""
+    The call that logs the alert claims every channel (``sending``) in the same write, so a
+    concurrent duplicate delivery finds them all claimed and sends nothing. A later duplicate
+    (Pub/Sub redelivers after a crash or a missed ack) sends only on channels with no recorded
+    outcome whose ``sending`` mark is older than :data:`NOTIFY_STALE_SENDING_S` (the process died
+    mid-send). So nothing is lost, and nothing is sent twice short of a crash between a send and
+    its record (or two redeliveries racing on the same stale mark)."""
     import time
 
     alert, user = msg["alert"], msg["user_id"]
     log_ = svc.alert_log
     key = alert["dedup_key"]
-    done: dict = {}
-    if log_ is not None and not log_.add(user, alert):
+    channels = [n.channel for n in svc.notifiers]
+    todo = set(channels)
+    if log_ is not None and not log_.add(user, alert, sending=channels):
         entry = log_.get(user, key)
         if entry is None:
             return  # logged for another user: a forged or corrupt message, nothing of this user's to send
-        now_ms = int(time.time() * 1000)
-        done = {ch: r for ch, r in entry.get("delivery", {}).items()
+        now_ms = int(getattr(log_, "clock", time.time)() * 1000)  # the clock that stamped the claims
+        done = {ch for ch, r in entry.get("delivery", {}).items()
                 if r.get("status") != "sending" or now_ms - int(r.get("at", 0)) < NOTIFY_STALE_SENDING_S * 1000}
-        if all(n.channel in done for n in svc.notifiers):
-            return  # this alert was already logged and delivered
+        todo -= done
+        if not todo:
+            return  # this alert was already logged and delivered (or is being delivered)
+        for ch in todo:  # re-claim the channels of the crashed attempt
+            log_.set_delivery(key, ch, {"status": "sending", "at": now_ms})
     for n in svc.notifiers:
-        if n.channel in done:
+        if n.channel not in todo:
             continue
-        if log_ is not None:
-            log_.set_delivery(key, n.channel, {"status": "sending", "at": int(time.time() * 1000)})
         try:
             result = n.send(user, alert)
         except Exception as exc:  # noqa: BLE001 - recorded; the alert stays in the log

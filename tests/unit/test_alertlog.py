@@ -127,3 +127,17 @@ def test_sqlite_log_survives_reopening(tmp_path):
     again = SqliteAlertLog(path)
     assert again.add("alice", make()) is False
     assert again.list("alice")[0]["delivery"] == {"file": {"status": "sent"}}
+
+
+def test_add_claims_channels_in_the_same_write(alert_log):
+    a = make()
+    early = make(symbol="MSFT")
+    alert_log.set_delivery(early["dedup_key"], "console", {"status": "sent"})  # reported before the entry
+    assert alert_log.add("alice", a, sending=["console", "telegram"]) is True
+    assert alert_log.add("alice", early, sending=["console", "telegram"]) is True
+    d = alert_log.get("alice", a["dedup_key"])["delivery"]
+    assert d["console"]["status"] == d["telegram"]["status"] == "sending" and isinstance(d["console"]["at"], int)
+    d = alert_log.get("alice", early["dedup_key"])["delivery"]
+    assert d["console"] == {"status": "sent"} and d["telegram"]["status"] == "sending"
+    assert alert_log.add("alice", a, sending=["file"]) is False  # a duplicate claims nothing
+    assert "file" not in alert_log.get("alice", a["dedup_key"])["delivery"]
