@@ -196,7 +196,7 @@ def test_a_pubsub_push_body_reaches_a_cloud_event_entry_point(monkeypatch):
 
     ok = messages.make("stratagem.alert.v1", alert={"symbol": "AAPL"}, user_id="alice")
     assert push(ok, "m-1") == 200
-    assert seen == [(ok, "m-1")]
+    assert seen == [(ok, "notify/m-1@2024-01-02T03:04:05Z")]  # duplicate key: function/messageId@publishTime
     assert push(b"not json", "m-2") == 200 and len(seen) == 1  # malformed: acknowledged, never retried
     failing = messages.make("stratagem.alert.v1", alert={"fail": True}, user_id="alice")
     assert push(failing, "m-3") >= 500  # transient: nack -> retry -> dead letter
