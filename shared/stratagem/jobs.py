@@ -77,6 +77,11 @@ class JobStore(Protocol):
         redone by Pub/Sub's retry instead of being taken for a duplicate)."""
         ...
 
+    def release_event(self, event_id: str) -> None:
+        """Forget a recorded event id (a claim whose effect could not be carried out, e.g. an
+        alert claimed and then refused by Pub/Sub: released, a re-evaluation publishes it)."""
+        ...
+
 
 class MemoryJobStore:
     """Thread-safe in-memory jobs (embedded default and test fake)."""
@@ -150,3 +155,7 @@ class MemoryJobStore:
     def seen_event(self, event_id: str) -> bool:
         with self._lock:
             return event_id in self._events
+
+    def release_event(self, event_id: str) -> None:
+        with self._lock:
+            self._events.discard(event_id)

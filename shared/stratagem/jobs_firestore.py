@@ -297,3 +297,11 @@ class FirestoreJobStore(FirestoreBackend):
             raise BadInput(f"event id must be a non-empty string, got {event_id!r}")
         with self._errors(f"reading event {event_id!r:.80}"):
             return bool(self._get(self.collection("events").document(doc_id(event_id))).exists)
+
+    def release_event(self, event_id: str) -> None:
+        """Delete ``events/{id}`` (no error when it is already gone)."""
+        if not isinstance(event_id, str) or not event_id:
+            raise BadInput(f"event id must be a non-empty string, got {event_id!r}")
+        with self._errors(f"releasing event {event_id!r:.80}"):
+            self.collection("events").document(doc_id(event_id)).delete(retry=self._retry(write=True),
+                                                                        timeout=self.timeout_s)

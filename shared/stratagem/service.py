@@ -342,9 +342,22 @@ class _JobsDeduper:
 
 
 def _publish_alerts(svc: Services, fired: list[tuple[Any, dict]]) -> list[dict]:
-    """Publish each fired ``(strategy record, alert)`` to the alerts topic (the notify function)."""
-    for rec, alert in fired:
-        svc.bus.publish(TOPICS["alerts"], messages.make("stratagem.alert.v1", alert=alert, user_id=rec.user_id))
+    """Publish each fired ``(strategy record, alert)`` to the alerts topic (the notify function).
+
+    Each alert was claimed when it fired. When Pub/Sub refuses one, the claims of it and of the
+    alerts after it are released before the error propagates (the delivery is retried, the sweep
+    cursor stays put), so a re-evaluation publishes them instead of finding them claimed: the
+    alert is delayed, never lost."""
+    for i, (rec, alert) in enumerate(fired):
+        try:
+            svc.bus.publish(TOPICS["alerts"], messages.make("stratagem.alert.v1", alert=alert, user_id=rec.user_id))
+        except InfraUnavailable:
+            for _, unsent in fired[i:]:
+                try:
+                    svc.jobs.release_event("alert:" + unsent["dedup_key"])
+                except StratagemError:  # the store is down too: this alert stays claimed (logged)
+                    log.error("alert %s could not be published nor released", unsent["dedup_key"])
+            raise
     return [a for _, a in fired]
 
 
