@@ -7,7 +7,8 @@ A Cloud Run service (Cloud Functions cannot hold sockets), an asyncio server on 
   or Firebase ID token in the upgrade request's ``Authorization: Bearer ...`` (or
   ``X-API-Key``) header, or - browsers cannot set headers on a WebSocket - in a first message
   ``{"type": "auth", "token": "...", "since": ...}`` sent within :data:`AUTH_TIMEOUT_S`. Bad or
-  missing credentials close the connection with code 4401 and a reason saying what to send.
+  missing credentials close the connection with code 4401 and a reason saying what to send;
+  more than :data:`MAX_CONNECTIONS_PER_USER` sockets of one user close with 4429.
 * The server answers ``{"type": "welcome", "user": ...}`` and then pushes
   ``{"type": "alert", "alert": {...}}`` for each of that user's alerts, exactly once per
   connection (keyed by the alert's ``dedup_key``).
@@ -58,6 +59,8 @@ MAX_CATCH_UP = 1000
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_MESSAGE = 4400
 CLOSE_AUTH_TIMEOUT = 4408
+CLOSE_TOO_MANY = 4429
+MAX_CONNECTIONS_PER_USER = 20  # browser tabs and devices; more is a leak or abuse
 _SENT_KEYS_KEPT = 10_000  # per connection: enough to dedupe a catch-up against the live stream
 
 
@@ -84,10 +87,12 @@ class _Conn:
 class Gateway:
     """Holds open connections per user and fans alerts out to them (one event loop)."""
 
-    def __init__(self, auth: Any, alert_log: Any = None, *, auth_timeout_s: float = AUTH_TIMEOUT_S) -> None:
+    def __init__(self, auth: Any, alert_log: Any = None, *, auth_timeout_s: float = AUTH_TIMEOUT_S,
+                 max_connections_per_user: int = MAX_CONNECTIONS_PER_USER) -> None:
         self.auth = auth
         self.alert_log = alert_log
         self.auth_timeout_s = auth_timeout_s
+        self.max_connections_per_user = max_connections_per_user
         self.conns: dict[str, set[_Conn]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.delivered = 0  # alerts pushed (counting each connection), for tests and health
@@ -162,6 +167,10 @@ class Gateway:
             user = await self._identify(ws, {"Authorization": f"Bearer {token}"})
             since = first.get("since", since)
         if user is None:
+            return
+        if len(self.conns.get(user, ())) >= self.max_connections_per_user:
+            await ws.close(CLOSE_TOO_MANY, f"too many connections: at most {self.max_connections_per_user} per user; "
+                                           "close another tab or device")
             return
         c = _Conn(ws, user)
         self.conns.setdefault(user, set()).add(c)

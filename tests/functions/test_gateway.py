@@ -16,6 +16,7 @@ from stratagem.api import ApiKeyAuth
 from stratagem.bus import InProcessBus
 from stratagem.gateway import (
     CLOSE_AUTH_TIMEOUT,
+    CLOSE_TOO_MANY,
     CLOSE_UNAUTHORIZED,
     Gateway,
     LogPollSource,
@@ -210,4 +211,29 @@ def test_log_poll_source_feeds_alerts_logged_by_another_process(tmp_path):
             await asyncio.to_thread(source.poll_once)  # the same entry again: not re-sent
             assert alerts_of(await drain(ws)) == [a["dedup_key"]]
             await ws.close()
+    asyncio.run(main())
+
+
+def test_too_many_sockets_of_one_user_are_refused(tmp_path):
+    async def main():
+        async with World(tmp_path) as w:
+            w.gw.max_connections_per_user = 2
+            keep = [await connect(w.url, additional_headers={"X-API-Key": "ka"}) for _ in range(2)]
+            for ws in keep:
+                await ws.recv()
+            extra = await connect(w.url, additional_headers={"X-API-Key": "ka"})
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(extra.recv(), 5)
+            assert extra.close_code == CLOSE_TOO_MANY and "at most 2 per user" in extra.close_reason
+            bob = await connect(w.url, additional_headers={"X-API-Key": "kb"})  # other users are not affected
+            assert json.loads(await bob.recv())["type"] == "welcome"
+            await keep[0].close()
+            for _ in range(100):  # the closed socket is unregistered
+                if len(w.gw.conns["alice"]) < 2:
+                    break
+                await asyncio.sleep(0.01)
+            again = await connect(w.url, additional_headers={"X-API-Key": "ka"})
+            assert json.loads(await again.recv())["type"] == "welcome"
+            for ws in (keep[1], bob, again):
+                await ws.close()
     asyncio.run(main())
