@@ -201,3 +201,25 @@ def test_a_strategy_that_cannot_load_does_not_hold_back_the_others(svc, market):
     assert [(a["strategy_id"], a["symbol"]) for a in alerts(svc)] == [(good.id, "AAPL")]
     assert [s["strategy_id"] for s in svc.alert_runner.skipped] == [bad.id]
     assert "ZeroDivisionError" in svc.alert_runner.skipped[0]["error"]
+
+
+def test_the_sweep_loops_once_a_second_and_picks_up_bars_arriving_meanwhile(svc, market):
+    from stratagem import alerting
+
+    rec = svc.store.create("bob", name="always", code="def classify_symbol(s):\n    return True\n")
+    svc.store.set_alert("bob", rec.id, True, ["IBM"])
+    d0 = dataset_last_day(market, "IBM") + 3
+    now = [100.0]
+    published: list = []
+
+    def sleep(seconds: float) -> None:  # a fake clock: no wall-clock time in this test
+        now[0] += seconds
+        if len(published) == 0:
+            svc.live_bars.put([px("IBM", d0, 150.0)])  # arrives during the first second
+
+    out = alerting.sweep(svc, 2, published.append, sleep=sleep, clock=lambda: now[0])
+    assert out["passes"] == 3 and out["bars"] == 1 and now[0] == 102.0
+    assert [[(r.id, a["symbol"], a["date"]) for r, a in fired] for fired in published] == [
+        [(rec.id, "IBM", "2013-03-04")]]
+    with pytest.raises(messages.MalformedMessage, match="sweep_seconds must be between 0 and 540"):
+        alerting.sweep(svc, 541)
