@@ -15,7 +15,10 @@ def _get_api():
 
         settings = Settings.from_env()
         auth = ApiKeyAuth(settings.api_keys) if settings.api_keys else FirebaseAuth(settings.gcp_project)
-        _api = Api(services(), auth)
+        from stratagem.telegram_webhook import chat_directory
+
+        # link codes need only the shared chat directory (the API holds no bot token)
+        _api = Api(services(), auth, chats=chat_directory(settings))
     return _api
 
 

@@ -60,15 +60,11 @@ def build(settings: Settings) -> Any:
 
     notifiers: list = [ConsoleNotifier(), FileNotifier(settings.home / "alerts.jsonl")]
     if settings.telegram_token:
-        from .telegram import ChatDirectory, TelegramNotifier
+        from .telegram import TelegramNotifier
+        from .telegram_webhook import chat_directory
 
-        if settings.backend == "gcp":  # shared by the API, webhook and notify instances
-            from .telegram_firestore import FirestoreChatDirectory
-
-            chats: Any = FirestoreChatDirectory(project=settings.gcp_project)
-        else:
-            chats = ChatDirectory(settings.home / "telegram_chats.json")
-        notifiers.append(TelegramNotifier(settings.telegram_token, chats, base_url=settings.telegram_base_url))
+        notifiers.append(TelegramNotifier(settings.telegram_token, chat_directory(settings),
+                                          base_url=settings.telegram_base_url))
     svc = Services(store=store, jobs=jobs, bus=bus, market=market,
                    sandbox_factory=lambda: Sandbox(market.path, settings.sandbox, settings.workers),
                    generator_factory=generator, alert_log=alert_log, notifiers=notifiers, live_bars=live_bars)

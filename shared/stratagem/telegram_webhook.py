@@ -106,18 +106,25 @@ def register_webhook(token: str, url: str, secret: str, *, base_url: str | None 
     return asyncio.run(go())
 
 
-def build_webhook(settings: Any) -> TelegramWebhook:
-    """The webhook for ``settings``: the chat directory of the backend (Firestore on Google
-    Cloud, the JSON file under the home locally), answering chats through the bot when a token
-    is configured."""
-    from .telegram import ChatDirectory, TelegramNotifier
+def chat_directory(settings: Any) -> Any:
+    """The backend's Telegram chat directory: Firestore on Google Cloud (shared by the API, the
+    webhook and notify instances), the JSON file under the home locally. No client is created
+    before first use."""
+    from .telegram import ChatDirectory
 
     if settings.backend == "gcp":
         from .telegram_firestore import FirestoreChatDirectory
 
-        directory: Any = FirestoreChatDirectory(project=settings.gcp_project)
-    else:
-        directory = ChatDirectory(settings.home / "telegram_chats.json")
+        return FirestoreChatDirectory(project=settings.gcp_project)
+    return ChatDirectory(settings.home / "telegram_chats.json")
+
+
+def build_webhook(settings: Any) -> TelegramWebhook:
+    """The webhook for ``settings``: the backend's chat directory, answering chats through the
+    bot when a token is configured."""
+    from .telegram import TelegramNotifier
+
+    directory = chat_directory(settings)
     if settings.telegram_token:  # installs itself as the directory's responder
         TelegramNotifier(settings.telegram_token, directory, base_url=settings.telegram_base_url)
     return TelegramWebhook(settings.telegram_webhook_secret, directory)

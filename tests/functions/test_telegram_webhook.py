@@ -143,3 +143,18 @@ def test_register_webhook_calls_set_webhook(bot_api):
     assert json.loads(params["allowed_updates"]) == ["message"]
     with pytest.raises(Exception, match="https://"):
         register_webhook(TOKEN, "http://example.test/hook", SECRET, base_url=bot_api.base_url)
+
+
+def test_a_code_from_the_api_function_is_redeemed_by_the_webhook_function(home, bot_api, monkeypatch):
+    from stratagem import factory
+
+    monkeypatch.setenv("STRATAGEM_API_KEYS", "ka:alice")
+    monkeypatch.setattr(factory, "_services", None)  # built from this test's environment
+    api = create_app(target="api", source=str(ROOT / "api" / "main.py"), signature_type="http").test_client()
+    r = api.post("/api/createTelegramLink", json={}, headers={"Authorization": "Bearer ka"})
+    assert r.status_code == 200, r.get_json()
+    send = r.get_json()["send"]
+    r = post(app().test_client(), start_update(6060, send))
+    assert r.get_json()["linked"] is True
+    assert ChatDirectory(home / "telegram_chats.json").chat_for("alice") == 6060
+    monkeypatch.setattr(factory, "_services", None)
