@@ -116,7 +116,7 @@ def build_datasets(n_symbols: int, history: int, seconds: int, cache: Path) -> t
 
 
 def run_variant(kind: str, cut: MarketData, full: MarketData, codes: list[tuple[str, str]], seconds: int,
-                workers: int, budget: float) -> dict:
+                workers: int, budget: float, parallel: int | None = None) -> dict:
     symbols = cut.symbols
     live_days = [int(d) for d in full.calendar()[-seconds:]]
     sessions = history_bars(full, symbols, live_days[0], live_days[-1])
@@ -142,6 +142,7 @@ def run_variant(kind: str, cut: MarketData, full: MarketData, codes: list[tuple[
     if kind == "live":
         from stratagem import alerting
 
+        alerting.runner(svc).parallel = parallel
         alerting.runner(svc).evaluate(svc, [(int(cut.calendar()[-1]), symbols[0])])
     sandbox.wait_ready()
     warmup = time.perf_counter() - t
@@ -223,6 +224,8 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=1.5,
                     help="stop a variant that is still busy after budget x seconds (it did not keep up)")
     ap.add_argument("--variants", default="live,naive")
+    ap.add_argument("--parallel", type=int, default=None,
+                    help="strategies the live path evaluates at once (default: the sandbox workers)")
     ap.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "stratagem-bench")
     ap.add_argument("--out", type=Path, default=HERE / "results-alerts.json")
     args = ap.parse_args()
@@ -234,7 +237,7 @@ def main() -> int:
     results = []
     for kind in args.variants.split(","):
         print(f"running {kind} ...", file=sys.stderr)
-        results.append(run_variant(kind, cut, full, codes, args.seconds, args.workers, args.budget))
+        results.append(run_variant(kind, cut, full, codes, args.seconds, args.workers, args.budget, args.parallel))
     both = [r for r in results]
     if len(both) == 2:
         handled = min(r["ticks_handled"] for r in both)

@@ -80,6 +80,8 @@ class AlertRunner:
         self._lock = threading.Lock()
         self.evaluations = 0  # sandbox calls made (for tests and the benchmark)
         self.skipped: list[dict] = []  # strategies that failed to load, most recent last (bounded)
+        # Strategies evaluated at once (each in its own worker process); None: the sandbox's workers.
+        self.parallel: int | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -136,7 +138,7 @@ class AlertRunner:
                     self.skipped.append({"strategy_id": rec.id, "version": rec.version, "error": exc.message})
                     return []
 
-            width = max(1, min(len(jobs), getattr(svc.sandbox, "workers", 2)))
+            width = max(1, min(len(jobs), self.parallel or getattr(svc.sandbox, "workers", 2)))
             if width == 1:
                 results = [run(j) for j in jobs]
             else:
