@@ -225,6 +225,20 @@ def test_overlay_bars_appear_at_their_date_and_never_before(market):
         d["close"][0] = 1.0
 
 
+def test_scan_and_sector_data_see_overlay_prices_from_their_date(market):
+    from stratagem.data.reference import ReferenceData
+
+    p = PointInTime(market, ReferenceData.load_default())
+    last = dataset_last_day(market, "IBM")
+    p.apply_overlay({"IBM": {"keep": 0, "bars": rows([bar("IBM", last + 3, close=5000.0)])}})
+    p.set_asof(last + 2)
+    assert "IBM" not in p.scan({"min_price": 1000})
+    p.set_asof(last + 3)
+    assert p.scan({"min_price": 1000}) == ["IBM"]
+    sector = p.sector("Technology", 1)
+    assert sector["IBM"]["close"][-1] == 5000.0 and sector["AAPL"]["close"][-1] < 1000
+
+
 def test_views_handed_out_never_change_when_later_bars_arrive(market):
     p = PointInTime(market)
     last = dataset_last_day(market, "GOOG")
