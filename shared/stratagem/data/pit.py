@@ -147,11 +147,13 @@ class PointInTime:
             a, b = self._ranges.get(sym, (0, 0))
             last = int(self._dates[b - 1]) if b > a else None
             rows = [r for r in rows if last is None or r[0] > last]
-            kept = old.rows[:keep] if old is not None else []
+            kept = (old.rows if keep == len(old.rows) else old.rows[:keep]) if old is not None else []
             # Only the new rows and their seam need checking: the kept ones were checked before.
-            if any(rows[i][0] <= (rows[i - 1][0] if i else (kept[-1][0] if kept else -(1 << 62)))
-                   for i in range(len(rows))):
-                raise DataError(f"overlay bars of {sym} must have strictly increasing dates")
+            prev = kept[-1][0] if kept else None
+            for r in rows:
+                if prev is not None and r[0] <= prev:
+                    raise DataError(f"overlay bars of {sym} must have strictly increasing dates")
+                prev = r[0]
             if old is not None and keep == len(old.rows) and old.append(rows):
                 continue  # the common live case: new bars after the old ones, written in place
             merged = kept + rows
@@ -442,6 +444,13 @@ class _Overlay:
 
     def _write(self, at: int, rows: list[tuple]) -> None:
         if not rows or self.bufs is None:
+            return
+        if len(rows) <= 4:  # the live case, one new bar: scalar stores beat building arrays
+            b = self.bufs
+            ts, o, h, lo, c, v = b["timestamps"], b["open"], b["high"], b["low"], b["close"], b["volume"]
+            for i, r in enumerate(rows, start=self.n_hist + at):
+                ts[i] = r[0] * 86_400_000
+                o[i], h[i], lo[i], c[i], v[i] = r[1], r[2], r[3], r[4], r[5]
             return
         arr = np.array(rows, dtype=np.float64).reshape(len(rows), 6)
         i, j = self.n_hist + at, self.n_hist + at + len(rows)
