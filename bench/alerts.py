@@ -75,10 +75,10 @@ def strategies(n: int) -> list[tuple[str, str]]:
         variant = k // len(FAMILIES)
         src = (HERE / "strategies" / fname).read_text()
         if const is not None:
-            m = re.search(rf"^{const} = ([0-9.]+)$", src, re.M)
+            m = re.search(rf"^{const} = ([0-9.]+)$", src, re.MULTILINE)
             assert m, (fname, const)
             v = float(m.group(1)) * (1 + 0.05 * variant)
-            v = int(round(v)) if const == "FAST" else round(v, 4)
+            v = round(v) if const == "FAST" else round(v, 4)
             src = src.replace(m.group(0), f"{const} = {v}")
         else:
             src += f"\n# variant {variant}\n"

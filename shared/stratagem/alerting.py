@@ -51,7 +51,7 @@ def live_store(svc: Any) -> live.LiveBarStore:
     return svc.live_bars
 
 
-def runner(svc: Any) -> "AlertRunner":
+def runner(svc: Any) -> AlertRunner:
     """The services' warm :class:`AlertRunner` (created on first use, kept for the instance's life)."""
     if getattr(svc, "alert_runner", None) is None:
         svc.alert_runner = AlertRunner()

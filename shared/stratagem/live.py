@@ -103,7 +103,7 @@ class Bar:
         return out
 
     @classmethod
-    def from_message(cls, d: dict) -> "Bar":
+    def from_message(cls, d: dict) -> Bar:
         """A bar from a validated ``stratagem.bars.v1`` entry (``time`` or legacy ``day``)."""
         adj = d.get("adj_close")
         return cls(symbol=d["symbol"].strip().upper(), day=messages.bar_day(d), open=float(d["open"]),
@@ -221,7 +221,7 @@ class SQLiteLiveBars:
             """)
 
     @classmethod
-    def in_home(cls, home: Path | str) -> "SQLiteLiveBars":
+    def in_home(cls, home: Path | str) -> SQLiteLiveBars:
         return cls(Path(home) / cls.FILE)
 
     def _connect(self) -> sqlite3.Connection:

@@ -80,7 +80,7 @@ def test_several_clients_store_each_bar_once_and_the_cursor_sees_all(firestore_e
     shared = [results[k][0::2] for k in range(4)]
     assert sum(s.count("new") for s in shared) == 3  # each shared bar stored by exactly one client
     assert all(results[k][1::2] == ["new"] * 3 for k in range(4))
-    got, cursor = clients[0].since(0)
+    got, _ = clients[0].since(0)
     assert len(got) == 15 and len({b.key for b in got}) == 15
     seqs_seen = clients[1].since(0, limit=7)
     assert len(seqs_seen[0]) == 7 and clients[1].since(seqs_seen[1])[0] == got[7:]

@@ -346,7 +346,7 @@ def test_the_overlay_travels_to_the_worker_and_survives_a_new_worker(sandbox, ma
     b1, b2 = bar("MSFT", last + 3, close=40.0), bar("MSFT", last + 4, close=41.0)
     with sandbox.session(PEEK) as sess:
         out = sess.evaluate([(last, "MSFT"), (last + 3, "MSFT")], overlay={"MSFT": rows([b1])})
-        (s0, d0, score0, v0), (s1, d1, score1, v1) = out.signals
+        (_, d0, score0, v0), (_, d1, score1, v1) = out.signals
         assert d0 == last and score0 == float(market.columns["close"][market.range("MSFT")[1] - 1])
         assert d1 == last + 3 and score1 == 40.0 and v1["multi"] == 40.0 and v1["n"] == 3
         assert v0["wrote"] == v1["wrote"] == 0  # read-only views, in the sandbox too
