@@ -223,3 +223,43 @@ def test_the_sweep_loops_once_a_second_and_picks_up_bars_arriving_meanwhile(svc,
         [(rec.id, "IBM", "2013-03-04")]]
     with pytest.raises(messages.MalformedMessage, match="sweep_seconds must be between 0 and 540"):
         alerting.sweep(svc, 541)
+
+
+def test_two_instances_racing_on_the_same_bars_fire_each_alert_once(sandbox, market):
+    """Two function instances (own warm engines, own live stores: say the bars function and a
+    sweep) evaluate the same bars at the same time; the shared claim lets one alert through."""
+    import threading
+
+    from stratagem.service import handle_alert_bars
+
+    store, jobs = MemoryStore(), MemoryJobStore()
+    rec = store.create("alice", name="always", code="def classify_symbol(s):\n    return True\n")
+    store.set_alert("alice", rec.id, True, None)
+    instances = [Services(store=store, jobs=jobs, bus=InProcessBus(), market=market, sandbox_factory=lambda: sandbox,
+                          live_bars=MemoryLiveBars()) for _ in range(2)]
+    d0 = dataset_last_day(market, "AAPL") + 3
+    msgs = [bars_message([px(s, d0 + i, 100.0 + i) for s in ("AAPL", "IBM", "MSFT")]) for i in range(4)]
+    barrier = threading.Barrier(2)
+    errors: list = []
+
+    def run(k: int) -> None:
+        try:
+            barrier.wait()
+            for i, m in enumerate(msgs):
+                handle_alert_bars(instances[k], m, f"instance{k}-{i}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert not errors, errors
+        fired = [a["dedup_key"] for svc in instances for a in alerts(svc)]
+        assert sorted(fired) == sorted({f"{rec.id}:1:{s}:{d0 + i}" for s in ("AAPL", "IBM", "MSFT") for i in range(4)})
+    finally:
+        for svc in instances:
+            if svc.alert_runner is not None:
+                svc.alert_runner.close()
