@@ -5,6 +5,7 @@ strategy a client created listed exactly once."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -17,9 +18,12 @@ def test_ten_clients_for_ten_seconds(tmp_path):
 
     r = load.run_load(clients=10, seconds=10, mode="embedded", home=tmp_path)
     print(load.markdown(r))
+    why = json.dumps({k: r[k] for k in ("total", "jobs", "strategies_created", "listed_exactly_once",
+                                         "client_problems", "error_examples")}, default=str)[:4000]
     assert r["mode"] == "local"
-    assert r["total"]["errors"] == 0, r["error_examples"]
-    assert r["client_problems"] == [] and r["listed_exactly_once"]
-    assert r["strategies_created"] >= 10  # at least one per client
-    assert r["jobs"]["failed"] == 0 and r["jobs"]["timed_out"] == 0 and r["jobs"]["done"] >= r["strategies_created"]
+    assert r["total"]["errors"] == 0, why
+    assert r["client_problems"] == [] and r["listed_exactly_once"], why
+    assert r["strategies_created"] >= 10, why  # at least one per client
+    assert r["jobs"]["failed"] == 0 and r["jobs"]["timed_out"] == 0, why
+    assert r["jobs"]["done"] >= r["strategies_created"], why
     assert {"createStrategyFromPrompt", "getStrategies", "runBacktest", "runUnifiedStrategy"} <= set(r["endpoints"])

@@ -27,6 +27,11 @@ def classify_symbol(symbol):
 """
 
 
+# ~3x slower per call: every worker flushes partial results (every 256 calls once 0.2 s passed)
+# long before the plan ends, even on a fast machine, so each fresh worker is killed in turn.
+SLOWER_CODE = CODE.replace("range(1500)", "range(4500)")
+
+
 @pytest.fixture
 def items(market) -> list[tuple[int, str]]:
     plan = trading_days(market, market.symbols, 14610, 15339)  # 2010-2011, every symbol
@@ -34,12 +39,15 @@ def items(market) -> list[tuple[int, str]]:
 
 
 def test_worker_sigkilled_mid_run(sandbox, items):
-    with sandbox.session(CODE) as sess:
+    # the slower strategy leaves a second or more of work after the first flush, so the kill
+    # lands before the worker could finish (even if this thread is descheduled for a while)
+    items = items[:1200]
+    with sandbox.session(SLOWER_CODE) as sess:
         reference = sess.evaluate(items)
     assert reference.errors == [] and reference.evaluated == len(items) and reference.signals
 
     killed: list[int] = []
-    with sandbox.session(CODE) as sess:
+    with sandbox.session(SLOWER_CODE) as sess:
         def tick(n: int) -> None:
             # first partial result: the worker is mid-run; kill it from outside, once
             if not killed and sess.worker is not None:
@@ -67,7 +75,7 @@ def test_every_worker_killed_stops_after_max_restarts(sandbox, items):
     from stratagem.sandbox.pool import MAX_RESTARTS
 
     kills: list[int] = []
-    with sandbox.session(CODE) as sess:
+    with sandbox.session(SLOWER_CODE) as sess:
         def tick(n: int) -> None:
             if sess.worker is not None and sess.worker.pid not in kills:
                 kills.append(sess.worker.pid)
