@@ -57,7 +57,7 @@ def race(n, work):
 
 def test_a_job_round_trips(jobs):
     port = [name for name in vars(JobStore) if not name.startswith("_")]
-    assert len(port) == 8 and all(callable(getattr(jobs, name)) for name in port)  # not runtime_checkable
+    assert len(port) == 10 and all(callable(getattr(jobs, name)) for name in port)  # not runtime_checkable
     job = jobs.create(Job(new_job_id(), "alice", "backtest", shards=2, params={"symbols": ["A"], "w": [[1, 2]]}))
     got = jobs.get("alice", job.id)
     assert got == job and got.status == "queued" and got.params == {"symbols": ["A"], "w": [[1, 2]]}
