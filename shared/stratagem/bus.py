@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -37,6 +38,9 @@ class InProcessBus:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self._n = 0
+        # Message ids unique across bus instances (as Pub/Sub's are): event ids are recorded in a
+        # job store that several in-process buses (function instances) may share.
+        self._prefix = f"local-{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()
 
     def subscribe(self, topic: str, handler: Handler) -> None:
@@ -46,7 +50,7 @@ class InProcessBus:
         messages.encode(message)  # validates and checks size exactly as the real bus would
         with self._lock:
             self._n += 1
-            mid = f"local-{self._n}"
+            mid = f"{self._prefix}-{self._n}"
         self.published.append((topic, message, mid))
         for h in list(self.handlers.get(topic, [])):
             self._deliver(topic, h, message, mid)

@@ -56,6 +56,7 @@ def build(settings: Settings) -> Any:
 
         return make_generator(settings)
 
+    from .cache import LayeredCache, MemoryCache, RedisCache
     from .notify import ConsoleNotifier, FileNotifier
 
     notifiers: list = [ConsoleNotifier(), FileNotifier(settings.home / "alerts.jsonl")]
@@ -67,7 +68,9 @@ def build(settings: Settings) -> Any:
                                           base_url=settings.telegram_base_url))
     svc = Services(store=store, jobs=jobs, bus=bus, market=market,
                    sandbox_factory=lambda: Sandbox(market.path, settings.sandbox, settings.workers),
-                   generator_factory=generator, alert_log=alert_log, notifiers=notifiers, live_bars=live_bars)
+                   generator_factory=generator, alert_log=alert_log, notifiers=notifiers, live_bars=live_bars,
+                   # Memory layer per Services (a function instance), Redis shared by all of them.
+                   cache=LayeredCache(MemoryCache(), RedisCache(settings.redis_url) if settings.redis_url else None))
     if settings.backend != "gcp":
         wire_in_process(svc)
     return svc

@@ -53,6 +53,9 @@ class Services:
     # (stratagem.alerting.AlertRunner, kept for the life of the function instance).
     live_bars: Any = None
     alert_runner: Any = field(default=None, repr=False)
+    # Result cache shared by every function instance (stratagem.cache.LayeredCache: memory, then
+    # Redis when configured; a Redis outage degrades to memory with one warning). None: no cache.
+    cache: Any = None
     _sandbox: Sandbox | None = field(default=None, repr=False)
 
     @property
@@ -91,6 +94,42 @@ def submit_generate(svc: Services, user_id: str, prompt: str, strategy_id: int =
     return job
 
 
+def _cache_key(svc: Services, mode: str, user_id: str, code: str, symbols: list[str], params: dict) -> str | None:
+    """Result-cache key: strategy code, data version, universe and parameters - and the user,
+    because a result names the user's strategy (same code, another user: another entry)."""
+    if svc.cache is None:
+        return None
+    from .cache import result_key
+
+    return result_key(mode, code, svc.market.version, symbols, {**params, "user": user_id})
+
+
+def _cached_job(svc: Services, user_id: str, kind: str, params: dict) -> Job | None:
+    """A job answered from the result cache (done at once, nothing published), or None."""
+    key = params.get("cache_key")
+    if not key:
+        return None
+    try:
+        hit = svc.cache.get_json(key)
+    except Exception as exc:  # noqa: BLE001 - a damaged entry is a miss, never a failed request
+        log.warning("result cache entry %s unreadable (%s): recomputing", key[:16], exc)
+        hit = None
+    if hit is None:
+        return None
+    job = svc.jobs.create(Job(new_job_id(), user_id, kind, shards=1, params={**params, "cached": True}))
+    svc.jobs.finish(job.id, result=hit)
+    return job
+
+
+def _cache_result(svc: Services, job: Job, result: dict) -> None:
+    key = job.params.get("cache_key")
+    if key and svc.cache is not None:
+        try:
+            svc.cache.set_json(key, result)
+        except Exception as exc:  # noqa: BLE001 - the result is in the job store; the cache is optional
+            log.warning("could not cache the result of job %s: %s", job.id, exc)
+
+
 def submit_backtest(svc: Services, user_id: str, strategy_id: int, *, symbols: list[str] | None = None,
                     start: int | None = None, end: int | None = None, windows: list[int] | None = None,
                     entry: str = "close", shard_size: int = SHARD_SYMBOLS) -> Job:
@@ -99,6 +138,13 @@ def submit_backtest(svc: Services, user_id: str, strategy_id: int, *, symbols: l
     parts = _shards(spec.symbols, shard_size)
     params = {"strategy_id": rec.id, "version": rec.version, "symbols": spec.symbols, "start": spec.start,
               "end": spec.end, "windows": spec.windows, "entry": spec.entry}
+    key = _cache_key(svc, "backtest", user_id, rec.code, spec.symbols,
+                     {k: params[k] for k in ("start", "end", "windows", "entry")} | {"probe": 2, "name": rec.name})
+    if key:
+        params["cache_key"] = key
+        cached = _cached_job(svc, user_id, "backtest", params)
+        if cached is not None:
+            return cached
     job = svc.jobs.create(Job(new_job_id(), user_id, "backtest", shards=len(parts), params=params))
     for k, syms in enumerate(parts):
         _publish_or_fail(svc, job, TOPICS["backtest"], messages.make(
@@ -120,9 +166,14 @@ def submit_screen(svc: Services, user_id: str, strategy_id: int, *, symbols: lis
 
         raise BadInput("no data on or before the as-of date for the requested symbols")
     parts = _shards(syms, shard_size)
-    job = svc.jobs.create(Job(new_job_id(), user_id, "screen", shards=len(parts),
-                              params={"strategy_id": rec.id, "version": rec.version, "asof": day, "limit": limit,
-                                      "symbols": syms}))
+    params = {"strategy_id": rec.id, "version": rec.version, "asof": day, "limit": limit, "symbols": syms}
+    key = _cache_key(svc, "screen", user_id, rec.code, syms, {"asof": day, "limit": limit})
+    if key:
+        params["cache_key"] = key
+        cached = _cached_job(svc, user_id, "screen", params)
+        if cached is not None:
+            return cached
+    job = svc.jobs.create(Job(new_job_id(), user_id, "screen", shards=len(parts), params=params))
     for k, part in enumerate(parts):
         _publish_or_fail(svc, job, TOPICS["screen"], messages.make(
             "stratagem.screen_shard.v1", job_id=job.id, shard=k, shards=len(parts), user_id=user_id,
@@ -306,6 +357,7 @@ def handle_backtest_shard(svc: Services, msg: dict, event_id: str = "") -> None:
                                    strategy_info={"id": rec.id, "version": rec.version, "name": rec.name},
                                    universe_label="request", probe=2)
         svc.jobs.finish(job.id, result=result)
+        _cache_result(svc, job, result)
 
 
 @_once("screen shard")
@@ -318,16 +370,18 @@ def handle_screen_shard(svc: Services, msg: dict, event_id: str = "") -> None:
     stored = False
     if msg["shard"] not in svc.jobs.shard_results(job.id):
         rec = svc.store.get(msg["user_id"], msg["strategy_id"], msg["version"])
-        out = svc.sandbox.run(rec.code, [(msg["asof"], msg["symbols"])])
+        out = svc.sandbox.run(rec.code, [(msg["asof"], msg["symbols"])], tenant=msg["user_id"])
         stored = svc.jobs.put_shard(job.id, msg["shard"], _outcome_json(out))
     if svc.jobs.try_finalize(job.id) or (not stored and _finaliser_lost(svc, job)):
         p = job.params
         merged = _merge(svc.jobs.shard_results(job.id))
         ranked = rank_signals([{"symbol": s, "score": sc, "values": v} for s, _d, sc, v in merged.signals])
-        svc.jobs.finish(job.id, result={
+        result = {
             "asof": iso(p["asof"]), "ranked_results": ranked[:p["limit"]], "evaluated": merged.evaluated,
             "errors": [{"symbol": s, "date": iso(d), "message": m} for s, d, m in merged.errors],
-            "demo_data": merged.demo_data_used})
+            "demo_data": merged.demo_data_used}
+        svc.jobs.finish(job.id, result=result)
+        _cache_result(svc, job, result)
 
 
 # -- alerts ------------------------------------------------------------------------------------

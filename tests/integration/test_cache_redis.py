@@ -61,3 +61,40 @@ def test_memory_lru_bound():
     m.get("a")
     m.set("c", b"12345")
     assert m.get("b") is None and m.get("a") == b"12345" and m.get("c") == b"12345"
+
+
+def test_function_instances_share_job_results_through_redis(server, sandbox, market, capsys):
+    """Two function instances (own memory layers) share results through Redis; with Redis down
+    a third computes the same result itself and warns once."""
+    from stratagem.bus import InProcessBus
+    from stratagem.data.store import iso_to_day
+    from stratagem.jobs import MemoryJobStore
+    from stratagem.service import TOPICS, Services, handle_backtest_shard, submit_backtest
+    from stratagem.store import MemoryStore
+
+    url = f"redis://127.0.0.1:{server.port}/0"
+    store, jobs = MemoryStore(), MemoryJobStore()
+    code = "def classify_symbol(symbol):\n    d = get_price_data(symbol, days=2)\n    return len(d['close']) == 2 and d['close'][-1] > d['close'][-2] * 1.02\n"
+    rec = store.create("alice", name="up2", code=code)
+
+    def instance() -> tuple[Services, list]:
+        bus = InProcessBus()
+        published: list = []
+        svc = Services(store=store, jobs=jobs, bus=bus, market=market, sandbox_factory=lambda: sandbox,
+                       cache=LayeredCache(MemoryCache(), RedisCache(url, timeout_s=0.2)))
+        bus.subscribe(TOPICS["backtest"], lambda m, mid: (published.append(mid), handle_backtest_shard(svc, m, mid)))
+        return svc, published
+
+    kw = dict(start=iso_to_day("2012-01-01"), end=iso_to_day("2012-12-31"), windows=[1, 5])
+    a, pa = instance()
+    first = jobs.get("alice", submit_backtest(a, "alice", rec.id, **kw).id)
+    assert first.status == "done" and pa
+    b, pb = instance()
+    hit = jobs.get("alice", submit_backtest(b, "alice", rec.id, **kw).id)
+    assert hit.params["cached"] is True and not pb and hit.result == first.result
+    assert b.cache.hits["redis"] == 1
+    server.stop()
+    c, pc = instance()
+    again = jobs.get("alice", submit_backtest(c, "alice", rec.id, **kw).id)
+    assert pc and again.status == "done" and again.result == first.result
+    assert capsys.readouterr().err.count("Redis unavailable") == 1

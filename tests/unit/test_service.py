@@ -175,3 +175,50 @@ def test_refusal_and_exhaustion_fail_the_job_without_saving(svc):
     err = svc.jobs.get("alice", job.id).error
     assert err["code"] == "generation_failed" and len(err["details"]["attempts"]) == 3
     assert svc.store.list("alice") == []
+
+
+# -- result cache shared by the functions ---------------------------------------------------------
+def _counting(svc):
+    published: list[str] = []
+    orig = svc.bus.publish
+
+    def publish(topic, msg, *a, **kw):
+        published.append(topic)
+        return orig(topic, msg, *a, **kw)
+
+    svc.bus.publish = publish
+    return published
+
+
+def test_repeated_jobs_are_answered_from_the_result_cache(svc):
+    from stratagem.cache import LayeredCache, MemoryCache
+    from stratagem.service import submit_screen
+
+    svc.cache = LayeredCache(MemoryCache())
+    published = _counting(svc)
+    rec = svc.store.create("alice", name="up2", code=CODE)
+    kw = dict(start=iso_to_day("2012-01-01"), end=iso_to_day("2012-06-29"), windows=[1, 5])
+    first = submit_backtest(svc, "alice", rec.id, shard_size=2, **kw)
+    n_first = len(published)
+    assert n_first == 3 and not first.params.get("cached")
+    again = submit_backtest(svc, "alice", rec.id, shard_size=2, **kw)
+    assert len(published) == n_first, "a cached backtest publishes nothing"
+    assert again.params["cached"] is True and svc.jobs.get("alice", again.id).status == "done"
+    assert svc.jobs.get("alice", again.id).result == svc.jobs.get("alice", first.id).result
+    # Other parameters, a new version of the code, or another user with the same code: computed.
+    submit_backtest(svc, "alice", rec.id, shard_size=2, **{**kw, "windows": [1]})
+    assert len(published) > n_first
+    n = len(published)
+    svc.store.save("alice", rec.id, code=CODE.replace("0.02", "0.03"))
+    v2 = submit_backtest(svc, "alice", rec.id, shard_size=2, **kw)
+    assert len(published) > n and not v2.params.get("cached")
+    n = len(published)
+    bob = svc.store.create("bob", name="up2", code=CODE)
+    b = submit_backtest(svc, "bob", bob.id, shard_size=2, **kw)
+    assert len(published) > n and not b.params.get("cached")
+    assert svc.jobs.get("bob", b.id).result["strategy"]["id"] == bob.id
+    # Screens too.
+    s1 = submit_screen(svc, "alice", rec.id, limit=3)
+    n = len(published)
+    s2 = submit_screen(svc, "alice", rec.id, limit=3)
+    assert len(published) == n and svc.jobs.get("alice", s2.id).result == svc.jobs.get("alice", s1.id).result
