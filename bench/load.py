@@ -29,7 +29,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -153,10 +152,11 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_load(clients: int = 50, seconds: float = 60.0, mode: str = "auto", home: Path | None = None) -> dict:
     """Start the stack, run the clients for ``seconds``, stop the stack; the figures as a dict."""
-    from emulators.stack import Stack
     from stratagem.data.catalog import ensure_sample
     from stratagem.emulator import find_firestore_emulator, find_pubsub_emulator
     from stratagem.settings import Settings
+
+    from emulators.stack import Stack
 
     home = Path(home or tempfile.mkdtemp(prefix="stratagem-load-"))
     ensure_sample(Settings(home=home))
@@ -215,10 +215,10 @@ def markdown(r: dict) -> str:
     lines.append(f"| **all** | {t['requests']} | {t['per_second']:.1f} | {t['p50_ms']:.0f} | {t['p99_ms']:.0f} | "
                  f"{t['errors']} |")
     j = r["jobs"]
-    lines += ["", f"Jobs: {j['done']} done, {j['failed']} failed, {j['timed_out']} unfinished after "
-                  f"{JOB_TIMEOUT_S:g} s; submit-to-result p50 {r['job_p50_s']:.2f} s, p99 {r['job_p99_s']:.2f} s. "
-                  f"Strategies created: {r['strategies_created']}; each listed exactly once: "
-                  f"{'yes' if r['listed_exactly_once'] else 'NO'}."]
+    lines += ["", (f"Jobs: {j['done']} done, {j['failed']} failed, {j['timed_out']} unfinished after "
+                   f"{JOB_TIMEOUT_S:g} s; submit-to-result p50 {r['job_p50_s']:.2f} s, p99 {r['job_p99_s']:.2f} s. "
+                   f"Strategies created: {r['strategies_created']}; each listed exactly once: "
+                   f"{'yes' if r['listed_exactly_once'] else 'NO'}.")]
     if r["client_problems"]:
         lines.append("Problems: " + "; ".join(r["client_problems"][:5]))
     return "\n".join(lines)

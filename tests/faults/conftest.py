@@ -9,6 +9,7 @@ malformed, twice, out of order or poisoned. ``STRATAGEM_SLOW=1`` adds the long v
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 SLOW = os.environ.get("STRATAGEM_SLOW") == "1"
-slow = pytest.mark.skipif(not SLOW, reason="slow fault variant: set STRATAGEM_SLOW=1 to run it")
+slow_variant = pytest.mark.skipif(not SLOW, reason="slow fault variant: set STRATAGEM_SLOW=1 to run it")
 
 
 def skip_loudly(reason: str) -> None:
@@ -67,11 +68,9 @@ def valkey_factory() -> Iterator[Callable[..., Any]]:
 
     yield start
     for srv in started:
-        try:
+        with contextlib.suppress(Exception):  # a server the test SIGKILLed has nothing to stop
             if srv.is_running():
                 srv.stop()
-        except Exception:  # noqa: BLE001 - a server the test SIGKILLed
-            pass
 
 
 def kill_valkey(srv: Any) -> None:

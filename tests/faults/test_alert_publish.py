@@ -7,10 +7,7 @@ delivery, the next scheduler sweep) finds it claimed and the alert is never sent
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-
 from stratagem import messages
 from stratagem.bus import InProcessBus
 from stratagem.data.store import iso_to_day

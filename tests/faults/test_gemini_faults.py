@@ -27,15 +27,14 @@ import pytest
 pytest.importorskip("google.genai")
 localserver = pytest.importorskip("pytest_localserver.http")
 
-from werkzeug.wrappers import Request, Response  # noqa: E402
-
-from stratagem.api import Api, ApiKeyAuth  # noqa: E402
-from stratagem.bus import InProcessBus  # noqa: E402
-from stratagem.factory import wire_in_process  # noqa: E402
-from stratagem.generation.gemini import GeminiGenerator  # noqa: E402
-from stratagem.jobs import MemoryJobStore  # noqa: E402
-from stratagem.service import Services  # noqa: E402
-from stratagem.store import MemoryStore  # noqa: E402
+from stratagem.api import Api, ApiKeyAuth
+from stratagem.bus import InProcessBus
+from stratagem.factory import wire_in_process
+from stratagem.generation.gemini import GeminiGenerator
+from stratagem.jobs import MemoryJobStore
+from stratagem.service import Services
+from stratagem.store import MemoryStore
+from werkzeug.wrappers import Request, Response
 
 API_KEY = "AIzaSyFAULTS-not-a-real-key-0123456789ab"
 CODE = """\

@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 
 functions_framework = pytest.importorskip("functions_framework")
-from functions_framework import create_app  # noqa: E402
-
-from stratagem import factory, messages  # noqa: E402
-from stratagem.bus import InProcessBus  # noqa: E402
-from stratagem.data.store import iso_to_day  # noqa: E402
-from stratagem.jobs import Job, MemoryJobStore  # noqa: E402
-from stratagem.service import Services  # noqa: E402
-from stratagem.store import MemoryStore  # noqa: E402
+from functions_framework import create_app
+from stratagem import factory, messages
+from stratagem.bus import InProcessBus
+from stratagem.data.store import iso_to_day
+from stratagem.jobs import Job, MemoryJobStore
+from stratagem.service import Services
+from stratagem.store import MemoryStore
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 START, END = iso_to_day("2013-02-01"), iso_to_day("2013-02-28")

@@ -15,7 +15,6 @@ import json
 from typing import Any
 
 import pytest
-
 from stratagem.api import Api, ApiKeyAuth
 from stratagem.bus import InProcessBus
 from stratagem.data.store import iso_to_day
@@ -38,7 +37,7 @@ from stratagem.store import MemoryStore
 CODE = ("def classify_symbol(symbol):\n    d = get_price_data(symbol, days=2)\n"
         "    if len(d['close']) < 2:\n        return False\n"
         "    r = d['close'][-1] / d['close'][-2] - 1\n    return {'signal': r > 0.02, 'score': r * 100}\n")
-RANGE = dict(start=iso_to_day("2012-01-01"), end=iso_to_day("2012-12-31"))
+RANGE = {"start": iso_to_day("2012-01-01"), "end": iso_to_day("2012-12-31")}
 
 
 class FlakyJobs(MemoryJobStore):

@@ -25,7 +25,7 @@ def cli(home: Path, url: str, *args: str) -> tuple[dict, str]:
     instance would be); its JSON result and stderr."""
     env = dict(os.environ, STRATAGEM_HOME=str(home), STRATAGEM_REDIS_URL=url)
     env.pop("STRATAGEM_BACKEND", None)
-    proc = subprocess.run([sys.executable, "-m", "stratagem.cli", *args], env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "stratagem.cli", *args], env=env, capture_output=True, text=True, check=False,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout), proc.stderr
@@ -91,7 +91,7 @@ def test_redis_killed_during_a_run_then_back_in_the_same_process(settings, marke
     from importlib import resources
 
     code = resources.files("stratagem.resources.strategies").joinpath("gap_up_volume.py").read_text()
-    kw = dict(start=14610, end=15339, windows=[1, 5])  # 2010-01-01 .. 2011-12-31
+    kw = {"start": 14610, "end": 15339, "windows": [1, 5]}  # 2010-01-01 .. 2011-12-31
 
     def run() -> dict:
         kill_valkey(srv)  # mid-run: after the lookup missed, before the result is stored

@@ -11,7 +11,6 @@ result is lost or counted twice.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sys
@@ -21,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from stratagem.emulator import find_firestore_emulator, find_pubsub_emulator
 
-from .conftest import pause_group, resume_group, skip_loudly, slow, wait_for
+from .conftest import pause_group, resume_group, skip_loudly, slow_variant, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -131,20 +129,51 @@ def reference(stack: Any, strategy: int) -> dict:
     return job["result"]
 
 
+def test_reference_equals_the_single_run(reference, expected):
+    """The undisturbed job equals the single in-process run (the yardstick of every test here)."""
+    same_result(reference, expected([1, 5]))
+
+
+@pytest.fixture(scope="module")
+def expected(stack: Any, strategy: int, reference: dict, sandbox: Any, market: Any) -> Any:
+    """``expected(windows)``: the single in-process run of the stack's strategy over the same
+    symbols and dates (what a sharded job must equal). Each fault test asks for its own return
+    windows, so that its request is never answered from the result cache of an earlier one."""
+    from stratagem.data.store import iso_to_day
+    from stratagem.engines.backtest import run_backtest
+
+    rec = stack.call("/api/getStrategy", {"strategyId": strategy})[1]["strategy"]
+    done: dict[tuple[int, ...], dict] = {}
+
+    def run(windows: list[int]) -> dict:
+        key = tuple(windows)
+        if key not in done:
+            done[key] = run_backtest(sandbox, market, rec["code"], list(reference["symbols"]),
+                                     start=iso_to_day(reference["start"]), end=iso_to_day(reference["end"]),
+                                     windows=windows, probe=2, universe_label="request",
+                                     strategy_info={"id": rec["id"], "version": rec["version"], "name": rec["name"]})
+        return done[key]
+    return run
+
+
+def backtest(stack: Any, strategy: int, windows: list[int]) -> tuple[int, dict]:
+    return stack.call("/api/runBacktest", {"strategyId": strategy, "start": START_MS, "returnWindows": windows})
+
+
 def same_result(a: dict, b: dict) -> None:
     for k in ("instances", "performance_metrics", "equity", "errors", "skipped"):
         assert a.get(k) == b.get(k), k
 
 
 # -- Firestore ------------------------------------------------------------------------------------
-def test_firestore_outage_during_a_backtest(stack, strategy, reference, outage=8.0):
+def test_firestore_outage_during_a_backtest(stack, strategy, expected, outage=8.0):
     """Firestore stops answering right after the job is accepted and comes back after a few
     seconds. User: the job is 202 "queued/running" meanwhile, then done. The shard handler's
     Firestore calls time out, it answers 500, Pub/Sub redelivers, and the retry completes the
     job: the result equals the undisturbed run (nothing lost, nothing counted twice)."""
     fs = emulator(stack, "FIRESTORE_EMULATOR_HOST")
     log = Log(stack, "backtest")
-    status, doc = stack.call("/api/runBacktest", {"strategyId": strategy, "start": START_MS, "returnWindows": [1, 5]})
+    status, doc = backtest(stack, strategy, [1, 2])
     pause_group(fs._proc.pid)
     try:
         time.sleep(outage)
@@ -153,14 +182,14 @@ def test_firestore_outage_during_a_backtest(stack, strategy, reference, outage=8
     assert status in (200, 202), doc
     job = wait_job(stack, doc["jobId"])
     assert job["status"] == "done", job
-    same_result(job["result"], reference)
+    same_result(job["result"], expected([1, 2]))
     retried = [r for r in log.records() if r.get("message", "").startswith("transient failure")]
     assert retried, f"the outage never reached the handler; backtest log:\n{log.text()[-3000:]}"
     assert all("Firestore" in r["reason"] for r in retried)
 
 
-@slow
-def test_outage_longer_than_the_retry_budget_dead_letters_then_replay_completes(stack, strategy, reference):
+@slow_variant
+def test_outage_longer_than_the_retry_budget_dead_letters_then_replay_completes(stack, strategy, expected):
     """The limit, measured: a 25 s Firestore outage outlasts the 5 delivery attempts (on the
     emulator ~1 s apart, each waiting FIRESTORE_TIMEOUT_S), so the shard is dead-lettered and
     the job stays 202. Nothing is lost: the message waits in the dead-letter hold subscription,
@@ -168,7 +197,7 @@ def test_outage_longer_than_the_retry_budget_dead_letters_then_replay_completes(
     from stratagem.service import TOPICS
 
     fs = emulator(stack, "FIRESTORE_EMULATOR_HOST")
-    status, doc = stack.call("/api/runBacktest", {"strategyId": strategy, "start": START_MS, "returnWindows": [1, 5]})
+    status, doc = backtest(stack, strategy, [1, 3])
     pause_group(fs._proc.pid)
     try:
         time.sleep(25.0)
@@ -186,7 +215,7 @@ def test_outage_longer_than_the_retry_budget_dead_letters_then_replay_completes(
     pub.publish(pub.topic_path(stack.project, TOPICS["backtest"]), dead[0].data).result(timeout=30)
     job = wait_job(stack, jid)
     assert job["status"] == "done"
-    same_result(job["result"], reference)
+    same_result(job["result"], expected([1, 3]))
 
 
 def test_firestore_outage_during_generation_creates_one_strategy(stack, strategy):
@@ -228,17 +257,15 @@ def test_event_records_on_firestore(stack):
 
 
 # -- Pub/Sub --------------------------------------------------------------------------------------
-def test_pubsub_outage_at_submit_fails_the_job_clearly(stack, strategy, reference):
+def test_pubsub_outage_at_submit_fails_the_job_clearly(stack, strategy, expected):
     """Pub/Sub stops answering when a backtest is submitted. User: 503 with
     {"error": {"code": "unavailable", ...}} after PUBSUB_TIMEOUT_S, and the job reads "failed:
     could not be queued" (never "queued" forever). A message the client still delivers later is
     ignored (the job is closed). After Pub/Sub is back, the same request completes."""
     ps = emulator(stack, "PUBSUB_EMULATOR_HOST")
-    log = Log(stack, "backtest")
     pause_group(ps._proc.pid)
     try:
-        status, doc = stack.call("/api/runBacktest", {"strategyId": strategy, "start": START_MS,
-                                                      "returnWindows": [1, 5]})
+        status, doc = backtest(stack, strategy, [1, 4])
     finally:
         resume_group(ps._proc.pid)
     assert status == 503 and doc["error"]["code"] == "unavailable", doc
@@ -256,15 +283,16 @@ def test_pubsub_outage_at_submit_fails_the_job_clearly(stack, strategy, referenc
     status, doc = job_state(stack, fid)
     assert status == 422 and "could not be queued" in doc["error"]["message"]
 
-    status, doc = stack.call("/api/runBacktest", {"strategyId": strategy, "start": START_MS, "returnWindows": [1, 5]})
+    status, doc = backtest(stack, strategy, [1, 4])  # the same request again: not cached, computed
+    assert status == 202, doc
     job = wait_job(stack, doc["jobId"])
     assert job["status"] == "done"
-    same_result(job["result"], reference)
+    same_result(job["result"], expected([1, 4]))
     time.sleep(3)  # a late delivery of the failed job's shard, if the client still sends it
     assert job_state(stack, fid)[1]["status"] == "failed"  # never turned into a second result
 
 
-def test_pubsub_emulator_killed_and_restarted(stack, strategy, reference):
+def test_pubsub_emulator_killed_and_restarted(stack, strategy, expected):
     """The Pub/Sub emulator dies (SIGKILL of its group) and is started again on the same port,
     empty; topics and subscriptions are declared again from infra/stack.toml. Submitting while it
     is down answers 503 (job failed, not stuck); after the restart every function process
@@ -272,8 +300,7 @@ def test_pubsub_emulator_killed_and_restarted(stack, strategy, reference):
     ps = emulator(stack, "PUBSUB_EMULATOR_HOST")
     ps.stop()
     try:
-        status, doc = stack.call("/api/runBacktest", {"strategyId": strategy, "start": START_MS,
-                                                      "returnWindows": [1, 5]})
+        status, doc = backtest(stack, strategy, [1, 6])
         assert status == 503 and doc["error"]["code"] == "unavailable", doc
     finally:
         stack.restart_pubsub()
@@ -282,8 +309,7 @@ def test_pubsub_emulator_killed_and_restarted(stack, strategy, reference):
     answers: list[int] = []
 
     def accepted() -> dict | None:
-        status, doc = stack.call("/api/runBacktest", {"strategyId": strategy, "start": START_MS,
-                                                      "returnWindows": [1, 5]})
+        status, doc = backtest(stack, strategy, [1, 6])
         answers.append(status)
         assert status in (200, 202, 503), doc
         return doc if status != 503 else None
@@ -291,7 +317,7 @@ def test_pubsub_emulator_killed_and_restarted(stack, strategy, reference):
     print(f"answers after the restart until accepted: {answers}")
     job = wait_job(stack, doc["jobId"])
     assert job["status"] == "done"
-    same_result(job["result"], reference)
+    same_result(job["result"], expected([1, 6]))
 
 
 # -- messages -------------------------------------------------------------------------------------

@@ -21,13 +21,13 @@ import pytest
 pytest.importorskip("telegram")
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
 
-from stratagem.alertlog import SqliteAlertLog  # noqa: E402
-from stratagem.bus import InProcessBus  # noqa: E402
-from stratagem.jobs import MemoryJobStore  # noqa: E402
-from stratagem.notify import FileNotifier  # noqa: E402
-from stratagem.service import Services, handle_notify  # noqa: E402
-from stratagem.store import MemoryStore  # noqa: E402
-from stratagem.telegram import TelegramNotifier  # noqa: E402
+from stratagem.alertlog import SqliteAlertLog
+from stratagem.bus import InProcessBus
+from stratagem.jobs import MemoryJobStore
+from stratagem.notify import FileNotifier
+from stratagem.service import Services, handle_notify
+from stratagem.store import MemoryStore
+from stratagem.telegram import TelegramNotifier
 
 TOKEN = "123456789:AAHfakeTOKENforFAULTS_abcdefghijklmnop"
 CHAT = 424242
@@ -41,6 +41,7 @@ class FakeBotAPI:
         self.script: list[tuple] = []
         self.requests: list[dict] = []
         self.answered_ok = 0
+        self.lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,7 +53,7 @@ class FakeBotAPI:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
                 params = json.loads(raw or "{}") if "json" in self.headers.get("Content-Type", "") else {}
-                with threading.Lock():
+                with fake.lock:
                     fake.requests.append(params)
                     step = fake.script.pop(0) if fake.script else None
                 if step and step[0] == "delay":

@@ -9,7 +9,6 @@ import os
 import signal
 
 import pytest
-
 from stratagem.engines.common import trading_days
 
 # Slow enough per call (~1 ms) that the worker flushes partial results while it runs, so the
