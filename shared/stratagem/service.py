@@ -216,11 +216,31 @@ def _once(what: str) -> Any:
 MAX_GENERATION_ATTEMPTS = 3
 
 
+def _check_owner(svc: Services, msg: dict, kind: str) -> Any:
+    """The job a message names must belong to the user it names, and be of its kind; a forged
+    or crossed message is malformed (acknowledged, never retried) and changes nothing."""
+    from .errors import NotFound
+
+    try:
+        job = svc.jobs.get_any(msg["job_id"])
+    except NotFound:
+        raise messages.MalformedMessage(f"{kind}: job {msg['job_id']!r} does not exist") from None
+    if job.user_id != msg["user_id"] or job.kind != kind:
+        raise messages.MalformedMessage(f"{kind}: job {job.id} belongs to another user or is not a {kind} job")
+    p = job.params or {}
+    if kind in ("backtest", "screen") and (msg["strategy_id"], msg["version"]) != (p.get("strategy_id"), p.get("version")):
+        raise messages.MalformedMessage(f"{kind}: shard names another strategy than job {job.id}")
+    if kind == "generate" and msg.get("strategy_id", -1) != p.get("strategy_id", -1):
+        raise messages.MalformedMessage(f"generate: message names another strategy than job {job.id}")
+    return job
+
+
 @_once("generate")
 def handle_generate(svc: Services, msg: dict, event_id: str = "") -> None:
     """Generation function: one attempt; the candidate goes to the validation function."""
     from .generation.base import GenerationFailed, GenerationRefused, GeneratorUnavailable
 
+    _check_owner(svc, msg, "generate")
     attempt = msg.get("attempt", 1)
     feedback = list(msg.get("feedback", []))
     attempts = list(msg.get("attempts", []))
@@ -270,6 +290,7 @@ def handle_validate(svc: Services, msg: dict, event_id: str = "") -> None:
     from .generation.base import GeneratedStrategy, Parameter
     from .generation.pipeline import back_translate, check_candidate
 
+    _check_owner(svc, msg, "generate")  # validation continues a generate job
     c = msg["candidate"]
     try:
         gen = GeneratedStrategy(name=str(c["name"]), description=str(c["description"]), code=str(c["code"]),
@@ -337,9 +358,7 @@ def _finaliser_lost(svc: Services, job: Job) -> bool:
 
 @_once("backtest shard")
 def handle_backtest_shard(svc: Services, msg: dict, event_id: str = "") -> None:
-    job = svc.jobs.get_any(msg["job_id"])
-    if job.user_id != msg["user_id"]:
-        raise messages.MalformedMessage(f"shard for job {job.id} names another user")  # forged: never retried
+    job = _check_owner(svc, msg, "backtest")  # a forged user, job or strategy: rejected, never retried
     if _job_closed(job, msg):
         return
     stored = False
@@ -362,9 +381,7 @@ def handle_backtest_shard(svc: Services, msg: dict, event_id: str = "") -> None:
 
 @_once("screen shard")
 def handle_screen_shard(svc: Services, msg: dict, event_id: str = "") -> None:
-    job = svc.jobs.get_any(msg["job_id"])
-    if job.user_id != msg["user_id"]:
-        raise messages.MalformedMessage(f"shard for job {job.id} names another user")
+    job = _check_owner(svc, msg, "screen")  # a forged user, job or strategy: rejected, never retried
     if _job_closed(job, msg):
         return
     stored = False
