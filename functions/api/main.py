@@ -26,6 +26,12 @@ def _get_api():
 def api(request: Request) -> Response:
     import json
 
+    from stratagem.api import MAX_BODY
+
+    if (request.content_length or 0) > MAX_BODY:
+        # Refuse by the declared length, before reading (and buffering) the body at all.
+        doc = {"error": {"code": "too_large", "message": f"request body over {MAX_BODY} bytes"}}
+        return Response(json.dumps(doc), status=413, mimetype="application/json")
     status, doc = _get_api().handle(request.method, request.path, request.get_data(cache=False) or b"",
                                      dict(request.headers))
     return Response(json.dumps(doc, allow_nan=False), status=status, mimetype="application/json")
