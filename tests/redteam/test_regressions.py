@@ -48,3 +48,37 @@ def test_strategy_error_is_the_only_failure_for_bad_results() -> None:
 
     with pytest.raises(StrategyError, match="signal"):
         sanitize_result(strat.classify("AAPL"))
+
+
+def test_augmented_item_and_attribute_assignment_keep_pythons_evaluation_order() -> None:
+    """Found by the program fuzzer: ``d['b'] += f()`` evaluated ``f()`` before reading ``d['b']``
+    (the value was an argument of one helper call), so a missing key surfaced as the value's
+    IndexError instead of KeyError, and side effects ran in another order than in Python."""
+    src = ("log = []\n"
+           "def v(x):\n"
+           "    log.append('value')\n"
+           "    return x\n"
+           "class Box:\n"
+           "    def __init__(self):\n"
+           "        self.n = 1\n"
+           "def classify_symbol(symbol):\n"
+           "    d = {}\n"
+           "    try:\n"
+           "        d['b'] += [1][4]\n"
+           "    except Exception as e:\n"
+           "        first = str(type(e))\n"
+           "    b = Box()\n"
+           "    b.n += v(2)\n"
+           "    g = {'k': 1}\n"
+           "    g['k'] += v(3)\n"
+           "    try:\n"
+           "        b.missing += v(4)\n"
+           "    except AttributeError:\n"
+           "        log.append('attr-error-before-value')\n"
+           "    return {'signal': True, 'first': first, 'n': b.n, 'k': g['k'], 'log': ','.join(log)}\n")
+    plain: dict = {"__builtins__": __builtins__}
+    exec(compile(src, "<plain>", "exec"), plain)  # noqa: S102 - trusted test source
+    expected = plain["classify_symbol"]("AAPL")
+    got = LoadedStrategy(src, {}).classify("AAPL")
+    assert got == expected
+    assert got["first"] == "<class 'KeyError'>" and got["log"] == "value,value,attr-error-before-value"

@@ -166,16 +166,29 @@ def inplacevar(op: str, x: Any, y: Any) -> Any:
     return fn(x, y)
 
 
-def inplace_item(obj: Any, key: Any, op: str, value: Any) -> None:
-    """``obj[key] op= value`` (RestrictedPython alone rejects it; strategies need it)."""
-    target = guarded_write(obj)
-    target[key] = inplacevar(op, obj[key], value)
+def inplace_read_item(obj: Any, key: Any) -> tuple[Any, Any, Any]:
+    """First half of ``obj[key] op= value``: read the old value *before* the right-hand side is
+    evaluated, as Python does (a KeyError comes before any error of the value)."""
+    return obj, key, obj[key]
 
 
-def inplace_attr(obj: Any, name: str, op: str, value: Any) -> None:
-    """``obj.name op= value`` on the strategy's own objects."""
+def inplace_item(ref: tuple[Any, Any, Any], op: str, value: Any) -> None:
+    """Second half of ``obj[key] op= value`` (RestrictedPython alone rejects it; strategies need
+    it): apply the operator and write through the write guard."""
+    obj, key, old = ref
     target = guarded_write(obj)
-    setattr(target, name, inplacevar(op, guarded_getattr(obj, name), value))
+    target[key] = inplacevar(op, old, value)
+
+
+def inplace_read_attr(obj: Any, name: str) -> tuple[Any, str, Any]:
+    """First half of ``obj.name op= value``: the guarded read, before the right-hand side."""
+    return obj, name, guarded_getattr(obj, name)
+
+
+def inplace_attr(ref: tuple[Any, str, Any], op: str, value: Any) -> None:
+    """Second half of ``obj.name op= value`` on the strategy's own objects."""
+    obj, name, old = ref
+    setattr(guarded_write(obj), name, inplacevar(op, old, value))
 
 
 def guarded_type(*args: Any) -> type:
@@ -384,6 +397,8 @@ def make_globals(data_functions: dict[str, Callable], modules: dict[str, Namespa
         "_inplacevar_": inplacevar,
         "_inplace_item_": inplace_item,
         "_inplace_attr_": inplace_attr,
+        "_inplace_read_item_": inplace_read_item,
+        "_inplace_read_attr_": inplace_read_attr,
         "_apply_": _apply,
         "_print_": PrintCollector,
         "np": modules["numpy"],

@@ -31,16 +31,20 @@ class StrategyTransformer(RestrictingNodeTransformer):
         target = node.target
         op = IOPERATOR_TO_STR[type(node.op)]
         if isinstance(target, ast.Subscript):
+            # _inplace_item_(_inplace_read_item_(obj, key), op, value) keeps Python's order: container,
+            # key, old value, then the right-hand side, then the write.
+            read = ast.Call(func=ast.Name("_inplace_read_item_", ast.Load()),
+                            args=[self.visit(target.value), self._slice_expr(target.slice)], keywords=[])
             call = ast.Call(func=ast.Name("_inplace_item_", ast.Load()),
-                            args=[self.visit(target.value), self._slice_expr(target.slice), ast.Constant(op),
-                                  self.visit(node.value)], keywords=[])
+                            args=[read, ast.Constant(op), self.visit(node.value)], keywords=[])
         elif isinstance(target, ast.Attribute):
             if target.attr.startswith("_"):
                 self.error(node, f'"{target.attr}" is an invalid attribute name because it starts with "_".')
                 return node
+            read = ast.Call(func=ast.Name("_inplace_read_attr_", ast.Load()),
+                            args=[self.visit(target.value), ast.Constant(target.attr)], keywords=[])
             call = ast.Call(func=ast.Name("_inplace_attr_", ast.Load()),
-                            args=[self.visit(target.value), ast.Constant(target.attr), ast.Constant(op),
-                                  self.visit(node.value)], keywords=[])
+                            args=[read, ast.Constant(op), self.visit(node.value)], keywords=[])
         else:
             return super().visit_AugAssign(node)
         new = ast.Expr(value=call)
