@@ -25,18 +25,17 @@ import pytest
 
 functions_framework = pytest.importorskip("functions_framework")
 
-from functions_framework import create_app  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from jsonschema import Draft202012Validator  # noqa: E402
-
-from stratagem import api as api_mod  # noqa: E402
-from stratagem import factory  # noqa: E402
-from stratagem.bus import InProcessBus  # noqa: E402
-from stratagem.jobs import MemoryJobStore  # noqa: E402
-from stratagem.notify import MemoryAlertLog  # noqa: E402
-from stratagem.service import Services  # noqa: E402
-from stratagem.store import MemoryStore  # noqa: E402
+from functions_framework import create_app
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+from stratagem import api as api_mod
+from stratagem import factory
+from stratagem.bus import InProcessBus
+from stratagem.jobs import MemoryJobStore
+from stratagem.notify import MemoryAlertLog
+from stratagem.service import Services
+from stratagem.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = json.loads((ROOT / "docs" / "openapi.json").read_text())
@@ -282,7 +281,7 @@ def test_rate_limit_per_user(svc) -> None:
                       limiter=api_mod.RateLimiter(rate=1e-9, burst=3))  # no refill within the test
     statuses = [api.handle("POST", "/api/getStrategies", b"{}", {"Authorization": "Bearer ka"})[0] for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
-    status, doc = api.handle("POST", "/api/getStrategies", b"{}", {"Authorization": "Bearer ka"})
+    _status, doc = api.handle("POST", "/api/getStrategies", b"{}", {"Authorization": "Bearer ka"})
     assert doc["error"]["code"] == "rate_limited"
     assert api.handle("POST", "/api/getStrategies", b"{}", {"Authorization": "Bearer kb"})[0] == 200  # others unaffected
 

@@ -62,7 +62,7 @@ def all_attacks() -> list[Path]:
 
 
 def header(src: str, key: str, default: str = "") -> str:
-    m = re.search(rf"^# {key}: *(.+)$", src, re.M)
+    m = re.search(rf"^# {key}: *(.+)$", src, re.MULTILINE)
     return m.group(1).strip() if m else default
 
 
@@ -141,7 +141,7 @@ CLI_ARGS = {
 def run_cli(command: str, strategy: Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     args = [a.format(file=strategy) for a in CLI_ARGS[command]]
     return subprocess.run([sys.executable, "-m", "stratagem.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=180, cwd=cwd)
+                          timeout=180, cwd=cwd, check=False)
 
 
 def run_cli_inprocess(command: str, strategy: Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -218,10 +218,15 @@ def run_unvalidated(source: str, pit: Any, day: int, env_secret: str, *, seconds
     control proving the harness notices an escape). Returns ``{"stage": "compile"|"load"|"ran"|
     "killed", "detail": str, "results": {...}}``.
     """
-    from stratagem.sandbox import guards, oslimits, policy
-    from stratagem.sandbox.runtime import LoadedStrategy, StrategyError, describe_exception, sanitize_result
-    from stratagem.sandbox.worker import _jsonable
     from stratagem.errors import StrategyRejected
+    from stratagem.sandbox import guards, oslimits, policy
+    from stratagem.sandbox.runtime import (
+        LoadedStrategy,
+        StrategyError,
+        describe_exception,
+        sanitize_result,
+    )
+    from stratagem.sandbox.worker import _jsonable
 
     r, w = os.pipe()
     pid = os.fork()

@@ -131,7 +131,7 @@ def test_state_tampering_does_not_reach_the_next_strategy(sandbox, market) -> No
         src = path.read_text()
         try:
             sandbox.run(src, plan)
-        except Exception:  # noqa: BLE001 - rejected or failed attacks are fine; what follows matters
+        except Exception:  # noqa: BLE001, S110 - rejected or failed attacks are fine; what follows matters
             pass
         after = sandbox.run(benign, plan)
         assert after.signals == baseline.signals, f"{path.name} changed a later strategy's results"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from stratagem.sandbox.guards import guarded_getattr
 from stratagem.sandbox.runtime import LoadedStrategy, StrategyError
 from stratagem.sandbox.worker import _jsonable

@@ -30,15 +30,14 @@ import os
 import signal
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from stratagem.errors import StrategyRejected
 from stratagem.sandbox.policy import compile_strategy
 from stratagem.sandbox.runtime import LoadedStrategy, StrategyError, sanitize_result
@@ -65,7 +64,7 @@ class Scope:
     helpers: list[str] = field(default_factory=list)
     counter: list[int] = field(default_factory=lambda: [0])
 
-    def child(self) -> "Scope":
+    def child(self) -> Scope:
         return Scope({k: list(v) for k, v in self.vars.items()}, list(self.helpers), self.counter)
 
     def fresh(self, kind: str) -> str:
@@ -96,7 +95,7 @@ def gen_num(draw: Any, sc: Scope, depth: int = 0) -> str:
     if depth >= MAX_DEPTH:
         return _pick(draw, leaves)
     d = depth + 1
-    sub = lambda: gen_num(draw, sc, d)  # noqa: E731
+    sub = lambda: gen_num(draw, sc, d)
     options = leaves + [
         lambda: f"({sub()} {draw(st.sampled_from(['+', '-', '*', '/', '//', '%']))} {sub()})",
         lambda: f"(float({sub()}) ** {draw(st.integers(0, 3))})",
@@ -172,7 +171,7 @@ def gen_str(draw: Any, sc: Scope, depth: int = 0) -> str:
     if sc.vars[STR]:
         options.append(lambda: draw(st.sampled_from(sc.vars[STR])))
     if depth < MAX_DEPTH:
-        s_ = lambda: gen_str(draw, sc, d)  # noqa: E731
+        s_ = lambda: gen_str(draw, sc, d)
         options += [lambda: f"str({gen_num(draw, sc, d)})", lambda: f"{s_()}.upper()", lambda: f"{s_()}.strip()",
                     lambda: f"({s_()} + {s_()})",
                     # f-strings wrap a name only: nested quotes inside f-strings need Python 3.12
@@ -189,7 +188,7 @@ def gen_arr(draw: Any, sc: Scope, depth: int = 0) -> str:
     if sc.vars[ARR]:
         options.append(lambda: draw(st.sampled_from(sc.vars[ARR])))
     if depth < MAX_DEPTH:
-        a = lambda: gen_arr(draw, sc, d)  # noqa: E731
+        a = lambda: gen_arr(draw, sc, d)
         options += [lambda: f"({a()} * {gen_num(draw, sc, d)})", lambda: f"np.cumsum({a()})",
                     lambda: f"np.diff({a()})", lambda: f"{a()}[-3:]", lambda: f"np.sort({a()})",
                     lambda: f"np.array({gen_list(draw, sc, d)}, dtype=float)",
@@ -430,7 +429,7 @@ def _check_clean(src: str, pit: Any) -> None:
         strat = LoadedStrategy(src, functions)
     except StrategyError as exc:
         # the module body failed: plain Python must fail too
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 - any failure of the same module body
             exec(compile(src, "<plain>", "exec"), _plain_globals(functions))  # noqa: S102 - clean by construction
         STATS["clean_load_failed"] += 1
         assert "failed while loading" in str(exc)
@@ -438,8 +437,8 @@ def _check_clean(src: str, pit: Any) -> None:
     g = _plain_globals(functions)
     exec(compile(src, "<plain>", "exec"), g)  # noqa: S102 - clean by construction (no forbidden construct)
     for sym in ("AAPL", "NOPE"):
-        sandboxed = _outcome(lambda: strat.classify(sym))
-        plain = _outcome(lambda: g["classify_symbol"](sym))
+        sandboxed = _outcome(lambda sym=sym: strat.classify(sym))
+        plain = _outcome(lambda sym=sym: g["classify_symbol"](sym))
         STATS["clean_" + sandboxed[0]] += 1
         assert _same(sandboxed, plain), f"sandbox {sandboxed} != plain {plain} for {sym}\n{src}"
         if sandboxed[0] == "value":

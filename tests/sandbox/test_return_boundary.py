@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-
 from stratagem.errors import StrategyFailed
-from stratagem.sandbox.runtime import MAX_KEY_LEN, MAX_STR_LEN, MAX_VALUES, StrategyError, sanitize_result
+from stratagem.sandbox.runtime import (
+    MAX_KEY_LEN,
+    MAX_STR_LEN,
+    MAX_VALUES,
+    StrategyError,
+    sanitize_result,
+)
 from stratagem.sandbox.worker import _jsonable
 
 PLAIN = (bool, int, float, str, type(None))
@@ -50,7 +55,7 @@ def assert_plain_json(value: Any, max_bytes: int | None = None) -> None:
 class Sneaky:
     """Every conversion hook runs code (and lies)."""
 
-    calls: list[str] = []
+    calls: ClassVar[list[str]] = []
 
     def __bool__(self) -> bool:
         Sneaky.calls.append("bool")
@@ -144,7 +149,7 @@ def _hostile_entry_results() -> list[Any]:
     return [
         {"ranked_results": [{"symbol": "AAPL", "score": float("nan"), "values": {1: Sneaky()}}]},
         [Sneaky()], {"a": np.array([1, 2])}, {1: 2, None: 3, (1,): 4}, deep, [float("inf"), -0.0, 10**400],
-        ["z" * 10**6], list(range(10**6)), {f"k{i}": i for i in range(10**5)}, set([1]), b"bytes",
+        ["z" * 10**6], list(range(10**6)), {f"k{i}": i for i in range(10**5)}, {1}, b"bytes",
         {StrSub("k"): StrSub("v"), "f": FloatSub(1.0), "d": DictSub(a=1)},
         [{"s": "y" * 999} for _ in range(19_000)],  # within the node budget, ~19 MB of text
         {Raising(): 1},

@@ -6,13 +6,21 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from stratagem import messages
 from stratagem.bus import InProcessBus
 from stratagem.data.store import iso_to_day
 from stratagem.jobs import MemoryJobStore
-from stratagem.service import (TOPICS, Services, handle_backtest_shard, handle_generate, handle_screen_shard,
-                               handle_validate, submit_backtest, submit_generate, submit_screen)
+from stratagem.service import (
+    TOPICS,
+    Services,
+    handle_backtest_shard,
+    handle_generate,
+    handle_screen_shard,
+    handle_validate,
+    submit_backtest,
+    submit_generate,
+    submit_screen,
+)
 from stratagem.store import MemoryStore
 
 CODE = "def classify_symbol(symbol):\n    return {'signal': True, 'score': 1.0}\n"
@@ -75,8 +83,8 @@ def test_generate_with_a_forged_user_is_rejected(svc, world) -> None:
 
 
 def test_validate_with_a_forged_user_or_strategy_is_rejected(svc, world) -> None:
-    base = dict(job_id=world["gen"].id, prompt="x", strategy_id=-1, attempt=1, feedback=[], attempts=[],
-                candidate=CANDIDATE)
+    base = {"job_id": world["gen"].id, "prompt": "x", "strategy_id": -1, "attempt": 1, "feedback": [],
+            "attempts": [], "candidate": CANDIDATE}
     # Bob's identity on Alice's job: would store a strategy for Bob and finish Alice's job.
     _forged(svc, handle_validate, messages.make("stratagem.validate.v1", **{**base, "user_id": "bob"}))
     # Alice's job naming Bob's strategy (a new version of someone else's strategy).
