@@ -81,3 +81,23 @@ def test_augmented_item_and_attribute_assignment_keep_pythons_evaluation_order()
     got = LoadedStrategy(src, {}).classify("AAPL")
     assert got == expected
     assert got["first"] == "<class 'KeyError'>" and got["log"] == "value,value,attr-error-before-value"
+
+
+def test_annotated_assignments_agree_between_validator_and_compiler() -> None:
+    """Found by the program fuzzer (mangled source, 5,000-example run): the validator accepted
+    ``x: int = 1`` and RestrictedPython then rejected it with a less helpful message. Annotated
+    assignments now run as plain assignments; underscore targets are still refused."""
+    from stratagem.sandbox.policy import check
+
+    src = ("x: int = 1\n"
+           "class K:\n"
+           "    def __init__(self):\n"
+           "        self.n: float = 2.5\n"
+           "def classify_symbol(symbol):\n"
+           "    d: dict = {}\n"
+           "    d['a']: int = 3\n"
+           "    y: int\n"
+           "    return {'signal': True, 'score': x + K().n + d['a']}\n")
+    assert check(src) == []
+    assert LoadedStrategy(src, {}).classify("AAPL") == {"signal": True, "score": 6.5}
+    assert check("def classify_symbol(s):\n    s.__x: int = 1\n    return True\n")

@@ -27,6 +27,16 @@ class StrategyTransformer(RestrictingNodeTransformer):
             return ast.Call(func=ast.Name("slice", ast.Load()), args=parts, keywords=[])
         return self.visit(node)
 
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        """``x: float = 1.0`` runs as ``x = 1.0`` (RestrictedPython rejects every annotated
+        assignment; generated code often has them). The annotation is never evaluated; a bare
+        ``x: float`` does nothing. The validator has already checked the annotation's names."""
+        if node.value is None:
+            return ast.copy_location(ast.Pass(), node)
+        new = ast.copy_location(ast.Assign(targets=[node.target], value=node.value), node)
+        ast.fix_missing_locations(new)
+        return self.visit(new)
+
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
         target = node.target
         op = IOPERATOR_TO_STR[type(node.op)]
