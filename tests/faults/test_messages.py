@@ -94,7 +94,8 @@ def test_poison_and_transient_answer_500_until_dead_lettered(svc, backtest_fn, m
     transient error answers 500 and the redelivery succeeds once the fault is gone."""
     msg = new_job(svc, "job3")
     poison = dict(msg, symbols=[1234])  # passes the schema, breaks the run
-    svc.jobs.create(Job("job3", "alice", "backtest", shards=1, params={}))
+    svc.jobs.create(Job("job3", "alice", "backtest", shards=1,
+                        params={"strategy_id": msg["strategy_id"], "version": 1}))  # passes the tenancy check
     body = push(json.dumps(poison).encode(), "5", "2026-11-25T10:00:00.000Z")
     assert [post(backtest_fn, body) for _ in range(3)] == [500, 500, 500]
     assert not svc.jobs.seen_event("backtest/5@2026-11-25T10:00:00.000Z")

@@ -179,7 +179,8 @@ def test_poison_message_is_retried_then_dead_lettered(svc):
               "strategy_id": rec.id, "version": 1, "symbols": [1234], "start": RANGE["start"], "end": RANGE["end"]}
     # the shard number is already stored, so the real handler would skip: use a fresh job
     from stratagem.jobs import Job
-    svc.jobs.create(Job("poison-job", "alice", "backtest", shards=1, params={}))
+    svc.jobs.create(Job("poison-job", "alice", "backtest", shards=1,
+                        params={"strategy_id": rec.id, "version": 1}))  # passes the tenancy check
     poison["job_id"] = "poison-job"
     svc.bus.publish(TOPICS["backtest"], poison)
     assert len(svc.bus.dead_letters) == 1 and svc.bus.dead_letters[0][1] == poison

@@ -419,8 +419,10 @@ def test_malformed_poison_duplicate_and_out_of_order_messages(stack, strategy, r
     for data in bad:
         pub.publish(topic, data).result(timeout=30)
 
-    # poison: a job that exists, a shard whose symbols are not strings (passes the schema)
-    poison_job = jobs.create(Job(new_job_id(), stack.user, "backtest", shards=1, params={}))
+    # poison: a job that exists (owned by the user, for that strategy: it passes the tenancy
+    # check), a shard whose symbols are not strings (passes the schema)
+    poison_job = jobs.create(Job(new_job_id(), stack.user, "backtest", shards=1,
+                                 params={"strategy_id": strategy, "version": 1}))
     poison = {"schema": "stratagem.backtest_shard.v1", "job_id": poison_job.id, "shard": 0, "shards": 1,
               "user_id": stack.user, "strategy_id": strategy, "version": 1, "symbols": [1234],
               "start": 14610, "end": 15339}
