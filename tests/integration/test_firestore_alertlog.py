@@ -6,39 +6,17 @@ loud reason when the emulator is absent (tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import sys
 import threading
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.integration.reuse import adopt_tests
 from stratagem.alertlog_firestore import FirestoreAlertLog
 
 pytestmark = pytest.mark.integration
 
 
-def _behaviour() -> ModuleType:
-    try:
-        from unit import test_alertlog  # type: ignore[import-not-found]
-
-        return test_alertlog
-    except ImportError:
-        path = Path(__file__).resolve().parents[1] / "unit" / "test_alertlog.py"
-        spec = importlib.util.spec_from_file_location("stratagem_alertlog_behaviour", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
-
-behaviour = _behaviour()
-for _name, _test in vars(behaviour).copy().items():
-    if _name.startswith("test_") and callable(_test) and "alert_log" in inspect.signature(_test).parameters:
-        globals()[_name] = _test
-del _name, _test
+behaviour = adopt_tests("test_alertlog", "alert_log", globals())
 
 
 @pytest.fixture

@@ -7,39 +7,17 @@ never skipping a bar that commits late.
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import sys
 import threading
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.integration.reuse import adopt_tests
 
 pytestmark = pytest.mark.integration
 
 
-def _behaviour() -> ModuleType:
-    try:
-        from unit import test_live  # type: ignore[import-not-found]
-
-        return test_live
-    except ImportError:
-        path = Path(__file__).resolve().parents[1] / "unit" / "test_live.py"
-        spec = importlib.util.spec_from_file_location("stratagem_live_behaviour", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
-
-behaviour = _behaviour()
+behaviour = adopt_tests("test_live", "bars_store", globals())
 bar, D0 = behaviour.bar, behaviour.D0
-for _name, _test in vars(behaviour).copy().items():
-    if _name.startswith("test_") and callable(_test) and "bars_store" in inspect.signature(_test).parameters:
-        globals()[_name] = _test
-del _name, _test
 
 
 @pytest.fixture
