@@ -6,7 +6,6 @@ fake Bot API server) and once on the WebSocket gateway; the alert log shows both
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import sys
@@ -31,21 +30,13 @@ SECRET = "e2e-webhook-secret"
 ALWAYS_UP = "stocks up more than 2% today"
 
 
-def _fake_bot_module():
-    path = ROOT / "tests" / "functions" / "test_telegram.py"
-    spec = importlib.util.spec_from_file_location("stratagem_fake_bot_api", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, settings, market):
     sys.path.insert(0, str(ROOT))
     from emulators.stack import Stack
 
-    fake = _fake_bot_module()
+    from tests.functions import test_telegram as fake  # its fake Bot API server
+
     bot = fake.FakeBotAPI()
     bot.thread.start()
     env = {"STRATAGEM_TELEGRAM_TOKEN": fake.TOKEN, "STRATAGEM_TELEGRAM_BASE_URL": bot.base_url,

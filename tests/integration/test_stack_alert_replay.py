@@ -16,7 +16,6 @@ message) is printed, never asserted (2 shared cores)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import re
@@ -68,21 +67,13 @@ class TimedRequests(list):
         super().append(item)
 
 
-def _fake_bot_module():
-    path = ROOT / "tests" / "functions" / "test_telegram.py"
-    spec = importlib.util.spec_from_file_location("stratagem_fake_bot_api_replay", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, settings, market):
     sys.path.insert(0, str(ROOT))
     from emulators.stack import Stack
 
-    fake = _fake_bot_module()
+    from tests.functions import test_telegram as fake  # its fake Bot API server
+
     bot = fake.FakeBotAPI()
     bot.requests = TimedRequests()
     bot.thread.start()
