@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .errors import InfraUnavailable
 from .notify import check_list_args, sort_entries
+from .sqlite_wal import enable_wal
 
 DEFAULT_FILENAME = "alerts.sqlite3"
 
@@ -75,7 +76,7 @@ class SqliteAlertLog:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
+                enable_wal(conn, self.busy_timeout_s)
                 conn.execute("PRAGMA synchronous=NORMAL")
             except (OSError, sqlite3.Error) as exc:
                 raise InfraUnavailable(f"cannot open the alert log {self.path}: {exc}") from exc

@@ -51,6 +51,7 @@ import numpy as np
 
 from . import messages
 from .errors import BadInput
+from .sqlite_wal import enable_wal
 
 NEW, CORRECTED, DUPLICATE, CONFLICT = "new", "corrected", "duplicate", "conflict"
 #: Live bars laid over one symbol's dataset history at most (about a year of sessions).
@@ -209,8 +210,8 @@ class SQLiteLiveBars:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
+            enable_wal(con, 30)
             con.executescript("""
-                PRAGMA journal_mode=WAL;
                 CREATE TABLE IF NOT EXISTS bars (
                     symbol TEXT NOT NULL, timeframe TEXT NOT NULL, day INTEGER NOT NULL,
                     open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL,

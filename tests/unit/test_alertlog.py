@@ -141,3 +141,26 @@ def test_add_claims_channels_in_the_same_write(alert_log):
     assert d["console"] == {"status": "sent"} and d["telegram"]["status"] == "sending"
     assert alert_log.add("alice", a, sending=["file"]) is False  # a duplicate claims nothing
     assert "file" not in alert_log.get("alice", a["dedup_key"])["delivery"]
+
+
+def test_many_first_opens_of_a_fresh_file_all_succeed(tmp_path):
+    # a fresh file opened by many connections at once: the WAL switch is contended and SQLite
+    # answers it with SQLITE_BUSY at once (no busy handler), which used to escape as "locked"
+    logs = [SqliteAlertLog(tmp_path / "alerts.sqlite3") for _ in range(12)]
+    barrier = threading.Barrier(len(logs))
+    errors: list[BaseException] = []
+    added: list[bool] = []
+
+    def worker(log):
+        barrier.wait()
+        try:
+            added.append(log.add("alice", make()))
+        except BaseException as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(log,)) for log in logs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sorted(added) == [False] * 11 + [True]

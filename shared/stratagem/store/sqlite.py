@@ -19,16 +19,15 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import random
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
 from ..errors import BadInput, InfraUnavailable, StratagemError
+from ..sqlite_wal import enable_wal
 from .base import (
     Clock,
     RunRecord,
@@ -200,28 +199,13 @@ class SqliteStore(SaveDispatch):
                 raise StratagemError(
                     f"the strategy store {self.path} has schema version {current}, newer than this "
                     f"Stratagem understands ({SCHEMA_VERSION}); upgrade Stratagem to use it")
-            self._enable_wal(conn)
+            enable_wal(conn, self._busy_ms / 1000)
 
     @staticmethod
     def _schema_version(conn: sqlite3.Connection) -> int:
         if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone():
             return int(conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0])
         return 0
-
-    def _enable_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch to WAL once per file. SQLite answers a contended switch with SQLITE_BUSY
-        at once (its busy handler is not used there), so retry with jitter up to the timeout."""
-        deadline = time.monotonic() + self._busy_ms / 1000
-        while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                return  # WAL, or what the filesystem allows (e.g. 'delete' without shared memory)
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(random.uniform(0.002, 0.02))
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
