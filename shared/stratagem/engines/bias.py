@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.store import MarketData, build_store
 from ..sandbox.pool import Sandbox
-from .common import iso
+from .common import iso, row_bounds
 
 MAX_EXAMPLES = 10
 PROBE_DAYS = 3
@@ -81,30 +81,42 @@ def data_quality(market: MarketData, symbols: list[str], start: int, end: int) -
     zero-volume days met in [start, end]."""
     cal = np.asarray(market.calendar())
     cal = cal[(cal >= start) & (cal <= end)]
-    gaps, zero = [], []
-    n_gaps = n_zero = 0
-    for s in symbols:
-        a, b = market.range(s)
-        d = np.asarray(market.columns["date"][a:b])
-        if d.size == 0:
-            continue
+    dates = np.asarray(market.columns["date"])
+    volume = np.asarray(market.columns["volume"])
+    a, b, lo, hi = row_bounds(market, symbols, start, end)
+    has = b > a
+    # Sessions of the calendar inside each symbol's own first..last date, minus the symbol's
+    # sessions among them (its dates all belong to the calendar, the union of every symbol's).
+    first = np.where(has, dates[np.minimum(a, dates.size - 1)], 0) if dates.size else a
+    last = np.where(has, dates[np.maximum(b - 1, 0)], -1) if dates.size else a
+    expected = np.searchsorted(cal, last, "right") - np.searchsorted(cal, first, "left")
+    missing_n = np.where(has, np.maximum(expected - (hi - lo), 0), 0)
+    gaps: list[dict] = []
+    for i in np.flatnonzero(missing_n).tolist():
+        if len(gaps) >= MAX_EXAMPLES:
+            break
+        d = dates[a[i]:b[i]]
         inside = cal[(cal >= d[0]) & (cal <= d[-1])]
         missing = np.setdiff1d(inside, d, assume_unique=True)
-        n_gaps += int(missing.size)
-        gaps.extend({"symbol": s, "date": iso(x)} for x in missing[:MAX_EXAMPLES].tolist())
-        v = np.asarray(market.columns["volume"][a:b])
-        sel = (d >= start) & (d <= end) & (v == 0)
-        zd = d[sel]
-        n_zero += int(zd.size)
-        zero.extend({"symbol": s, "date": iso(x)} for x in zd[:MAX_EXAMPLES].tolist())
-    return {"missing_sessions": {"count": n_gaps, "examples": gaps[:MAX_EXAMPLES]},
-            "zero_volume_days": {"count": n_zero, "examples": zero[:MAX_EXAMPLES]}}
+        gaps.extend({"symbol": symbols[i], "date": iso(x)} for x in missing[:MAX_EXAMPLES].tolist())
+    # Zero-volume days in range, in symbol order.
+    lens = hi - lo
+    rows = np.arange(int(lens.sum())) + np.repeat(lo - (np.cumsum(lens) - lens), lens)
+    zero_rows = rows[volume[rows] == 0]
+    owner = np.repeat(np.arange(len(symbols)), lens)[volume[rows] == 0]
+    zero = [{"symbol": symbols[k], "date": iso(x)}
+            for k, x in zip(owner[:MAX_EXAMPLES].tolist(), dates[zero_rows[:MAX_EXAMPLES]].tolist())]
+    return {"missing_sessions": {"count": int(missing_n.sum()), "examples": gaps[:MAX_EXAMPLES]},
+            "zero_volume_days": {"count": int(zero_rows.size), "examples": zero}}
 
 
 def survivorship(market: MarketData, symbols: list[str], universe_label: str) -> dict:
     """Warn when the universe is a list chosen today and applied to the past."""
-    last = max((int(market.dates(s)[-1]) for s in symbols if len(market.dates(s))), default=None)
-    stopped = [s for s in symbols if len(market.dates(s)) and last is not None and int(market.dates(s)[-1]) < last]
+    a, b, _, _ = row_bounds(market, symbols, 0, 0)
+    has = b > a
+    ends = np.asarray(market.columns["date"])[b[has] - 1]
+    last = int(ends.max()) if ends.size else None
+    stopped = [s for s, e in zip([s for s, h in zip(symbols, has.tolist()) if h], ends.tolist()) if e < last]
     warn = (f"the universe ({universe_label}) is a fixed list applied to the whole period: companies that were "
             "delisted or dropped before the end of the data are missing, which flatters results (survivorship bias)")
     if stopped:

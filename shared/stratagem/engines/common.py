@@ -35,13 +35,30 @@ def parse_windows(text: str | list[int] | None) -> list[int]:
     return sorted(set(out))
 
 
+def row_bounds(market: MarketData, symbols: list[str], start: int, end: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per symbol (in the given order): its rows ``[a, b)`` in the dataset's columns and the
+    rows ``[lo, hi)`` among them dated in [start, end] (``lo == hi`` when none; ``a == b``
+    for a symbol without data)."""
+    dates = np.asarray(market.columns["date"])  # a plain ndarray: memmap slicing costs ~2 µs a time
+    n = len(symbols)
+    a, b, lo, hi = (np.zeros(n, dtype=np.int64) for _ in range(4))
+    for i, sym in enumerate(symbols):
+        x, y = market.range(sym)
+        d = dates[x:y]
+        a[i], b[i] = x, y
+        lo[i] = x + int(d.searchsorted(start, "left"))
+        hi[i] = x + int(d.searchsorted(end, "right"))
+    return a, b, lo, hi
+
+
 def trading_days(market: MarketData, symbols: list[str], start: int, end: int) -> dict[int, list[str]]:
     """Map each session day in [start, end] to the symbols that have a bar that day."""
     by_day: dict[int, list[str]] = {}
-    for sym in symbols:
-        d = np.asarray(market.dates(sym))
-        lo, hi = np.searchsorted(d, start, "left"), np.searchsorted(d, end, "right")
-        for day in d[lo:hi].tolist():
+    dates = np.asarray(market.columns["date"])
+    _, _, lo, hi = row_bounds(market, symbols, start, end)
+    for sym, x, y in zip(symbols, lo.tolist(), hi.tolist()):
+        for day in dates[x:y].tolist():
             by_day.setdefault(day, []).append(sym)
     return dict(sorted(by_day.items()))
 
@@ -49,11 +66,11 @@ def trading_days(market: MarketData, symbols: list[str], start: int, end: int) -
 def symbol_days(market: MarketData, symbols: list[str], start: int, end: int) -> dict[str, list[int]]:
     """Each symbol's session days in [start, end] (symbols without any are left out)."""
     out: dict[str, list[int]] = {}
-    for sym in symbols:
-        d = market.dates(sym)
-        lo, hi = np.searchsorted(d, start, "left"), np.searchsorted(d, end, "right")
-        if hi > lo:
-            out[sym] = d[lo:hi].tolist()
+    dates = np.asarray(market.columns["date"])
+    _, _, lo, hi = row_bounds(market, symbols, start, end)
+    for sym, x, y in zip(symbols, lo.tolist(), hi.tolist()):
+        if y > x:
+            out[sym] = dates[x:y].tolist()
     return out
 
 

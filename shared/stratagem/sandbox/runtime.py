@@ -8,13 +8,16 @@ the output is always valid JSON.
 
 from __future__ import annotations
 
+import datetime as _datetime
+import dis
 import math
+import types
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .guards import curated_modules, make_globals
+from .guards import Namespace, curated_modules, make_globals
 from .policy import FILENAME, compile_strategy
 
 MAX_VALUES = 32
@@ -99,8 +102,88 @@ def describe_exception(exc: BaseException) -> str:
     return msg[:MAX_ERROR_LEN]
 
 
+# Values that cannot change once made. datetime objects are immutable; numpy scalars too (a
+# structured np.void is not, so it is not listed).
+_ATOMS = (type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis),
+          _datetime.date, _datetime.time, _datetime.timedelta, _datetime.timezone,
+          np.number, np.bool_)
+_STATE_OPS = frozenset({"STORE_GLOBAL", "DELETE_GLOBAL"})
+_MAX_FROZEN_ITEMS = 10_000
+
+
+def _rebinds_globals(code: types.CodeType) -> bool:
+    """True if ``code`` or any function in it rebinds a module global (a ``global`` statement)."""
+    if any(ins.opname in _STATE_OPS for ins in dis.get_instructions(code)):
+        return True
+    return any(_rebinds_globals(c) for c in code.co_consts if isinstance(c, types.CodeType))
+
+
+def _frozen(value: Any, shared: set[int], module_globals: dict, budget: list[int], depth: int = 0) -> bool:
+    """True if nothing reachable from ``value`` can be changed by strategy code.
+
+    ``shared`` holds the ids of the engine's own objects (curated modules, builtins, data
+    functions): those are the same before and after a module re-run, so they are not state the
+    re-run would clear. Strategy functions count as frozen when their defaults, keyword
+    defaults and closure cells are (their attributes cannot be written: see guarded_write).
+    Conservative: anything unknown is state.
+    """
+    budget[0] -= 1
+    if budget[0] < 0 or depth > 20:
+        return False
+    if id(value) in shared or isinstance(value, _ATOMS):
+        return True
+    t = type(value)
+    if t is tuple or t is frozenset:
+        return all(_frozen(v, shared, module_globals, budget, depth + 1) for v in value)
+    if t is types.FunctionType:
+        if value.__globals__ is not module_globals or value.__dict__:
+            return False
+        parts = list(value.__defaults__ or ()) + list((value.__kwdefaults__ or {}).values())
+        parts += [cell.cell_contents for cell in value.__closure__ or () if _cell_filled(cell)]
+        return all(_frozen(v, shared, module_globals, budget, depth + 1) for v in parts)
+    return False
+
+
+def _cell_filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def module_is_stateless(code: types.CodeType, module_globals: dict, baseline: dict,
+                        modules: dict[str, Namespace]) -> bool:
+    """True if running the strategy's module body again could not change what any call returns.
+
+    That holds when no function rebinds a global and every value the module body bound is
+    frozen (:func:`_frozen`). The engine then keeps the module across dates instead of
+    re-running it (the re-run is what stops state carrying a later date into an earlier
+    one, and a stateless module has no state to carry).
+    """
+    if _rebinds_globals(code):
+        return False
+    shared = {id(v) for v in baseline.values()}
+    shared.update(id(v) for v in baseline["__builtins__"].values())
+    for ns in modules.values():
+        shared.add(id(ns))
+        shared.update(id(v) for v in vars(ns).values())
+    budget = [_MAX_FROZEN_ITEMS]
+    for name, value in module_globals.items():
+        if name in baseline and value is baseline[name]:
+            continue
+        if not _frozen(value, shared, module_globals, budget):
+            return False
+    return True
+
+
 class LoadedStrategy:
-    """A compiled strategy bound to a fresh module namespace and a set of data functions."""
+    """A compiled strategy bound to a fresh module namespace and a set of data functions.
+
+    ``stateless`` says whether the module keeps no state a call could change (see
+    :func:`module_is_stateless`); the worker then skips the module re-runs that keep later
+    dates from leaking into earlier ones, since there is nothing to leak.
+    """
 
     def __init__(self, source: str, data_functions: dict[str, Callable]) -> None:
         self.source = source
@@ -108,11 +191,13 @@ class LoadedStrategy:
         self._data_functions = data_functions
         self._modules = curated_modules()
         self.reset()
+        self.stateless = module_is_stateless(self.code, self.globals, self._baseline, self._modules)
 
     def reset(self) -> None:
         """Fresh module globals (run the module body again); the read-only curated modules
         are reused, everything the strategy can write is new."""
         g = make_globals(self._data_functions, self._modules)
+        self._baseline = dict(g)  # what the engine put there, before the module body ran
         try:
             exec(self.code, g)  # noqa: S102 - RestrictedPython-compiled code with guarded globals
         except Exception as exc:  # noqa: BLE001

@@ -176,8 +176,10 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
                 signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
                 if op == "reset":
                     # A warm worker's next run of the same strategy: fresh module state, any
-                    # date allowed again, no demo flag carried over.
-                    strategy.reset()
+                    # date allowed again, no demo flag carried over. A stateless module has no
+                    # state to refresh (LoadedStrategy.stateless).
+                    if not strategy.stateless:
+                        strategy.reset()
                     last_day = -(1 << 62)
                     pit.set_asof(None)
                     pit.demo_used = False
@@ -223,9 +225,11 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
             plan = msg.get("plan")
             if plan is None:  # symbol-major runs: [[symbol, [day, ...]], ...]
                 plan = ([d, [sym]] for sym, days in msg["splan"] for d in days)
+            stateless = strategy.stateless
             for day, symbols in plan:
-                if day < last_day:
+                if day < last_day and not stateless:
                     # Never let module state carry information from a later date to an earlier one.
+                    # (A stateless module has none: re-running it would change nothing.)
                     state.t0, state.fired, state.in_strategy = time.monotonic(), 0, True
                     try:
                         strategy.reset()
@@ -289,7 +293,7 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
                 send_msg(chan, {"op": "error", "kind": "failed", "message": f"the strategy defines no {msg['fn']}"})
                 continue
             day = msg.get("day")
-            if day is not None and day < last_day:
+            if day is not None and day < last_day and not strategy.stateless:
                 try:
                     strategy.reset()
                 except BaseException as exc:  # noqa: BLE001
