@@ -150,3 +150,26 @@ def test_last_session_and_listed_on_match_a_per_symbol_search(market, picks, off
     if asof is not None:
         want = [s for s in picks if market.range(s)[1] > market.range(s)[0] and int(market.dates(s)[0]) <= asof]
         assert market.listed_on(picks, asof) == want
+
+
+def test_symbol_spelling_and_argument_errors(market):
+    pit = PointInTime(market)
+    pit.set_asof(iso_to_day("2012-12-31"))
+    want = pit.price_data("AAPL", "1d", 5)
+    for spelling in (" aapl ", "aapl", "Aapl", " aapl "):  # the normalised-name cache, twice
+        got = pit.price_data(spelling, "1d", 5)
+        assert list(got["close"]) == list(want["close"])
+
+    class Name(str):
+        pass
+
+    assert list(pit.price_data(Name("aapl"), "1d", 5)["close"]) == list(want["close"])
+    with pytest.raises(DataError, match="symbol must be a string"):
+        pit.price_data(["AAPL"], "1d", 5)
+    with pytest.raises(DataError, match="unsupported timeframe"):
+        pit.price_data("AAPL", "1h", 5)
+    with pytest.raises((DataError, TypeError)):
+        pit.price_data("AAPL", ["1d"], 5)  # unhashable: refused, never taken for daily
+    assert list(pit.price_data("AAPL", "1d", 5.0)["close"]) == list(want["close"])
+    with pytest.raises(DataError, match=">= 0"):
+        pit.price_data("AAPL", "1d", -1)

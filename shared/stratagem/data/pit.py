@@ -97,6 +97,10 @@ class PointInTime:
         self._ranges = market.ranges
         self._dates = memoryview(np.ascontiguousarray(c["date"]))
         self._raw = {k: memoryview(c[k]) for k in _PRICE_COLS + ("volume",)}
+        raw = self._raw
+        self._open, self._high, self._low, self._close, self._volume = (
+            raw["open"], raw["high"], raw["low"], raw["close"], raw["volume"])
+        self._names: dict[str, str] = {}  # symbol as written -> normalised (strip, upper)
         self._ts = memoryview(c["ts"])
         self._regime = memoryview(c["regime"])
         self._factor = c["factor"]
@@ -183,27 +187,36 @@ class PointInTime:
 
     # -- strategy side -------------------------------------------------------------------
     def price_data(self, symbol: Any, timeframe: Any = "1d", days: Any = 30) -> dict:
-        _timeframe_arg(timeframe)
-        n = _days_arg(days)
-        sym = symbol.strip().upper() if isinstance(symbol, str) else None
-        if sym is None:
+        # The hottest function of every run (one call per strategy call, often the whole cost
+        # of a simple rule): the common cases are checked inline, the general ones delegated.
+        if timeframe not in DAILY_ALIASES:
+            _timeframe_arg(timeframe)
+        n = days if type(days) is int and days >= 0 else _days_arg(days)
+        if type(symbol) is str:
+            sym = self._names.get(symbol)
+            if sym is None:
+                sym = symbol.strip().upper()
+                if len(self._names) < 100_000:
+                    self._names[symbol] = sym
+        elif isinstance(symbol, str):
+            sym = symbol.strip().upper()
+        else:
             raise DataError(f"symbol must be a string like 'AAPL', got {type(symbol).__name__}")
-        a, end = self.index_asof(sym)
+        hit = self._idx.get(sym)
+        a, end = hit if hit is not None else self.index_asof(sym)
         if self._overlay:
             ov = self._overlay.get(sym)
             if ov is not None and n and self.asof >= ov.rows[0][0]:
                 return self._with_overlay(sym, ov, a, end, n)
         if end <= a or n == 0:
             return self._empty_result()
-        lo = max(a, end - n)
-        t = end - 1
+        lo = end - n if end - n > a else a
         reg = self._regime
-        if reg[lo] == reg[t]:
+        if reg[lo] == reg[end - 1]:
             # The whole window lies in the as-of regime: ratios are exactly 1, show raw bars.
-            raw = self._raw
-            return {"timestamps": self._ts[lo:end], "open": raw["open"][lo:end], "high": raw["high"][lo:end],
-                    "low": raw["low"][lo:end], "close": raw["close"][lo:end], "volume": raw["volume"][lo:end]}
-        adj = self._adjusted(sym, a, t)
+            return {"timestamps": self._ts[lo:end], "open": self._open[lo:end], "high": self._high[lo:end],
+                    "low": self._low[lo:end], "close": self._close[lo:end], "volume": self._volume[lo:end]}
+        adj = self._adjusted(sym, a, end - 1)
         i, j = lo - a, end - a
         return {"timestamps": self._ts[lo:end], "open": adj["open"][i:j], "high": adj["high"][i:j],
                 "low": adj["low"][i:j], "close": adj["close"][i:j], "volume": adj["volume"][i:j]}
