@@ -173,3 +173,23 @@ def test_symbol_spelling_and_argument_errors(market):
     assert list(pit.price_data("AAPL", "1d", 5.0)["close"]) == list(want["close"])
     with pytest.raises(DataError, match=">= 0"):
         pit.price_data("AAPL", "1d", -1)
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["AAPL", "FB", "MSFT", "NOPE"]), st.integers(-3, 40), st.booleans()),
+                min_size=1, max_size=60), st.integers(0, 3200))
+def test_index_asof_follows_any_sequence_of_dates(market, steps, start):
+    # The index walks forward from each symbol's last lookup; any order of dates (forward by
+    # a session, forward by many, backwards, repeated) must give the binary search's answer.
+    pit = PointInTime(market)
+    dates = np.asarray(market.columns["date"])
+    cal = np.asarray(market.calendar())
+    k = start
+    for sym, step, skip_weekend in steps:
+        k = min(max(k + step, 0), cal.size - 1)
+        day = int(cal[k]) + (1 if skip_weekend else 0)  # also dates that are not sessions
+        pit.set_asof(day)
+        a, b = market.range(sym)
+        want = (a, a + int(np.searchsorted(dates[a:b], day, side="right"))) if b > a else (0, 0)
+        assert pit.index_asof(sym) == want
+        assert pit.index_asof(sym) == want  # and again, from the cache

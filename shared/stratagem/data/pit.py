@@ -112,7 +112,10 @@ class PointInTime:
         self._empty = memoryview(np.zeros(0, dtype=np.float64))
         self._empty_ts = memoryview(np.zeros(0, dtype=np.int64))
         self.asof: int | None = None
-        self._idx: dict[str, tuple[int, int]] = {}
+        # symbol -> (as-of date, start, end) of its last lookup. Dates only ever change by the
+        # engine's set_asof, and runs mostly step one session forward per symbol, so the next
+        # lookup is a step or two from the last one instead of a fresh binary search.
+        self._idx: dict[str, tuple[int, int, int]] = {}
         # Live bars beyond each symbol's last dataset bar (see apply_overlay).
         self._overlay: dict[str, _Overlay] = {}
         # Set when a data function handed out illustrative (demo) values, so every output
@@ -124,7 +127,6 @@ class PointInTime:
         """Set the as-of session (days since epoch); ``None`` disables all data access."""
         if day != self.asof:
             self.asof = None if day is None else int(day)
-            self._idx = {}
 
     def apply_overlay(self, delta: dict | None, *, reset: bool = False) -> None:
         """Update the live overlay: ``{symbol: {"keep": k, "bars": [[day, o, h, l, c, v], ...]}}``
@@ -174,16 +176,28 @@ class PointInTime:
 
     def index_asof(self, symbol: str) -> tuple[int, int]:
         """(start, end) global indices of ``symbol``'s bars visible as of the date; end exclusive."""
-        hit = self._idx.get(symbol)  # (start, end) as of the current date; cleared by set_asof
-        if hit is not None:
-            return hit
-        a, b = self._ranges.get(symbol, (0, 0))
-        if self.asof is None:
+        asof = self.asof
+        hit = self._idx.get(symbol)
+        if hit is not None and hit[0] == asof:
+            return hit[1], hit[2]
+        if asof is None:
             raise DataError("data functions are only available while the strategy is being evaluated "
                             "(not at module level): call them inside classify_symbol")
-        hit = (a, bisect_right(self._dates, self.asof, a, b) if b > a else a)
-        self._idx[symbol] = hit
-        return hit
+        a, b = self._ranges.get(symbol, (0, 0))
+        dates = self._dates
+        if hit is not None and hit[0] < asof:
+            # Later than the last lookup: walk forward a few rows, then search the rest.
+            e = hit[2]
+            for _ in range(4):
+                if e >= b or dates[e] > asof:
+                    break
+                e += 1
+            else:
+                e = bisect_right(dates, asof, e, b)
+        else:
+            e = bisect_right(dates, asof, a, b) if b > a else a
+        self._idx[symbol] = (asof, a, e)
+        return a, e
 
     # -- strategy side -------------------------------------------------------------------
     def price_data(self, symbol: Any, timeframe: Any = "1d", days: Any = 30) -> dict:
@@ -203,7 +217,10 @@ class PointInTime:
         else:
             raise DataError(f"symbol must be a string like 'AAPL', got {type(symbol).__name__}")
         hit = self._idx.get(sym)
-        a, end = hit if hit is not None else self.index_asof(sym)
+        if hit is not None and hit[0] == self.asof:
+            a, end = hit[1], hit[2]
+        else:
+            a, end = self.index_asof(sym)
         if self._overlay:
             ov = self._overlay.get(sym)
             if ov is not None and n and self.asof >= ov.rows[0][0]:

@@ -60,8 +60,16 @@ class _State:
     fired = 0
     cpu_exceeded = False
     item = -1
+    # The call the alarm last saw running (``item``) and when it first saw it: the eval loop
+    # only counts items, so a call costs one attribute write instead of a clock read; the
+    # limit then holds to within one tick.
+    seen = -1
     t0 = 0.0
     limit = 5.0
+
+    def timing(self, limit: float) -> None:
+        """Start timing a load, reset or call (not an eval item) now."""
+        self.limit, self.fired, self.t0, self.seen = limit, 0, time.monotonic(), self.item
 
 
 TICK_SECONDS = 0.05
@@ -137,7 +145,13 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
 
     def on_alarm(signum: int, frame: Any) -> None:
         # A periodic tick (no syscall per call): stop the strategy once its call is over time.
-        if not state.in_strategy or time.monotonic() - state.t0 <= state.limit:
+        if not state.in_strategy:
+            return
+        now = time.monotonic()
+        if state.item != state.seen:
+            state.seen, state.t0 = state.item, now  # a new call since the last tick
+            return
+        if now - state.t0 <= state.limit:
             return
         state.fired += 1
         if state.fired >= 4:
@@ -171,7 +185,7 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
             os._exit(0)
         if op == "load" or (op == "reset" and strategy is not None):
             try:
-                state.limit, state.fired, state.t0 = call_seconds * 2, 0, time.monotonic()
+                state.timing(call_seconds * 2)
                 state.in_strategy = True
                 signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
                 if op == "reset":
@@ -220,68 +234,73 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
             tainted = None
             last_flush = time.monotonic()
             classify = strategy.classify
-            state.limit = call_seconds
+            state.timing(call_seconds)
+            state.seen = state.item = -1
             signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
             plan = msg.get("plan")
             if plan is None:  # symbol-major runs: [[symbol, [day, ...]], ...]
-                plan = ([d, [sym]] for sym, days in msg["splan"] for d in days)
+                items = ((d, sym) for sym, days in msg["splan"] for d in days)
+            else:
+                items = ((d, sym) for d, syms in plan for sym in syms)
             stateless = strategy.stateless
-            for day, symbols in plan:
-                if day < last_day and not stateless:
-                    # Never let module state carry information from a later date to an earlier one.
-                    # (A stateless module has none: re-running it would change nothing.)
-                    state.t0, state.fired, state.in_strategy = time.monotonic(), 0, True
-                    try:
-                        strategy.reset()
-                    except BaseException as exc:  # noqa: BLE001 - the module body is strategy code
-                        fatal("failed", f"the strategy failed while reloading: {describe_exception(exc)}",
-                              buffers, culprit=False)
-                    finally:
-                        state.in_strategy = False
-                    classify = strategy.classify
-                last_day = day
-                pit.set_asof(day)
-                for sym in symbols:
-                    state.item = n
+            for day, sym in items:
+                if day != last_day:
+                    if day < last_day and not stateless:
+                        # Never let module state carry information from a later date to an earlier
+                        # one. (A stateless module has none: re-running it would change nothing.)
+                        state.timing(call_seconds * 2)
+                        state.in_strategy = True
+                        try:
+                            strategy.reset()
+                        except BaseException as exc:  # noqa: BLE001 - the module body is strategy code
+                            fatal("failed", f"the strategy failed while reloading: {describe_exception(exc)}",
+                                  buffers, culprit=False)
+                        finally:
+                            state.in_strategy = False
+                            state.limit = call_seconds
+                        classify = strategy.classify
+                    last_day = day
+                    pit.set_asof(day)
+                state.item = n
+                error = None
+                state.in_strategy = True
+                try:
+                    res = classify(sym)
+                    # Plain bools are the common case: skip the general sanitiser.
+                    if res is False or (type(res) is dict and res.get("signal") is False):
+                        res = _FALSE  # the common case: no signal, nothing to report
+                    else:
+                        res = _TRUE if res is True else sanitize_result(res)
+                except CallTimeout:
+                    error = f"time limit: classify_symbol ran longer than {call_seconds:g} s"
+                except MemoryError:
+                    error = f"memory limit: the strategy tried to use more than {memory_mb} MB"
+                    tainted = ("memory", error)
+                except StrategyError as exc:
+                    error = str(exc)
+                except BaseException as exc:  # noqa: BLE001 - report every strategy failure
+                    error = describe_exception(exc)
+                finally:
+                    state.in_strategy = False
+                if state.fired:
                     state.fired = 0
-                    error = None
-                    state.t0 = time.monotonic()
-                    state.in_strategy = True
-                    try:
-                        res = classify(sym)
-                        # Plain bools are the common case: skip the general sanitiser.
-                        if res is False or (type(res) is dict and res.get("signal") is False):
-                            res = _FALSE  # the common case: no signal, nothing to report
-                        else:
-                            res = _TRUE if res is True else sanitize_result(res)
-                    except CallTimeout:
+                    if error is None:
                         error = f"time limit: classify_symbol ran longer than {call_seconds:g} s"
-                    except MemoryError:
-                        error = f"memory limit: the strategy tried to use more than {memory_mb} MB"
-                        tainted = ("memory", error)
-                    except StrategyError as exc:
-                        error = str(exc)
-                    except BaseException as exc:  # noqa: BLE001 - report every strategy failure
-                        error = describe_exception(exc)
-                    finally:
-                        state.in_strategy = False
-                    if state.fired and error is None:
-                        error = f"time limit: classify_symbol ran longer than {call_seconds:g} s"
-                    if error is not None:
-                        err.append([n, error])
-                    elif res[0]:
-                        sig.append([n, res[1], res[2]])
-                    n += 1
-                    if tainted or state.cpu_exceeded:
-                        send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err})
-                        if tainted:
-                            fatal(tainted[0], tainted[1], culprit=False)
-                        fatal("cpu", f"CPU limit: the run used more than {cpu_seconds:g} s of CPU", culprit=False)
-                    if n % 256 == 0 and time.monotonic() - last_flush > FLUSH_SECONDS:
-                        send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err})
-                        sig, err = [], []
-                        buffers["sig"], buffers["err"] = sig, err
-                        last_flush = time.monotonic()
+                if error is not None:
+                    err.append([n, error])
+                elif res[0]:
+                    sig.append([n, res[1], res[2]])
+                n += 1
+                if tainted or state.cpu_exceeded:
+                    send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err})
+                    if tainted:
+                        fatal(tainted[0], tainted[1], culprit=False)
+                    fatal("cpu", f"CPU limit: the run used more than {cpu_seconds:g} s of CPU", culprit=False)
+                if n % 256 == 0 and time.monotonic() - last_flush > FLUSH_SECONDS:
+                    send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err})
+                    sig, err = [], []
+                    buffers["sig"], buffers["err"] = sig, err
+                    last_flush = time.monotonic()
             signal.setitimer(signal.ITIMER_REAL, 0)
             send_msg(chan, {"op": "res", "n": n, "sig": sig, "err": err, "done": True,
                             "cpu": time.process_time(), "demo": pit.demo_used})
@@ -303,7 +322,7 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
             if day is not None:
                 last_day = day
             pit.set_asof(day)
-            state.fired, state.t0, state.limit = 0, time.monotonic(), float(msg.get("seconds", call_seconds))
+            state.timing(float(msg.get("seconds", call_seconds)))
             state.in_strategy = True
             signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
             try:
