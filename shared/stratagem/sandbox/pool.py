@@ -460,6 +460,10 @@ class Sandbox:
             return value
 
 
+# symbol -> (rows list, bars kept, the JSON of that overlay change): see Session._overlay_delta.
+_FRAGMENTS: dict[str, tuple[list, int, str]] = {}
+
+
 def _encode_plan(items: list[tuple[int, str]]) -> dict:
     """Compact wire form: runs of one day (``plan``) or of one symbol (``splan``)."""
     day_runs = 1 + sum(1 for i in range(1, len(items)) if items[i][0] != items[i - 1][0])
@@ -586,16 +590,21 @@ class Session:
             self.worker = w
         return self.worker
 
-    def _overlay_delta(self, w: Worker, overlay: dict[str, list[list]]) -> dict:
+    def _overlay_delta(self, w: Worker, overlay: dict[str, list[list]]) -> tuple[bool, str | None]:
         """What ``w`` needs to hold ``overlay`` (live bars per symbol, ``[day, o, h, l, c, v]`` rows):
-        only the bars it lacks, since it keeps what earlier evaluations sent (a new worker gets all)."""
+        only the bars it lacks, since it keeps what earlier evaluations sent (a new worker gets all).
+
+        Returns (reset, the delta's JSON or None when nothing changed). Each symbol's part is
+        encoded once per (rows list, bars kept) and reused by every session that sends the same
+        change: the alert path sends one tick's bars to every active strategy's worker, and
+        encoding them per strategy was a fifth of its main-process time."""
         if getattr(self, "_ov_worker", None) is not w:
             self._ov_worker, self._ov_sent = w, {}
             reset = True
         else:
             reset = False
         sent: dict[str, list[list]] = self._ov_sent
-        delta = {}
+        parts = []
         for sym, rows in overlay.items():
             have = sent.get(sym, [])
             if have is rows:
@@ -607,9 +616,20 @@ class Session:
                 while keep < len(have) and keep < len(rows) and have[keep] == rows[keep]:
                     keep += 1
             if keep < len(have) or keep < len(rows):
-                delta[sym] = {"keep": keep, "bars": rows[keep:]}
+                hit = _FRAGMENTS.get(sym)
+                if hit is not None and hit[0] is rows and hit[1] == keep:
+                    parts.append(hit[2])
+                else:
+                    frag = json.dumps(sym) + ":" + json.dumps({"keep": keep, "bars": rows[keep:]},
+                                                              separators=(",", ":"), allow_nan=False)
+                    if len(_FRAGMENTS) > 200_000:
+                        _FRAGMENTS.clear()
+                    _FRAGMENTS[sym] = (rows, keep, frag)  # holding rows keeps its id from being reused
+                    parts.append(frag)
             sent[sym] = rows  # callers hand over new lists, never mutate ones they passed
-        return {"reset": reset, "symbols": delta}
+        if not reset and not parts:
+            return False, None
+        return reset, '{"reset":' + ("true" if reset else "false") + ',"symbols":{' + ",".join(parts) + "}}"
 
     def evaluate(self, items: list[tuple[int, str]], tick: Callable[[int], None] | None = None,
                  overlay: dict[str, list[list]] | None = None) -> EvalOutcome:
@@ -624,12 +644,8 @@ class Session:
         pos = 0
         while pos < len(items):
             w = self._ensure_worker()
-            extra = {}
-            if overlay is not None:
-                delta = self._overlay_delta(w, overlay)
-                if delta["reset"] or delta["symbols"]:
-                    extra["overlay"] = delta
-            send_msg(w.sock, {"op": "eval", **_encode_plan(items[pos:]), **extra})
+            delta = self._overlay_delta(w, overlay)[1] if overlay is not None else None
+            send_msg(w.sock, {"op": "eval", **_encode_plan(items[pos:])}, raw={"overlay": delta} if delta else None)
             if not self._finish_reset(w):
                 continue
             reported = 0

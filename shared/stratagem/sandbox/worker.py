@@ -27,8 +27,13 @@ FLUSH_SECONDS = 0.2
 
 
 # -- framing ---------------------------------------------------------------------------------
-def send_msg(sock: socket.socket, obj: Any) -> None:
-    data = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+def send_msg(sock: socket.socket, obj: Any, raw: dict[str, str] | None = None) -> None:
+    """Send ``obj`` as one JSON frame; ``raw`` adds members already encoded as JSON text."""
+    text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    if raw:
+        more = ",".join(json.dumps(k) + ":" + v for k, v in raw.items())
+        text = text[:-1] + ("," if len(text) > 2 else "") + more + "}"
+    data = text.encode()
     sock.sendall(struct.pack(">I", len(data)) + data)
 
 
