@@ -460,15 +460,22 @@ class _Overlay:
         """Allocate the buffer: ``hist`` (the dataset's last bars, or None) then the rows."""
         n_hist = len(hist["close"]) if hist is not None else 0
         cap = n_hist + max(2 * len(self.rows), len(self.rows) + 64)
-        bufs, views = {}, {}
-        for j, key in enumerate(self._KEYS):
-            buf = np.empty(cap, dtype=np.int64 if key == "timestamps" else np.float64)
-            if hist is not None:
-                buf[:n_hist] = np.asarray(hist[key])
-            bufs[key] = buf
-            view = buf.view()
-            view.flags.writeable = False
-            views[key] = memoryview(view)
+        # Two allocations (timestamps, and the five price/volume rows of one block), not six: a
+        # worker builds this for every symbol of its first live tick (the cold start of alerts).
+        ts = np.empty(cap, dtype=np.int64)
+        block = np.empty((5, cap), dtype=np.float64)
+        if hist is not None:
+            ts[:n_hist] = hist["timestamps"]
+            for j, key in enumerate(self._KEYS[1:]):
+                block[j, :n_hist] = hist[key]
+        ro_ts, ro_block = ts.view(), block.view()
+        ro_ts.flags.writeable = False
+        ro_block.flags.writeable = False
+        bufs = {"timestamps": ts}
+        views = {"timestamps": memoryview(ro_ts)}
+        for j, key in enumerate(self._KEYS[1:]):
+            bufs[key] = block[j]
+            views[key] = memoryview(ro_block[j])
         self.bufs, self.views, self.n_hist, self.n_all = bufs, views, n_hist, n_all
         self._write(0, self.rows)
 
