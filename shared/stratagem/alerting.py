@@ -15,12 +15,14 @@ Every alert is claimed under ``strategy:version:symbol:bar`` before it is publis
 effect exactly-once across duplicate deliveries, the two paths, concurrent instances and
 restarts; evaluating a bar twice costs CPU, never a second alert.
 
-Sessions stay warm: a function instance keeps its globals between invocations, so the
+Workers stay warm: a function instance keeps its globals between invocations, so the
 :class:`AlertRunner` on the :class:`~stratagem.service.Services` object keeps one
-:class:`~stratagem.engines.alerts.AlertEngine` (one forked, loaded sandbox worker) per
-(strategy id, version, code sha256), and closes those whose strategy was deactivated or
-changed. Each tick evaluates only active strategies, only on symbols with new bars (and in
-each strategy's alert universe), one sandbox call per strategy, strategies in parallel.
+:class:`~stratagem.engines.alerts.AlertEngine` per (strategy id, version, code sha256) for
+dedup claims and messages, and batches the evaluation: a tenant's active strategies share
+a forked worker, up to :data:`BATCH_STRATEGIES` each (decision 0006). Batches of deactivated
+or changed strategies are closed. Each tick evaluates only active strategies, only on
+symbols with new bars (and in each strategy's alert universe), one pipelined exchange per
+batch, batches in parallel.
 """
 
 from __future__ import annotations
@@ -72,22 +74,36 @@ def _key(rec: Any) -> tuple[int, int, str]:
     return (rec.id, rec.version, hashlib.sha256(rec.code.encode()).hexdigest())
 
 
+#: Most strategies of one tenant evaluated together in one worker (decision 0006).
+BATCH_STRATEGIES = 32
+
+
 class AlertRunner:
-    """Warm alert engines for the active strategies of one function instance."""
+    """Warm alert engines for the active strategies of one function instance.
+
+    Each strategy keeps an :class:`~stratagem.engines.alerts.AlertEngine` (its dedup claims and
+    messages); the evaluation itself is batched: the active strategies of one tenant share a
+    worker, up to :data:`BATCH_STRATEGIES` per worker (:class:`~stratagem.sandbox.pool.Batch`),
+    so a tick sends its live bars to a few workers instead of one per strategy.
+    """
 
     def __init__(self) -> None:
         self.engines: dict[tuple[int, int, str], Any] = {}
+        self.batches: dict[tuple, Any] = {}  # (user, engine keys) -> Batch
         self._lock = threading.Lock()
-        self.evaluations = 0  # sandbox calls made (for tests and the benchmark)
+        self.evaluations = 0  # strategy evaluations made (for tests and the benchmark)
         self.skipped: list[dict] = []  # strategies that failed to load, most recent last (bounded)
-        # Strategies evaluated at once (each in its own worker process); None: the sandbox's workers.
+        # Batches evaluated at once (each in its own worker process); None: the sandbox's workers.
         self.parallel: int | None = None
 
     def close(self) -> None:
         with self._lock:
             engines, self.engines = self.engines, {}
+            batches, self.batches = self.batches, {}
         for e in engines.values():
             e.close()
+        for b in batches.values():
+            b.close()
 
     def _sync(self, svc: Any, recs: list[Any]) -> dict[tuple[int, int, str], Any]:
         """Engines for ``recs``, made on demand; engines of inactive or changed strategies closed."""
@@ -102,6 +118,31 @@ class AlertRunner:
                                               version=r.version, deduper=_Deduper(svc.jobs))
         return {k: self.engines[k] for k in want}
 
+    def _batches(self, svc: Any, recs: list[Any]) -> list[tuple[Any, list[Any]]]:
+        """(batch, its records in slot order) for ``recs``: per tenant, in chunks; batches of a
+        changed set of strategies are closed and rebuilt."""
+        from .sandbox.pool import Batch
+
+        by_user: dict[str, list[Any]] = {}
+        for r in sorted(recs, key=lambda r: (r.user_id, str(r.id))):
+            by_user.setdefault(r.user_id, []).append(r)
+        want: dict[tuple, list[Any]] = {}
+        for user, rs in by_user.items():
+            # Even chunks (100 strategies: 4 x 25, not 32+32+32+4), so batches finish together.
+            n = -(-len(rs) // BATCH_STRATEGIES)
+            size = -(-len(rs) // n)
+            for i in range(0, len(rs), size):
+                chunk = rs[i:i + size]
+                want[(user, tuple(_key(r) for r in chunk))] = chunk
+        for k in [k for k in self.batches if k not in want]:
+            self.batches.pop(k).close()
+        out = []
+        for k, chunk in want.items():
+            if k not in self.batches:
+                self.batches[k] = Batch(svc.sandbox, [r.code for r in chunk])
+            out.append((self.batches[k], chunk))
+        return out
+
     def evaluate(self, svc: Any, items: Iterable[tuple[int, str]]) -> list[tuple[Any, dict]]:
         """Evaluate every active strategy on the (day, symbol) ``items`` (each as of its own
         date); return the ``(strategy record, alert)`` pairs that fired now, in (date, symbol,
@@ -114,39 +155,52 @@ class AlertRunner:
             recs = list(svc.store.active_alerts())
             engines = self._sync(svc, recs)
             overlay = live.overlay_for(live_store(svc), svc.market, symbols)
-            wire = {s: [b.row() for b in bars] for s, bars in overlay.items()}  # once, for every engine
-            jobs: list[tuple[Any, Any, list[tuple[int, str]]]] = []
-            for rec in recs:
-                universe = set(rec.alert_universe) if rec.alert_universe else None
-                mine = [(d, s) for d, s in items if universe is None or s in universe]
-                if mine:
-                    jobs.append((rec, engines[_key(rec)], mine))
-            if not jobs:
+            wire = {s: [b.row() for b in bars] for s, bars in overlay.items()}  # once, for every batch
+            work: list[tuple[Any, list[tuple[int, Any, list[tuple[int, str]]]]]] = []
+            for batch, chunk in self._batches(svc, recs):
+                jobs = []
+                for slot, rec in enumerate(chunk):
+                    universe = set(rec.alert_universe) if rec.alert_universe else None
+                    mine = items if universe is None else [(d, s) for d, s in items if s in universe]
+                    if mine:
+                        jobs.append((slot, rec, mine))
+                if jobs:
+                    work.append((batch, jobs))
+            if not work:
                 return []
 
-            def run(job: tuple[Any, Any, list[tuple[int, str]]]) -> list[dict]:
-                rec, engine, mine = job
-                syms = {s for _, s in mine}
-                try:
-                    return engine.tick_items(mine, {s: b for s, b in overlay.items() if s in syms},
-                                             {s: r for s, r in wire.items() if s in syms})
-                except (StrategyFailed, StrategyRejected) as exc:
-                    # One strategy that cannot load must not hold back everyone else's alerts;
-                    # its engine starts over (a fresh load) on the next tick.
-                    log.warning("strategy %s v%s skipped this tick: %s", rec.id, rec.version, exc.message)
-                    engine.close()
-                    self.skipped.append({"strategy_id": rec.id, "version": rec.version, "error": exc.message})
-                    return []
+            def run(unit: tuple[Any, list[tuple[int, Any, list[tuple[int, str]]]]]) -> list[tuple[Any, dict]]:
+                batch, jobs = unit
+                syms = {s for _, _, mine in jobs for _, s in mine}
+                outs = batch.evaluate([(slot, mine) for slot, _, mine in jobs],
+                                      {s: r for s, r in wire.items() if s in syms})
+                fired: list[tuple[Any, dict]] = []
+                for slot, rec, mine in jobs:
+                    err = batch.load_errors.get(slot)
+                    if err is not None:
+                        # One strategy that cannot load must not hold back anyone else's alerts.
+                        log.warning("strategy %s v%s skipped this tick: %s", rec.id, rec.version, err.message)
+                        self.skipped.append({"strategy_id": rec.id, "version": rec.version, "error": err.message})
+                        continue
+                    engine = engines[_key(rec)]
+                    mine_syms = {s for _, s in mine}
+                    fired += [(rec, a) for a in engine.fired(outs[slot], {s: b for s, b in overlay.items()
+                                                                              if s in mine_syms})]
+                if batch.load_errors:
+                    # Retry the failed loads on the next tick (a fresh worker, all slots reloaded).
+                    batch.load_errors.clear()
+                    batch.close()
+                return fired
 
-            width = max(1, min(len(jobs), self.parallel or getattr(svc.sandbox, "workers", 2)))
+            width = max(1, min(len(work), self.parallel or getattr(svc.sandbox, "workers", 2)))
             if width == 1:
-                results = [run(j) for j in jobs]
+                results = [run(u) for u in work]
             else:
                 with ThreadPoolExecutor(max_workers=width) as pool:
-                    results = list(pool.map(run, jobs))
-            self.evaluations += len(jobs)
+                    results = list(pool.map(run, work))
+            self.evaluations += sum(len(jobs) for _, jobs in work)
             del self.skipped[:-100]
-        fired = [(job[0], a) for job, alerts in zip(jobs, results) for a in alerts]
+        fired = [pair for res in results for pair in res]
         fired.sort(key=lambda ra: (ra[1]["timestamp"], ra[1]["symbol"], str(ra[0].id)))
         return fired
 

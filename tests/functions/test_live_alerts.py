@@ -161,17 +161,21 @@ def test_engines_stay_warm_and_close_when_the_strategy_changes(svc, market):
     d0 = dataset_last_day(market, "AAPL") + 3
     post(client, bars_message([px("AAPL", d0, 900.0)]), "b1")
     (engine,) = svc.alert_runner.engines.values()
-    worker = engine.session.worker
+    (batch,) = svc.alert_runner.batches.values()
+    worker = batch.worker
     post(client, bars_message([px("AAPL", d0 + 1, 950.0)]), "b2")
-    assert list(svc.alert_runner.engines.values()) == [engine] and engine.session.worker is worker  # warm
+    assert list(svc.alert_runner.engines.values()) == [engine]
+    assert list(svc.alert_runner.batches.values()) == [batch] and batch.worker is worker  # warm
     svc.store.save("alice", rec.id, code=ABOVE_1000.replace("1000", "940"))  # a new version
     post(client, bars_message([px("AAPL", d0 + 2, 960.0)]), "b3")
     (engine2,) = svc.alert_runner.engines.values()
-    assert engine2 is not engine and engine.session.worker is None and engine2.version == 2
+    (batch2,) = svc.alert_runner.batches.values()
+    assert engine2 is not engine and engine2.version == 2
+    assert batch2 is not batch and batch.worker is None and batch2.worker is not worker
     assert [(a["date"], a["strategy_version"]) for a in alerts(svc)] == [("2013-03-06", 2)]
     svc.store.set_alert("alice", rec.id, False)
     post(client, bars_message([px("AAPL", d0 + 3, 970.0)]), "b4")
-    assert svc.alert_runner.engines == {} and engine2.session.worker is None
+    assert svc.alert_runner.engines == {} and svc.alert_runner.batches == {} and batch2.worker is None
     assert len(alerts(svc)) == 1
 
 
@@ -263,3 +267,21 @@ def test_two_instances_racing_on_the_same_bars_fire_each_alert_once(sandbox, mar
         for svc in instances:
             if svc.alert_runner is not None:
                 svc.alert_runner.close()
+
+
+def test_strategies_are_batched_per_tenant_only(svc, market):
+    from stratagem import alerting
+
+    d0 = dataset_last_day(market, "AAPL") + 3
+    recs = []
+    for user in ("alice", "bob", "alice"):
+        r = svc.store.create(user, name=f"above {user}", code=ABOVE_1000.replace("1000", "10"))
+        svc.store.set_alert(user, r.id, True, ["AAPL"])
+        recs.append(r)
+    post(app("alert_bars"), bars_message([px("AAPL", d0, 900.0)]), "b1")
+    batches = svc.alert_runner.batches
+    assert sorted(user for user, _keys in batches) == ["alice", "bob"]  # never one worker for two users
+    for (user, keys), batch in batches.items():
+        assert len(batch.sources) == len(keys) == (2 if user == "alice" else 1)
+    assert sorted((a["strategy_id"], a["symbol"]) for a in alerts(svc)) == sorted((r.id, "AAPL") for r in recs)
+    assert alerting.BATCH_STRATEGIES >= 2

@@ -19,6 +19,7 @@ a half-written dataset; readers map them read-only (``mmap_mode='r'``).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -54,8 +55,14 @@ def iso_to_day(text: str) -> int:
     return (_dt.date.fromisoformat(text) - _EPOCH).days
 
 
+@functools.lru_cache(maxsize=8192)
+def _day_to_iso(day: int) -> str:
+    return (_EPOCH + _dt.timedelta(days=day)).isoformat()
+
+
 def day_to_iso(day: int) -> str:
-    return (_EPOCH + _dt.timedelta(days=int(day))).isoformat()
+    """Days since 1970-01-01 -> ISO date (cached: alerts and reports convert the same days often)."""
+    return _day_to_iso(int(day))
 
 
 def days_to_iso(days) -> list[str]:

@@ -12,8 +12,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import numpy as np
+
 from ..data.store import MarketData
-from ..sandbox.pool import Sandbox, Session
+from ..sandbox.pool import EvalOutcome, Sandbox, Session
 from . import metrics
 from .common import iso, ms, trading_days
 
@@ -62,6 +64,7 @@ class AlertEngine:
     def __init__(self, sandbox: Sandbox, market: MarketData, source: str, *, strategy_id: str | int,
                  name: str, version: int = 1, deduper: Deduper | None = None) -> None:
         self.market = market
+        self.source = source
         self.session: Session = sandbox.session(source)
         self.strategy_id = strategy_id
         self.name = name
@@ -81,12 +84,10 @@ class AlertEngine:
 
     def _close_price(self, symbol: str, day: int, overlay: dict | None = None) -> float | None:
         a, b = self.market.range(symbol)
-        import numpy as np
-
-        d = self.market.columns["date"][a:b]
-        i = int(np.searchsorted(d, day))
+        d = np.asarray(self.market.columns["date"])[a:b]  # a plain array: memmap slicing is slow
+        i = int(d.searchsorted(day))
         if i < len(d) and int(d[i]) == day:
-            return float(self.market.columns["close"][a + i])
+            return float(self.market.columns["close"][a + i])  # the dataset is authoritative
         for bar in (overlay or {}).get(symbol, ()):
             if bar.day == day:
                 return float(bar.close)
@@ -119,7 +120,12 @@ class AlertEngine:
             sess.restarts = 0
         if rows is None and overlay is not None:
             rows = {s: [b.row() for b in bars] for s, bars in overlay.items()}
-        out = sess.evaluate(sorted(set(items)), overlay=rows)
+        return self.fired(sess.evaluate(sorted(set(items)), overlay=rows), overlay)
+
+    def fired(self, out: EvalOutcome, overlay: dict | None = None) -> list[dict]:
+        """The alerts that fired now from an evaluation of this strategy (however it was run:
+        its own session, or a :class:`~stratagem.sandbox.pool.Batch` slot): errors recorded,
+        each signal claimed once, messages formatted."""
         for s, d, m in out.errors:
             self.errors.append({"symbol": s, "date": iso(d), "message": m})
         fired = []
@@ -128,11 +134,12 @@ class AlertEngine:
             if not self.deduper.claim(key):
                 continue
             close = self._close_price(s, d, overlay)
-            message = alert_message(self.name, s, iso(d), close, score, values)
+            date = iso(d)
+            message = alert_message(self.name, s, date, close, score, values)
             if out.demo_data_used:
                 message += "\n(DEMO DATA: based on illustrative fundamentals, not real ones)"
             fired.append({"strategy_id": self.strategy_id, "strategy_version": self.version, "strategy_name": self.name,
-                          "symbol": s, "date": iso(d), "timestamp": ms(d), "close": close, "score": score,
+                          "symbol": s, "date": date, "timestamp": ms(d), "close": close, "score": score,
                           "values": values, "dedup_key": key, "demo_data": out.demo_data_used,
                           "message": message})
         self.demo_data_used = self.demo_data_used or out.demo_data_used

@@ -98,9 +98,14 @@ class Worker:
             self.reset_pending = False
             self._loaded_reply()
 
-    def load(self, source: str | None) -> list[str]:
+    def load(self, source: str | None, slot: int = 0) -> list[str]:
+        """Load ``source`` into ``slot`` (a worker can hold several strategies of one tenant,
+        see :class:`Batch`); ``None`` re-creates the slot's module state. Returns entry points."""
+        msg: dict[str, Any] = {"op": "load", "source": source} if source is not None else {"op": "reset"}
+        if slot:
+            msg["slot"] = slot
         try:
-            send_msg(self.sock, {"op": "load", "source": source} if source is not None else {"op": "reset"})
+            send_msg(self.sock, msg)
         except OSError:
             self.kill()
             raise StrategyFailed("the strategy could not be loaded in the sandbox: its process died") from None
@@ -484,7 +489,125 @@ def _encode_plan(items: list[tuple[int, str]]) -> dict:
     return {"plan": out}
 
 
-class Session:
+def _read_results(w: Worker, items: list[tuple[int, str]], pos: int, out: EvalOutcome,
+                  tick: Callable[[int], None] | None, silence: float) -> tuple[int, bool]:
+    """Read the replies to one ``eval`` of ``items[pos:]`` into ``out``; (items reported, died).
+
+    When the worker died or stopped itself, the call that broke a limit is recorded as an
+    error of its item; the caller replaces the worker and continues after the reported items.
+    """
+    reported = 0
+    died = None
+    while True:
+        try:
+            msg = w._recv(silence)
+        except socket.timeout:
+            died = (reported, f"time limit: the sandbox stopped responding for {silence:g} s")
+            break
+        except (EOFError, OSError, ValueError) as exc:
+            died = (reported, "output limit: the strategy's results were too large" if isinstance(exc, ValueError)
+                    else "the sandbox process crashed (memory or CPU limit, or a fatal error)")
+            break
+        op = msg.get("op")
+        if op == "res":
+            for i, score, values in msg["sig"]:
+                d, s = items[pos + i]
+                out.signals.append((s, d, score, values))
+            for i, message in msg["err"]:
+                d, s = items[pos + i]
+                out.errors.append((s, d, message))
+            if tick is not None:
+                tick(msg["n"] - reported)
+            reported = msg["n"]
+            if msg.get("done"):
+                w.cpu = float(msg.get("cpu", 0.0))
+                out.cpu_seconds += w.cpu
+                out.demo_data_used = out.demo_data_used or bool(msg.get("demo"))
+                break
+        elif op == "fatal":
+            # The worker stopped itself. "item" is the call that broke a limit (None when
+            # the culprit was already reported); sig/err are results since the last flush.
+            culprit = msg.get("item")
+            stop = reported if culprit is None or culprit < reported else culprit
+            for i, score, values in msg.get("sig", []):
+                if reported <= i < stop:
+                    d, s = items[pos + i]
+                    out.signals.append((s, d, score, values))
+            for i, message in msg.get("err", []):
+                if reported <= i < stop:
+                    d, s = items[pos + i]
+                    out.errors.append((s, d, message))
+            if culprit is not None and culprit >= reported and pos + culprit < len(items):
+                d, s = items[pos + culprit]
+                out.errors.append((s, d, msg.get("message", "the sandbox stopped")))
+                stop = culprit + 1
+            if tick is not None:
+                tick(stop - reported)
+            reported = stop
+            died = (None, "")
+            break
+        else:
+            raise StrategyFailed(f"unexpected message from the sandbox: {op!r}")
+    if died is not None:
+        index, reason = died
+        if index is not None and pos + index < len(items):
+            d, s = items[pos + index]
+            out.errors.append((s, d, reason))
+            reported = index + 1
+            if tick is not None:
+                tick(1)
+    return reported, died is not None
+
+
+class _OverlaySender:
+    """Tracks which live bars a worker already holds, so only changes are sent to it."""
+
+    _ov_worker: Worker | None = None
+    _ov_sent: dict[str, list[list]]
+
+    def _overlay_delta(self, w: Worker, overlay: dict[str, list[list]]) -> tuple[bool, str | None]:
+        """What ``w`` needs to hold ``overlay`` (live bars per symbol, ``[day, o, h, l, c, v]`` rows):
+        only the bars it lacks, since it keeps what earlier evaluations sent (a new worker gets all).
+
+        Returns (reset, the delta's JSON or None when nothing changed). Each symbol's part is
+        encoded once per (rows list, bars kept) and reused by every session that sends the same
+        change: the alert path sends one tick's bars to every active strategy's worker, and
+        encoding them per strategy was a fifth of its main-process time."""
+        if self._ov_worker is not w:
+            self._ov_worker, self._ov_sent = w, {}
+            reset = True
+        else:
+            reset = False
+        sent: dict[str, list[list]] = self._ov_sent
+        parts = []
+        for sym, rows in overlay.items():
+            have = sent.get(sym, [])
+            if have is rows:
+                continue
+            if len(have) <= len(rows) and rows[:len(have)] == have:
+                keep = len(have)  # the common case: new bars after the ones sent (one C-level compare)
+            else:
+                keep = 0
+                while keep < len(have) and keep < len(rows) and have[keep] == rows[keep]:
+                    keep += 1
+            if keep < len(have) or keep < len(rows):
+                hit = _FRAGMENTS.get(sym)
+                if hit is not None and hit[0] is rows and hit[1] == keep:
+                    parts.append(hit[2])
+                else:
+                    frag = json.dumps(sym) + ":" + json.dumps({"keep": keep, "bars": rows[keep:]},
+                                                              separators=(",", ":"), allow_nan=False)
+                    if len(_FRAGMENTS) > 200_000:
+                        _FRAGMENTS.clear()
+                    _FRAGMENTS[sym] = (rows, keep, frag)  # holding rows keeps its id from being reused
+                    parts.append(frag)
+            sent[sym] = rows  # callers hand over new lists, never mutate ones they passed
+        if not reset and not parts:
+            return False, None
+        return reset, '{"reset":' + ("true" if reset else "false") + ',"symbols":{' + ",".join(parts) + "}}"
+
+
+class Session(_OverlaySender):
     """One strategy loaded in one worker, evaluated in increasing date order.
 
     A worker that dies (memory, CPU or time limit, crash) costs the call that killed it:
@@ -590,47 +713,6 @@ class Session:
             self.worker = w
         return self.worker
 
-    def _overlay_delta(self, w: Worker, overlay: dict[str, list[list]]) -> tuple[bool, str | None]:
-        """What ``w`` needs to hold ``overlay`` (live bars per symbol, ``[day, o, h, l, c, v]`` rows):
-        only the bars it lacks, since it keeps what earlier evaluations sent (a new worker gets all).
-
-        Returns (reset, the delta's JSON or None when nothing changed). Each symbol's part is
-        encoded once per (rows list, bars kept) and reused by every session that sends the same
-        change: the alert path sends one tick's bars to every active strategy's worker, and
-        encoding them per strategy was a fifth of its main-process time."""
-        if getattr(self, "_ov_worker", None) is not w:
-            self._ov_worker, self._ov_sent = w, {}
-            reset = True
-        else:
-            reset = False
-        sent: dict[str, list[list]] = self._ov_sent
-        parts = []
-        for sym, rows in overlay.items():
-            have = sent.get(sym, [])
-            if have is rows:
-                continue
-            if len(have) <= len(rows) and rows[:len(have)] == have:
-                keep = len(have)  # the common case: new bars after the ones sent (one C-level compare)
-            else:
-                keep = 0
-                while keep < len(have) and keep < len(rows) and have[keep] == rows[keep]:
-                    keep += 1
-            if keep < len(have) or keep < len(rows):
-                hit = _FRAGMENTS.get(sym)
-                if hit is not None and hit[0] is rows and hit[1] == keep:
-                    parts.append(hit[2])
-                else:
-                    frag = json.dumps(sym) + ":" + json.dumps({"keep": keep, "bars": rows[keep:]},
-                                                              separators=(",", ":"), allow_nan=False)
-                    if len(_FRAGMENTS) > 200_000:
-                        _FRAGMENTS.clear()
-                    _FRAGMENTS[sym] = (rows, keep, frag)  # holding rows keeps its id from being reused
-                    parts.append(frag)
-            sent[sym] = rows  # callers hand over new lists, never mutate ones they passed
-        if not reset and not parts:
-            return False, None
-        return reset, '{"reset":' + ("true" if reset else "false") + ',"symbols":{' + ",".join(parts) + "}}"
-
     def evaluate(self, items: list[tuple[int, str]], tick: Callable[[int], None] | None = None,
                  overlay: dict[str, list[list]] | None = None) -> EvalOutcome:
         """Evaluate ``classify_symbol`` for each (day, symbol) of ``items``, in that order.
@@ -648,73 +730,14 @@ class Session:
             send_msg(w.sock, {"op": "eval", **_encode_plan(items[pos:])}, raw={"overlay": delta} if delta else None)
             if not self._finish_reset(w):
                 continue
-            reported = 0
-            silence = limits.call_seconds + 5.0
-            died = None
-            while True:
-                try:
-                    msg = w._recv(silence)
-                except socket.timeout:
-                    died = (reported, f"time limit: the sandbox stopped responding for {silence:g} s")
-                    break
-                except (EOFError, OSError, ValueError) as exc:
-                    died = (reported, "output limit: the strategy's results were too large" if isinstance(exc, ValueError)
-                            else "the sandbox process crashed (memory or CPU limit, or a fatal error)")
-                    break
-                op = msg.get("op")
-                if op == "res":
-                    for i, score, values in msg["sig"]:
-                        d, s = items[pos + i]
-                        out.signals.append((s, d, score, values))
-                    for i, message in msg["err"]:
-                        d, s = items[pos + i]
-                        out.errors.append((s, d, message))
-                    if tick is not None:
-                        tick(msg["n"] - reported)
-                    reported = msg["n"]
-                    if msg.get("done"):
-                        w.cpu = float(msg.get("cpu", 0.0))
-                        out.cpu_seconds += w.cpu
-                        out.demo_data_used = out.demo_data_used or bool(msg.get("demo"))
-                        break
-                elif op == "fatal":
-                    # The worker stopped itself. "item" is the call that broke a limit (None when
-                    # the culprit was already reported); sig/err are results since the last flush.
-                    culprit = msg.get("item")
-                    stop = reported if culprit is None or culprit < reported else culprit
-                    for i, score, values in msg.get("sig", []):
-                        if reported <= i < stop:
-                            d, s = items[pos + i]
-                            out.signals.append((s, d, score, values))
-                    for i, message in msg.get("err", []):
-                        if reported <= i < stop:
-                            d, s = items[pos + i]
-                            out.errors.append((s, d, message))
-                    if culprit is not None and culprit >= reported and pos + culprit < len(items):
-                        d, s = items[pos + culprit]
-                        out.errors.append((s, d, msg.get("message", "the sandbox stopped")))
-                        stop = culprit + 1
-                    if tick is not None:
-                        tick(stop - reported)
-                    reported = stop
-                    died = (None, "")
-                    break
-                else:
-                    raise StrategyFailed(f"unexpected message from the sandbox: {op!r}")
-            if died is not None:
-                index, reason = died
-                if index is not None and pos + index < len(items):
-                    d, s = items[pos + index]
-                    out.errors.append((s, d, reason))
-                    reported = index + 1
-                    if tick is not None:
-                        tick(1)
+            reported, dead = _read_results(w, items, pos, out, tick, limits.call_seconds + 5.0)
+            if dead:
                 w.kill()
                 self.sandbox.release(w)
                 self.worker = None
             out.evaluated += reported
             pos += reported
-            if died is not None and pos < len(items):
+            if dead and pos < len(items):
                 self.restarts += 1
                 out.worker_restarts += 1
                 if self.restarts > MAX_RESTARTS:
@@ -723,3 +746,110 @@ class Session:
                     out.evaluated += len(items) - pos
                     break
         return out
+
+
+class Batch(_OverlaySender):
+    """Several strategies of one tenant loaded side by side in one worker, one slot each, and
+    evaluated together (decision 0006): one live-bar overlay update per worker instead of one
+    per strategy, and one pipelined exchange per tick.
+
+    Slots share the process, not their state: each has its own module globals and its own last
+    date (the worker re-runs a stateful module when *its* dates go backwards). A strategy that
+    cannot load is left out (``load_errors``) without holding back the others; one that breaks
+    a limit costs its call, and the worker is replaced (all slots reloaded) for what is left.
+    Only ever give a batch the strategies of one tenant: a strategy that exhausts the worker's
+    memory or CPU stops its neighbours' evaluations too.
+    """
+
+    def __init__(self, sandbox: Sandbox, sources: Sequence[str]) -> None:
+        self.sandbox = sandbox
+        self.sources = list(sources)
+        self.worker: Worker | None = None
+        self.load_errors: dict[int, StrategyFailed | StrategyRejected] = {}
+        self.restarts = 0
+
+    def close(self) -> None:
+        if self.worker is not None:
+            w, self.worker = self.worker, None
+            self.sandbox.release(w)
+
+    def _ensure_worker(self) -> Worker:
+        if self.worker is not None and self.worker.alive:
+            return self.worker
+        while True:
+            w = self.sandbox.spawn()
+            died = False
+            for k, src in enumerate(self.sources):
+                if k in self.load_errors:
+                    continue
+                try:
+                    w.load(src, slot=k)
+                except (StrategyFailed, StrategyRejected) as exc:
+                    self.load_errors[k] = exc
+                    if not w.alive:  # its load killed the worker: the others load again without it
+                        died = True
+                        break
+            if not died:
+                self.worker = w
+                return w
+            self.sandbox.release(w)
+
+    def evaluate(self, jobs: Sequence[tuple[int, list[tuple[int, str]]]],
+                 overlay: dict[str, list[list]] | None = None) -> dict[int, EvalOutcome]:
+        """Evaluate each ``(slot, items)`` job like :meth:`Session.evaluate`; outcomes by slot.
+
+        Slots in ``load_errors`` get no outcome. Messages are pipelined two deep: the worker
+        starts the next job while this side reads the previous one's results.
+        """
+        limits = self.sandbox.limits
+        w = self.worker
+        if w is not None and (not w.alive or w.cpu > limits.cpu_seconds * 0.5):
+            self.close()  # retire before the per-process CPU budget runs out mid-tick
+        self.restarts = 0
+        outs: dict[int, EvalOutcome] = {}
+        pending: list[list] = [[k, list(items), 0] for k, items in jobs if items]
+        while pending:
+            w = self._ensure_worker()
+            pending = [job for job in pending if job[0] not in self.load_errors]
+            if not pending:
+                break
+            for job in pending:
+                outs.setdefault(job[0], EvalOutcome())
+            delta = self._overlay_delta(w, overlay)[1] if overlay is not None else None
+
+            def send(j: int) -> None:
+                k, items, pos = pending[j]
+                try:
+                    send_msg(w.sock, {"op": "eval", "slot": k, **_encode_plan(items[pos:])},
+                             raw={"overlay": delta} if delta and j == 0 else None)
+                except OSError:
+                    pass  # the worker died: reading the current job's results says how
+
+            send(0)
+            dead_at = None
+            for j, job in enumerate(pending):
+                if j + 1 < len(pending):
+                    send(j + 1)
+                k, items, pos = job
+                reported, dead = _read_results(w, items, pos, outs[k], None, limits.call_seconds + 5.0)
+                outs[k].evaluated += reported
+                job[2] = pos + reported
+                if dead:
+                    dead_at = j
+                    break
+            if dead_at is None:
+                break
+            w.kill()
+            self.sandbox.release(w)
+            self.worker = None
+            self.restarts += 1
+            outs[pending[dead_at][0]].worker_restarts += 1
+            pending = [job for job in pending[dead_at:] if job[2] < len(job[1])]
+            if self.restarts > MAX_RESTARTS:
+                for k, items, pos in pending:
+                    for d, sym in items[pos:]:
+                        outs[k].errors.append((sym, d, f"skipped: the strategies broke the sandbox limits "
+                                                       f"{self.restarts} times"))
+                    outs[k].evaluated += len(items) - pos
+                break
+        return outs

@@ -179,6 +179,11 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
 
     strategy: LoadedStrategy | None = None
     last_day = -(1 << 62)
+    # A worker may hold several strategies of one tenant (the alert path batches them, see
+    # pool.Batch): each in a slot with its own module and its own last date. The engine
+    # addresses a slot per message; the locals above are the current slot's.
+    slots: dict[int, tuple[LoadedStrategy | None, int]] = {}
+    cur_slot = 0
     send_msg(chan, {"op": "ready", "pid": os.getpid(), "seccomp": seccomp})
     while True:
         try:
@@ -188,6 +193,11 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
         op = msg.get("op")
         if op == "exit":
             os._exit(0)
+        slot = msg.get("slot", 0)
+        if slot != cur_slot:
+            slots[cur_slot] = (strategy, last_day)
+            strategy, last_day = slots.pop(slot, (None, -(1 << 62)))
+            cur_slot = slot
         if op == "load" or (op == "reset" and strategy is not None):
             try:
                 state.timing(call_seconds * 2)
@@ -235,6 +245,7 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
             sig: list = []
             err: list = []
             buffers["sig"], buffers["err"] = sig, err
+            pit.demo_used = False  # reported per evaluation (the engine ORs them)
             n = 0
             tainted = None
             last_flush = time.monotonic()
@@ -327,6 +338,7 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
             if day is not None:
                 last_day = day
             pit.set_asof(day)
+            pit.demo_used = False
             state.timing(float(msg.get("seconds", call_seconds)))
             state.in_strategy = True
             signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
