@@ -183,9 +183,7 @@ class AlertRunner:
                         self.skipped.append({"strategy_id": rec.id, "version": rec.version, "error": err.message})
                         continue
                     engine = engines[_key(rec)]
-                    mine_syms = {s for _, s in mine}
-                    fired += [(rec, a) for a in engine.fired(outs[slot], {s: b for s, b in overlay.items()
-                                                                              if s in mine_syms})]
+                    fired += [(rec, a) for a in engine.fired(outs[slot], overlay)]
                 if batch.load_errors:
                     # Retry the failed loads on the next tick (a fresh worker, all slots reloaded).
                     batch.load_errors.clear()

@@ -84,10 +84,10 @@ class AlertEngine:
 
     def _close_price(self, symbol: str, day: int, overlay: dict | None = None) -> float | None:
         a, b = self.market.range(symbol)
-        d = np.asarray(self.market.columns["date"])[a:b]  # a plain array: memmap slicing is slow
-        i = int(d.searchsorted(day))
-        if i < len(d) and int(d[i]) == day:
-            return float(self.market.columns["close"][a + i])  # the dataset is authoritative
+        dates = np.asarray(self.market.columns["date"])  # a plain array: memmap slicing is slow
+        if b > a and day <= dates[b - 1]:  # the dataset is authoritative up to its last bar
+            i = a + int(dates[a:b].searchsorted(day))
+            return float(self.market.columns["close"][i]) if i < b and int(dates[i]) == day else None
         for bar in (overlay or {}).get(symbol, ()):
             if bar.day == day:
                 return float(bar.close)

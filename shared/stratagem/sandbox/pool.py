@@ -807,7 +807,7 @@ class Batch(_OverlaySender):
             self.close()  # retire before the per-process CPU budget runs out mid-tick
         self.restarts = 0
         outs: dict[int, EvalOutcome] = {}
-        pending: list[list] = [[k, list(items), 0] for k, items in jobs if items]
+        pending: list[list] = [[k, items, 0] for k, items in jobs if items]
         while pending:
             w = self._ensure_worker()
             pending = [job for job in pending if job[0] not in self.load_errors]
@@ -816,11 +816,18 @@ class Batch(_OverlaySender):
             for job in pending:
                 outs.setdefault(job[0], EvalOutcome())
             delta = self._overlay_delta(w, overlay)[1] if overlay is not None else None
+            plans: dict[int, dict] = {}  # jobs usually share one list of items: encode it once
 
             def send(j: int) -> None:
                 k, items, pos = pending[j]
+                if pos:
+                    plan = _encode_plan(items[pos:])
+                else:
+                    plan = plans.get(id(items))
+                    if plan is None:
+                        plan = plans[id(items)] = _encode_plan(items)
                 try:
-                    send_msg(w.sock, {"op": "eval", "slot": k, **_encode_plan(items[pos:])},
+                    send_msg(w.sock, {"op": "eval", "slot": k, **plan},
                              raw={"overlay": delta} if delta and j == 0 else None)
                 except OSError:
                     pass  # the worker died: reading the current job's results says how
