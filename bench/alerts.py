@@ -10,8 +10,9 @@ beyond the dataset, the sandbox, the alert claim, the alerts topic and the notif
 Variants, each on its own sandbox (2 workers unless ``--workers``):
 
 * ``live``  - what Stratagem runs: ``service.handle_alert_bars`` on each bars message, warm
-  sessions per strategy (``alerting.AlertRunner``), only symbols with new bars evaluated,
-  one sandbox call per strategy per tick, strategies two at a time.
+  workers kept across ticks (``alerting.AlertRunner``), the tenant's strategies batched in
+  even chunks of at most 32 per worker (decision 0006), only symbols with new bars
+  evaluated, one pipelined exchange per batch per tick, two batches at a time.
 * ``naive`` - the seed's ``processAlerts``: every second, every active strategy on every symbol,
   each strategy loaded afresh (a cold sandbox session: fork + load, as ``evaluate_alerts`` did
   before warm sessions), the live bars sent whole each time.
