@@ -204,6 +204,7 @@ def run_variant(kind: str, cut: MarketData, full: MarketData, codes: list[tuple[
         "warmup_seconds": round(warmup, 3), "wall_seconds": round(wall, 2),
         "evaluations": evals, "evaluations_per_second": round(evals / wall, 1) if wall > 0 else None,
         "tick_seconds": {"p50": percentile(tick_s, 50), "p99": percentile(tick_s, 99), "max": max(tick_s or [0])},
+        "tick_seconds_each": [round(t, 3) for t in tick_s],
         "alerts": len(notifier.got),
         "latency_seconds": {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
                             "max": max(latencies) if latencies else None},

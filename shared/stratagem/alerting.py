@@ -93,7 +93,8 @@ class AlertRunner:
         self._lock = threading.Lock()
         self.evaluations = 0  # strategy evaluations made (for tests and the benchmark)
         self.skipped: list[dict] = []  # strategies that failed to load, most recent last (bounded)
-        # Batches evaluated at once (each in its own worker process); None: the sandbox's workers.
+        # Batches evaluated at once (each in its own worker process); None: the sandbox's
+        # workers plus one.
         self.parallel: int | None = None
 
     def close(self) -> None:
@@ -117,6 +118,36 @@ class AlertRunner:
                 self.engines[k] = AlertEngine(svc.sandbox, svc.market, r.code, strategy_id=r.id, name=r.name,
                                               version=r.version, deduper=_Deduper(svc.jobs))
         return {k: self.engines[k] for k in want}
+
+    def _wire_rows(self, overlay: dict[str, list[Any]]) -> dict[str, list[list]]:
+        """Each symbol's live bars in wire form (``Bar.row()``), as new lists (the sessions tell
+        changes by identity), reusing last tick's rows for the bars that did not change: at one
+        bar a second a symbol carries up to ``live.MAX_OVERLAY_BARS`` bars, one of them new."""
+        cache = getattr(self, "_rows_cache", None)
+        if cache is None:
+            cache = self._rows_cache = {}
+        out = {}
+        for sym, bars in overlay.items():
+            old = cache.get(sym)
+            if old is not None:
+                old_bars, old_rows = old
+                k = len(old_bars)
+                if k <= len(bars) and bars[:k] == old_bars:
+                    rows = old_rows + [b.row() for b in bars[k:]]
+                else:
+                    # A correction or the window moving on: rows up to the first change are reused.
+                    keep = 0
+                    while keep < k and keep < len(bars) and bars[keep] == old_bars[keep]:
+                        keep += 1
+                    rows = old_rows[:keep] + [b.row() for b in bars[keep:]]
+            else:
+                rows = [b.row() for b in bars]
+            cache[sym] = (bars, rows)
+            out[sym] = rows
+        if len(cache) > 2 * max(len(overlay), 1000):
+            for sym in [s for s in cache if s not in overlay]:
+                del cache[sym]
+        return out
 
     def _batches(self, svc: Any, recs: list[Any]) -> list[tuple[Any, list[Any]]]:
         """(batch, its records in slot order) for ``recs``: per tenant, in chunks; batches of a
@@ -155,7 +186,7 @@ class AlertRunner:
             recs = list(svc.store.active_alerts())
             engines = self._sync(svc, recs)
             overlay = live.overlay_for(live_store(svc), svc.market, symbols)
-            wire = {s: [b.row() for b in bars] for s, bars in overlay.items()}  # once, for every batch
+            wire = self._wire_rows(overlay)  # once, for every batch
             work: list[tuple[Any, list[tuple[int, Any, list[tuple[int, str]]]]]] = []
             for batch, chunk in self._batches(svc, recs):
                 jobs = []
@@ -190,7 +221,10 @@ class AlertRunner:
                     batch.close()
                 return fired
 
-            width = max(1, min(len(work), self.parallel or getattr(svc.sandbox, "workers", 2)))
+            # One batch more in flight than the sandbox's workers: while this process reads one
+            # batch's results and claims its alerts, the CPUs keep evaluating the others
+            # (bench/alerts.py, 100 x 500: 37,800 evaluations/s at 2 in flight, 47,700 at 3).
+            width = max(1, min(len(work), self.parallel or getattr(svc.sandbox, "workers", 2) + 1))
             if width == 1:
                 results = [run(u) for u in work]
             else:

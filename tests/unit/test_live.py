@@ -358,3 +358,20 @@ def test_the_overlay_travels_to_the_worker_and_survives_a_new_worker(sandbox, ma
         corrected = bar("MSFT", last + 3, close=39.5)
         out = sess.evaluate([(last + 3, "MSFT")], overlay={"MSFT": rows([corrected, b2])})
         assert out.signals[0][2] == 39.5
+
+
+def test_alert_runner_wire_rows_reuse_unchanged_bars():
+    from stratagem.alerting import AlertRunner
+    from stratagem.live import Bar
+
+    r = AlertRunner()
+    b1, b2, b3 = (Bar("AAA", d, 1.0, 2.0, 0.5, 1.5, 10.0) for d in (1, 2, 3))
+    first = r._wire_rows({"AAA": [b1, b2]})["AAA"]
+    assert first == [b1.row(), b2.row()]
+    second = r._wire_rows({"AAA": [b1, b2, b3]})["AAA"]
+    assert second == [b1.row(), b2.row(), b3.row()] and second is not first  # a new list each tick
+    assert second[0] is first[0] and second[1] is first[1]  # unchanged bars keep their rows
+    fixed = Bar("AAA", 2, 1.0, 2.0, 0.5, 1.6, 10.0)  # a correction of day 2
+    third = r._wire_rows({"AAA": [b1, fixed, b3]})["AAA"]
+    assert third == [b1.row(), fixed.row(), b3.row()] and third[0] is first[0]
+    assert r._wire_rows({"AAA": [b2, b3]})["AAA"] == [b2.row(), b3.row()]  # the window moved on
