@@ -65,10 +65,21 @@ def day_to_iso(day: int) -> str:
     return _day_to_iso(int(day))
 
 
+_ISO: dict[int, str] = {}  # day -> ISO date, for days_to_iso
+
+
 def days_to_iso(days) -> list[str]:
-    """``day_to_iso`` over a sequence of days at once (vectorised)."""
+    """``day_to_iso`` over a sequence of days at once (vectorised; cached, since results
+    convert the same calendar over and over: a dict lookup is a tenth of the conversion)."""
     arr = np.asarray(days, dtype=np.int64)
-    return np.datetime_as_string(arr.astype("datetime64[D]"), unit="D").tolist()
+    keys = arr.tolist()
+    try:
+        return [_ISO[d] for d in keys]
+    except KeyError:
+        out = np.datetime_as_string(arr.astype("datetime64[D]"), unit="D").tolist()
+        if len(_ISO) < 500_000:
+            _ISO.update(zip(keys, out))
+        return out
 
 
 @dataclass

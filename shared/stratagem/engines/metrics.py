@@ -78,10 +78,10 @@ def nan_to_none(obj):
     if isinstance(obj, list):
         if len(obj) > 64:
             # Long homogeneous series (equity curves, their dates): one pass, not a call per item.
-            t = type(obj[0])
-            if t is str and all(type(v) is str for v in obj):
+            kinds = set(map(type, obj))  # C-level passes: these lists are thousands long
+            if kinds == {str}:
                 return list(obj)
-            if t is float and all(type(v) is float for v in obj):
+            if kinds == {float}:
                 if np.isfinite(np.fromiter(obj, dtype=np.float64, count=len(obj))).all():
                     return list(obj)
                 return [v if math.isfinite(v) else None for v in obj]

@@ -1,11 +1,10 @@
-"""The symbol-major shards and their wire plans (pool._symbol_shards) against the items."""
+"""Fast paths against the plain ones: symbol-major shards and their wire plans (pool._symbol_shards), cached ISO dates, long-list nan_to_none."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
-
 from stratagem.sandbox.pool import _encode_plan, _symbol_shards
 
 
@@ -49,3 +48,30 @@ def test_runs_index_like_a_list() -> None:
     assert runs[-1] == (3, "C") and runs[1:4] == items[1:4] and runs[3:] == items[3:]
     with pytest.raises(IndexError):
         runs[5]
+
+
+def test_days_to_iso_cached_and_uncached_agree() -> None:
+    import datetime as dt
+
+    from stratagem.data.store import day_to_iso, days_to_iso
+
+    days = [-1, 0, 59, 10_956, 15_000, 19_000, 47_000]
+    want = [(dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat() for d in days]
+    assert days_to_iso(days) == want  # first call: converted
+    assert days_to_iso(days) == want  # second: from the cache
+    assert days_to_iso(days[::-1]) == want[::-1] and [day_to_iso(d) for d in days] == want
+
+
+def test_nan_to_none_long_lists() -> None:
+    from stratagem.engines.metrics import nan_to_none
+
+    floats = [float(i) for i in range(100)]
+    assert nan_to_none(floats) == floats and nan_to_none(floats) is not floats
+    bad = floats[:50] + [float("nan"), float("inf")] + floats[52:]
+    assert nan_to_none(bad) == floats[:50] + [None, None] + floats[52:]
+    mixed = floats[:99] + [{"x": float("nan")}]
+    assert nan_to_none(mixed) == floats[:99] + [{"x": None}]
+    ints = list(range(100)) + [float("-inf")]
+    assert nan_to_none(ints) == list(range(100)) + [None]
+    strs = [str(i) for i in range(100)]
+    assert nan_to_none(strs) == strs
