@@ -193,3 +193,57 @@ def test_index_asof_follows_any_sequence_of_dates(market, steps, start):
         want = (a, a + int(np.searchsorted(dates[a:b], day, side="right"))) if b > a else (0, 0)
         assert pit.index_asof(sym) == want
         assert pit.index_asof(sym) == want  # and again, from the cache
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["AAPL", "IBM", "MSFT", "NOPE"]), st.sampled_from([-5, 0, 1, 1, 1, 1, 2, 30]),
+                          st.sampled_from([1, 5, 21, 90])), min_size=1, max_size=80), st.integers(0, 3200))
+def test_price_data_walking_equals_fresh_lookups(market, steps, start):
+    # price_data steps one bar forward from a symbol's last lookup and reuses the last
+    # re-adjusted window (IBM and MSFT pay dividends: windows straddle ex-dates): every answer
+    # must equal a fresh view's for the same date.
+    pit = PointInTime(market)
+    cal = np.asarray(market.calendar())
+    k = start
+    for sym, step, n in steps:
+        k = min(max(k + step, 0), cal.size - 1)
+        day = int(cal[k])
+        pit.set_asof(day)
+        fresh = PointInTime(market)
+        fresh.set_asof(day)
+        got, want = pit.price_data(sym, "1d", n), fresh.price_data(sym, "1d", n)
+        assert {c: list(v) for c, v in got.items()} == {c: list(v) for c, v in want.items()}
+
+
+def test_price_data_alternating_dividend_payers_equal_fresh_lookups(market):
+    pit, fresh = PointInTime(market), PointInTime(market)
+    cal = np.asarray(market.calendar())
+    straddled = 0
+    for day in cal[2000:2400:3].tolist():
+        pit.set_asof(day)
+        fresh.set_asof(day)
+        for sym in ("IBM", "MSFT", "AAPL"):
+            got = pit.price_data(sym, "1d", 90)
+            fresh._idx, fresh._last_adj = {}, None  # no walking state: a lookup from scratch
+            want = fresh.price_data(sym, "1d", 90)
+            assert {c: list(v) for c, v in got.items()} == {c: list(v) for c, v in want.items()}
+            a, e = fresh.index_asof(sym)
+            regimes = np.asarray(market.columns["regime"][max(a, e - 90):e])
+            straddled += int(regimes[0] != regimes[-1])
+    assert straddled > 50  # the re-adjusted path was exercised
+    # Both symbols in their k-th dividend regime, one after the other: the same regime number
+    # must not hand one symbol the other's re-adjusted prices.
+    firsts = {}
+    for sym in ("IBM", "MSFT"):
+        a, b = market.range(sym)
+        r = np.asarray(market.columns["regime"][a:b])
+        firsts[sym] = {int(k): int(market.columns["date"][a + int(np.argmax(r == k))]) for k in np.unique(r)}
+    shared = sorted(set(firsts["IBM"]) & set(firsts["MSFT"]) - {0})
+    assert len(shared) > 20
+    for k in shared:
+        for sym in ("IBM", "MSFT"):
+            pit.set_asof(firsts[sym][k])
+            fresh.set_asof(firsts[sym][k])
+            fresh._idx, fresh._last_adj = {}, None
+            got, want = pit.price_data(sym, "1d", 30), fresh.price_data(sym, "1d", 30)
+            assert {c: list(v) for c, v in got.items()} == {c: list(v) for c, v in want.items()}, (sym, k)

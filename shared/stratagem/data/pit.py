@@ -115,7 +115,11 @@ class PointInTime:
         # symbol -> (as-of date, start, end) of its last lookup. Dates only ever change by the
         # engine's set_asof, and runs mostly step one session forward per symbol, so the next
         # lookup is a step or two from the last one instead of a fresh binary search.
-        self._idx: dict[str, tuple[int, int, int]] = {}
+        # The 4th member is the symbol's end, for price_data's one-bar-forward step.
+        self._idx: dict[str, tuple[int, int, int, int]] = {}
+        # (symbol, regime, arrays) of the last re-adjusted window: consecutive calls of a
+        # symbol-major run mostly share them, and this skips the LRU lookup.
+        self._last_adj: tuple[str, int, dict[str, memoryview]] | None = None
         # Live bars beyond each symbol's last dataset bar (see apply_overlay).
         self._overlay: dict[str, _Overlay] = {}
         # Set when a data function handed out illustrative (demo) values, so every output
@@ -196,7 +200,7 @@ class PointInTime:
                 e = bisect_right(dates, asof, e, b)
         else:
             e = bisect_right(dates, asof, a, b) if b > a else a
-        self._idx[symbol] = (asof, a, e)
+        self._idx[symbol] = (asof, a, e, b)
         return a, e
 
     # -- strategy side -------------------------------------------------------------------
@@ -217,8 +221,14 @@ class PointInTime:
         else:
             raise DataError(f"symbol must be a string like 'AAPL', got {type(symbol).__name__}")
         hit = self._idx.get(sym)
-        if hit is not None and hit[0] == self.asof:
+        asof = self.asof
+        if hit is not None and hit[0] == asof:
             a, end = hit[1], hit[2]
+        elif (hit is not None and asof is not None and hit[0] < asof and hit[2] < hit[3]
+              and self._dates[hit[2]] <= asof and (hit[2] + 1 == hit[3] or self._dates[hit[2] + 1] > asof)):
+            # Exactly one more bar visible: the next session of a symbol-major run.
+            a, end = hit[1], hit[2] + 1
+            self._idx[sym] = (asof, a, end, hit[3])
         else:
             a, end = self.index_asof(sym)
         if self._overlay:
@@ -229,11 +239,17 @@ class PointInTime:
             return self._empty_result()
         lo = end - n if end - n > a else a
         reg = self._regime
-        if reg[lo] == reg[end - 1]:
+        k = reg[end - 1]
+        if reg[lo] == k:
             # The whole window lies in the as-of regime: ratios are exactly 1, show raw bars.
             return {"timestamps": self._ts[lo:end], "open": self._open[lo:end], "high": self._high[lo:end],
                     "low": self._low[lo:end], "close": self._close[lo:end], "volume": self._volume[lo:end]}
-        adj = self._adjusted(sym, a, end - 1)
+        last = self._last_adj
+        if last is not None and last[1] == k and last[0] == sym:
+            adj = last[2]
+        else:
+            adj = self._adjusted(sym, a, end - 1)
+            self._last_adj = (sym, k, adj)
         i, j = lo - a, end - a
         return {"timestamps": self._ts[lo:end], "open": adj["open"][i:j], "high": adj["high"][i:j],
                 "low": adj["low"][i:j], "close": adj["close"][i:j], "volume": adj["volume"][i:j]}

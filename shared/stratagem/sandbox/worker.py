@@ -20,6 +20,7 @@ import socket
 import struct
 import sys
 import time
+from itertools import chain, repeat
 from typing import Any
 
 MAX_FRAME = 32 << 20
@@ -254,10 +255,14 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
             state.seen = state.item = -1
             signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
             plan = msg.get("plan")
+            # (day, symbol) pairs at C speed: zip hands the loop one reused tuple.
             if plan is None:  # symbol-major runs: [[symbol, [day, ...]], ...]
-                items = ((d, sym) for sym, days in msg["splan"] for d in days)
+                sp = msg["splan"]
+                items = zip(chain.from_iterable(days for _, days in sp),
+                            chain.from_iterable(repeat(sym, len(days)) for sym, days in sp))
             else:
-                items = ((d, sym) for d, syms in plan for sym in syms)
+                items = zip(chain.from_iterable(repeat(d, len(syms)) for d, syms in plan),
+                            chain.from_iterable(syms for _, syms in plan))
             stateless = strategy.stateless
             for day, sym in items:
                 if day != last_day:
@@ -276,7 +281,7 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
                             state.limit = call_seconds
                         classify = strategy.classify
                     last_day = day
-                    pit.set_asof(day)
+                    pit.asof = day  # set_asof without the call: plan days are ints
                 state.item = n
                 error = None
                 state.in_strategy = True
