@@ -730,7 +730,8 @@ def main() -> None:
                 rows += screen_rows(ds, sbx, naive, npd, p.screen_mix, int(days[-1]), repeat, log)
             del naive, npd
             if p.bt_symbols:
-                r = backtesting_py_rows(ds, sbx, ds.symbols[:p.bt_symbols], repeat, log)
+                # at least 7 rounds: these rows are short, and backtesting.py alone varies by 2x
+                r = backtesting_py_rows(ds, sbx, ds.symbols[:p.bt_symbols], max(repeat, 7), log)
                 bt_rows += [r] if r else []
             if p.scale_symbols:
                 scaling = scaling_rows(ds, sbx, p, repeat, log)
