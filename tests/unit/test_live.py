@@ -272,6 +272,27 @@ def test_overlay_updates_keep_a_prefix_and_reset_drops_all(market):
     assert p.overlay_rows("IBM") == [] and "NEWCO" not in p.listed()
 
 
+def test_repeated_live_windows_are_fresh_dicts_and_follow_corrections(market):
+    # One tick's windows are kept for the next strategy of a batch: each caller still gets
+    # its own dict, and a corrected bar (same date) or a new date is never answered from them.
+    p = PointInTime(market)
+    last = dataset_last_day(market, "IBM")
+    p.apply_overlay({"IBM": {"keep": 0, "bars": rows([bar("IBM", last + 3, close=101.0)])}})
+    p.set_asof(last + 3)
+    first, second = p.price_data("IBM", "1d", 5), p.price_data("IBM", "1d", 5)
+    assert first is not second and first == second and first["close"][-1] == 101.0
+    first["close"] = "changed by a strategy"
+    assert p.price_data("IBM", "1d", 5)["close"][-1] == 101.0
+    p.apply_overlay({"IBM": {"keep": 0, "bars": rows([bar("IBM", last + 3, close=102.0)])}})  # a correction
+    assert p.price_data("IBM", "1d", 5)["close"][-1] == 102.0
+    p.apply_overlay({"IBM": {"keep": 1, "bars": rows([bar("IBM", last + 4, close=103.0)])}})
+    assert p.price_data("IBM", "1d", 5)["close"][-1] == 102.0  # still as of last + 3
+    p.set_asof(last + 4)
+    assert list(p.price_data("IBM", "1d", 2)["close"]) == [102.0, 103.0]
+    p.apply_overlay(None, reset=True)
+    assert p.price_data("IBM", "1d", 1)["timestamps"][-1] == last * 86_400_000
+
+
 def test_overlay_of_the_datasets_own_history_equals_the_dataset(market, tmp_path):
     """Cut the dataset at a day, lay the following history over the cut copy as live bars:
     every as-of date in the cut's corporate-action regime sees exactly what the full

@@ -120,6 +120,12 @@ class PointInTime:
         # (symbol, regime, arrays) of the last re-adjusted window: consecutive calls of a
         # symbol-major run mostly share them, and this skips the LRU lookup.
         self._last_adj: tuple[str, int, dict[str, memoryview]] | None = None
+        # Live windows of the current as-of date by (symbol, bars): the strategies of an alert
+        # batch read the same symbols on the same tick. Handed out as copies (a strategy may
+        # change its dict; the read-only views in it are shared safely), cleared with any
+        # change of date or live bars.
+        self._ov_memo: dict[tuple[str, int], dict] = {}
+        self._ov_memo_asof: int | None = None
         # Live bars beyond each symbol's last dataset bar (see apply_overlay).
         self._overlay: dict[str, _Overlay] = {}
         # Set when a data function handed out illustrative (demo) values, so every output
@@ -143,6 +149,7 @@ class PointInTime:
         if reset and self._overlay:
             self._overlay = {}
             self._idx = {}
+            self._ov_memo = {}
         if not delta:
             return
         for sym, part in delta.items():
@@ -172,6 +179,7 @@ class PointInTime:
             else:
                 self._overlay.pop(sym, None)
         self._idx = {}
+        self._ov_memo = {}
 
     def overlay_rows(self, symbol: str) -> list[tuple]:
         """The overlay bars of ``symbol`` (engine side, for tests and checks)."""
@@ -342,6 +350,18 @@ class PointInTime:
     def _with_overlay(self, sym: str, ov: "_Overlay", a: int, end: int, n: int) -> dict:
         """The last ``n`` bars as of the date when it lies in the overlay: dataset bars (adjusted
         as of the last dataset bar, whose regime the overlay shares), then overlay bars raw."""
+        if self._ov_memo_asof != self.asof:
+            self._ov_memo = {}
+            self._ov_memo_asof = self.asof
+        key = (sym, n)
+        hit = self._ov_memo.get(key)
+        if hit is None:
+            hit = self._overlay_window(sym, ov, a, end, n)
+            if len(self._ov_memo) < 100_000:
+                self._ov_memo[key] = hit
+        return hit.copy()
+
+    def _overlay_window(self, sym: str, ov: "_Overlay", a: int, end: int, n: int) -> dict:
         k = bisect_right(ov.days, self.asof)
         if ov.views is None:
             # Once per symbol and worker: the dataset's last OVERLAY_HISTORY bars (adjusted as of
@@ -351,7 +371,9 @@ class PointInTime:
         stop = ov.n_hist + k
         if n <= stop or ov.n_hist == ov.n_all:
             lo = max(0, stop - n)
-            return {key: mv[lo:stop] for key, mv in ov.views.items()}
+            v = ov.views
+            return {"timestamps": v["timestamps"][lo:stop], "open": v["open"][lo:stop], "high": v["high"][lo:stop],
+                    "low": v["low"][lo:stop], "close": v["close"][lo:stop], "volume": v["volume"][lo:stop]}
         # A window longer than the joined history: build it for this call.
         hist = self._dataset_window(sym, a, end, n - k)
         out = {}
