@@ -128,8 +128,12 @@ class MemoryAlertLog:
             if key in self.entries:
                 return False
             now = round(self.clock() * 1000)
-            delivery = {**{ch: {"status": "sending", "at": now} for ch in sending}, **self._early.pop(key, {})}
-            self.entries[key] = {**alert, "user_id": user_id, "created_at": now, "delivery": delivery}
+            delivery = {ch: {"status": "sending", "at": now} for ch in sending}
+            if self._early:
+                delivery.update(self._early.pop(key, {}))
+            entry = dict(alert)
+            entry["user_id"], entry["created_at"], entry["delivery"] = user_id, now, delivery
+            self.entries[key] = entry
             return True
 
     def set_delivery(self, key: str, channel: str, result: dict) -> None:

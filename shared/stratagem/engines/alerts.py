@@ -88,9 +88,11 @@ class AlertEngine:
         if b > a and day <= dates[b - 1]:  # the dataset is authoritative up to its last bar
             i = a + int(dates[a:b].searchsorted(day))
             return float(self.market.columns["close"][i]) if i < b and int(dates[i]) == day else None
-        for bar in (overlay or {}).get(symbol, ()):
+        for bar in reversed((overlay or {}).get(symbol, ())):  # newest first: the live bar is last
             if bar.day == day:
                 return float(bar.close)
+            if bar.day < day:
+                break
         return None
 
     def tick(self, day: int, symbols: list[str], overlay: dict | None = None) -> list[dict]:
