@@ -119,6 +119,7 @@ class Stack:
         for t in decl["topics"]:
             pub.create_topic(name=pub.topic_path(self.project, t["name"]))
         dlq = pub.topic_path(self.project, decl["project"]["dead_letter_topic"])
+        from infra.declaration import dead_letter_topic_of
         from infra.render_terraform import push_subscription
 
         for f in decl["functions"]:
@@ -128,12 +129,15 @@ class Stack:
             req = {"name": sub.subscription_path(self.project, push_subscription(f["name"])),
                    "topic": pub.topic_path(self.project, f["trigger"]),
                    "push_config": {"push_endpoint": f"http://127.0.0.1:{self.ports[f['name']]}/"},
-                   "ack_deadline_seconds": min(600, max(10, int(f["timeout_s"]))),
-                   "dead_letter_policy": {"dead_letter_topic": dlq,
-                                          "max_delivery_attempts": decl["project"]["max_delivery_attempts"]}}
+                   "ack_deadline_seconds": min(600, max(10, int(f["timeout_s"])))}
+            if dead_letter_topic_of(decl, f) is not None:  # not for the dead-letter function itself
+                req["dead_letter_policy"] = {"dead_letter_topic": dlq,
+                                             "max_delivery_attempts": decl["project"]["max_delivery_attempts"]}
             try:
                 sub.create_subscription(request=req)
             except Exception as exc:  # noqa: BLE001 - older emulators refuse dead-letter policies
+                if "dead_letter_policy" not in req:
+                    raise
                 _log(f"note: {f['name']}: dead-letter policy not accepted by the emulator ({type(exc).__name__}); "
                      "subscribing without it")
                 req.pop("dead_letter_policy")

@@ -17,6 +17,14 @@ def load(path: Path = DEFAULT) -> dict[str, Any]:
     return decl
 
 
+def dead_letter_topic_of(decl: dict[str, Any], fn: dict[str, Any]) -> str | None:
+    """Where ``fn``'s push subscription dead-letters: the project's dead-letter topic, except for
+    the function that consumes that topic (a message it cannot handle must not loop back to it;
+    Pub/Sub keeps retrying it instead, and the hold subscription keeps a copy)."""
+    dl = decl.get("project", {}).get("dead_letter_topic")
+    return None if fn.get("trigger") == dl else dl
+
+
 def check(decl: dict[str, Any]) -> None:
     """Internal consistency: every trigger, publish, service subscription and scheduler target is a declared topic."""
     topics = {t["name"] for t in decl.get("topics", [])}

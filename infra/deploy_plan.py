@@ -39,7 +39,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``infra`` importable
     sys.path.insert(0, str(ROOT))
 
-from infra.declaration import DEFAULT, load  # noqa: E402
+from infra.declaration import DEFAULT, dead_letter_topic_of, load  # noqa: E402
 from infra.render_terraform import (APIS, COMMON_ENV, RETRY_MAX_BACKOFF, RETRY_MIN_BACKOFF,  # noqa: E402
                                     SERVICE_DEFAULTS, check_renderable, function_env, function_id,
                                     function_secrets, payload_schema, push_subscription, secrets,
@@ -204,17 +204,22 @@ def plan(decl: dict, project: str, region: str | None = None, source_dir: Path |
         add(Step("lookup", var, ["gcloud", "functions", "describe", fid, R, P,
                                  "--format=value(serviceConfig.uri)"], mode="assign", var=var))
         sub = push_subscription(name)
+        fdl = dead_letter_topic_of(decl, fn)  # None for the dead-letter function itself (no loop)
         common = [Expand(f"--push-endpoint=${{{var}}}"), f"--push-auth-service-account={push_sa}",
                   f"--ack-deadline={min(600, max(10, fn['timeout_s']))}", f"--min-retry-delay={RETRY_MIN_BACKOFF}",
-                  f"--max-retry-delay={RETRY_MAX_BACKOFF}", f"--dead-letter-topic={dl}",
-                  f"--max-delivery-attempts={proj['max_delivery_attempts']}", P]
+                  f"--max-retry-delay={RETRY_MAX_BACKOFF}",
+                  *([f"--dead-letter-topic={fdl}", f"--max-delivery-attempts={proj['max_delivery_attempts']}"]
+                    if fdl else []), P]
         add(Step("subscription", sub, ["gcloud", "pubsub", "subscriptions", "create", sub, f"--topic={trig}",
                                        "--expiration-period=never", *common],
-                 mode="upsert", update=["gcloud", "pubsub", "subscriptions", "update", sub, *common],
+                 mode="upsert", update=["gcloud", "pubsub", "subscriptions", "update", sub, *common,
+                                        *([] if fdl else ["--clear-dead-letter-policy"])],
                  describe=["gcloud", "pubsub", "subscriptions", "describe", sub, P],
                  meta={"function": name, "topic": trig}))
-        add(Step("iam", f"{sub} dead letters", ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", sub,
-                                                Expand(f"--member={agent}"), "--role=roles/pubsub.subscriber", P]))
+        if fdl:
+            add(Step("iam", f"{sub} dead letters", ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding",
+                                                    sub, Expand(f"--member={agent}"), "--role=roles/pubsub.subscriber",
+                                                    P]))
 
     for svc in decl.get("services", []):
         name, cfg = svc["name"], {**SERVICE_DEFAULTS, **svc}

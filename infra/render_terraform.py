@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run as a script: make ``infra`` importable
     sys.path.insert(0, str(HERE.parent))
 
-from infra.declaration import DEFAULT, load  # noqa: E402
+from infra.declaration import DEFAULT, dead_letter_topic_of, load  # noqa: E402
 
 OUTPUT = HERE / "terraform" / "main.tf"
 PREFIX = "stratagem-"
@@ -285,8 +285,8 @@ def render(decl: dict) -> str:
     # dead letters ----------------------------------------------------------------------------------
     dlr = label(dl)
     add(section("Dead letters",
-                f"Every push subscription below dead-letters to {dl} after {proj['max_delivery_attempts']} delivery "
-                "attempts.\nPub/Sub's service agent must be able to publish there (and to acknowledge on the source "
+                f"Every push subscription below but the dead-letter function's dead-letters to {dl} after "
+                f"{proj['max_delivery_attempts']} delivery\nattempts. Pub/Sub's service agent must be able to publish there (and to acknowledge on the source "
                 "subscription,\ngranted next to each subscription). Without a subscription a topic drops messages, "
                 "so a hold\nsubscription keeps dead letters for 7 days for inspection and replay."))
     add(resource("google_pubsub_topic_iam_member", f"{dlr}_publisher",
@@ -486,9 +486,19 @@ def _function_blocks(decl: dict, fn: dict) -> list[Any]:
                             ("member", "allUsers")))
         return out
     proj = decl["project"]
-    dlr = label(proj["dead_letter_topic"])
+    dl = dead_letter_topic_of(decl, fn)
     out.append(resource("google_cloud_run_service_iam_member", f"{name}_invoker", *run_service,
                         ("member", Tmpl("serviceAccount:${google_service_account.pubsub_push.email}"))))
+    if dl is None:
+        policy: list[Any] = [Comment("The dead-letter consumer: no dead-letter policy (it would loop back here); "
+                                     "Pub/Sub retries until it succeeds.")]
+        deps = f"[google_cloud_run_service_iam_member.{name}_invoker]"
+    else:
+        dlr = label(dl)
+        policy = [Block("dead_letter_policy",
+                        ("dead_letter_topic", Ref(f"google_pubsub_topic.{dlr}.id")),
+                        ("max_delivery_attempts", proj["max_delivery_attempts"]))]
+        deps = f"[google_cloud_run_service_iam_member.{name}_invoker, google_pubsub_topic_iam_member.{dlr}_publisher]"
     out.append(resource(
         "google_pubsub_subscription", f"{name}_push",
         ("name", push_subscription(name)),
@@ -499,16 +509,14 @@ def _function_blocks(decl: dict, fn: dict) -> list[Any]:
               ("push_endpoint", Ref(f"google_cloudfunctions2_function.{name}.service_config[0].uri")),
               Block("oidc_token", ("service_account_email", Ref("google_service_account.pubsub_push.email")))),
         Block("retry_policy", ("minimum_backoff", RETRY_MIN_BACKOFF), ("maximum_backoff", RETRY_MAX_BACKOFF)),
-        Block("dead_letter_policy",
-              ("dead_letter_topic", Ref(f"google_pubsub_topic.{dlr}.id")),
-              ("max_delivery_attempts", proj["max_delivery_attempts"])),
+        *policy,
         Block("expiration_policy", ("ttl", "")),
-        ("depends_on", Ref(f"[google_cloud_run_service_iam_member.{name}_invoker, "
-                           f"google_pubsub_topic_iam_member.{dlr}_publisher]"))))
-    out.append(resource("google_pubsub_subscription_iam_member", f"{name}_push_dead_letter",
-                        ("subscription", Ref(f"google_pubsub_subscription.{name}_push.name")),
-                        ("role", "roles/pubsub.subscriber"),
-                        ("member", Ref("local.pubsub_agent"))))
+        ("depends_on", Ref(deps))))
+    if dl is not None:
+        out.append(resource("google_pubsub_subscription_iam_member", f"{name}_push_dead_letter",
+                            ("subscription", Ref(f"google_pubsub_subscription.{name}_push.name")),
+                            ("role", "roles/pubsub.subscriber"),
+                            ("member", Ref("local.pubsub_agent"))))
     return out
 
 

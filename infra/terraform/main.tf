@@ -166,8 +166,8 @@ resource "google_pubsub_topic" "dead_letter" {
 
 # ================================================================================================
 # Dead letters
-# Every push subscription below dead-letters to stratagem-dead-letter after 5 delivery attempts.
-# Pub/Sub's service agent must be able to publish there (and to acknowledge on the source subscription,
+# Every push subscription below but the dead-letter function's dead-letters to stratagem-dead-letter after 5 delivery
+# attempts. Pub/Sub's service agent must be able to publish there (and to acknowledge on the source subscription,
 # granted next to each subscription). Without a subscription a topic drops messages, so a hold
 # subscription keeps dead letters for 7 days for inspection and replay.
 # ================================================================================================
@@ -1020,6 +1020,85 @@ resource "google_pubsub_subscription_iam_member" "notify_push_dead_letter" {
   subscription = google_pubsub_subscription.notify_push.name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
+}
+
+# ---- function dead_letter: pushed from stratagem-dead-letter -----------------------------------
+
+resource "google_service_account" "fn_dead_letter" {
+  account_id   = "stratagem-fn-dead-letter"
+  display_name = "Stratagem function dead_letter"
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_project_iam_member" "fn_dead_letter_firestore" {
+  project = var.project
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.fn_dead_letter.email}"
+}
+
+resource "google_storage_bucket_object" "src_dead_letter" {
+  # content-addressed: a new zip is a new object, which redeploys the function
+  bucket = var.source_bucket
+  name   = "stratagem/functions/dead_letter-${filemd5("${local.source_dir}/dead_letter.zip")}.zip"
+  source = "${local.source_dir}/dead_letter.zip"
+}
+
+# Triggered by stratagem-dead-letter through the push subscription below
+# (no event_trigger: see the header).
+resource "google_cloudfunctions2_function" "dead_letter" {
+  name        = "stratagem-dead-letter"
+  location    = var.region
+  description = "Stratagem dead_letter: push subscription on stratagem-dead-letter"
+  build_config {
+    runtime     = "python311"
+    entry_point = "dead_letter"
+    source {
+      storage_source {
+        bucket = var.source_bucket
+        object = google_storage_bucket_object.src_dead_letter.name
+      }
+    }
+  }
+  service_config {
+    available_memory               = "512Mi"
+    timeout_seconds                = 60
+    service_account_email          = google_service_account.fn_dead_letter.email
+    ingress_settings               = "ALLOW_ALL"
+    all_traffic_on_latest_revision = true
+    vpc_connector                  = google_vpc_access_connector.connector.id
+    vpc_connector_egress_settings  = "PRIVATE_RANGES_ONLY"
+    environment_variables          = local.function_env
+  }
+  depends_on = [google_project_iam_member.fn_dead_letter_firestore]
+}
+
+resource "google_cloud_run_service_iam_member" "dead_letter_invoker" {
+  location = google_cloudfunctions2_function.dead_letter.location
+  service  = google_cloudfunctions2_function.dead_letter.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.pubsub_push.email}"
+}
+
+resource "google_pubsub_subscription" "dead_letter_push" {
+  name  = "stratagem-dead-letter-push"
+  topic = google_pubsub_topic.dead_letter.id
+  # Pub/Sub waits this long for the function's answer: its timeout (Pub/Sub allows at most 600 s).
+  ack_deadline_seconds = 60
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.dead_letter.service_config[0].uri
+    oidc_token {
+      service_account_email = google_service_account.pubsub_push.email
+    }
+  }
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+  # The dead-letter consumer: no dead-letter policy (it would loop back here); Pub/Sub retries until it succeeds.
+  expiration_policy {
+    ttl = ""
+  }
+  depends_on = [google_cloud_run_service_iam_member.dead_letter_invoker]
 }
 
 # ---- function telegram_webhook: HTTP -----------------------------------------------------------

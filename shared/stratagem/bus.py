@@ -31,8 +31,11 @@ class Publisher(Protocol):
 class InProcessBus:
     """Synchronous in-process delivery (deterministic for the CLI and tests)."""
 
-    def __init__(self, max_attempts: int = 5, backoff_s: float = 0.0) -> None:
+    def __init__(self, max_attempts: int = 5, backoff_s: float = 0.0, dead_letter_topic: str | None = None) -> None:
         self.handlers: dict[str, list[Handler]] = defaultdict(list)
+        # Where a message that failed every attempt goes (as a Pub/Sub dead-letter policy sends
+        # it): its handlers are delivered to like any topic's, but never dead-lettered again.
+        self.dead_letter_topic = dead_letter_topic
         self.published: list[tuple[str, dict, str]] = []
         self.dead_letters: list[tuple[str, dict, str]] = []
         self.max_attempts = max_attempts
@@ -67,6 +70,10 @@ class InProcessBus:
             except Exception as exc:  # noqa: BLE001 - at-least-once: retry, then dead-letter
                 if attempt == self.max_attempts:
                     self.dead_letters.append((topic, message, f"{type(exc).__name__}: {exc}"))
+                    dl = self.dead_letter_topic
+                    if dl is not None and topic != dl:
+                        for h in list(self.handlers.get(dl, [])):
+                            self._deliver(dl, h, message, f"{mid}-dead-letter")
                     return
                 time.sleep(self.backoff_s * attempt)
 

@@ -46,7 +46,9 @@ def build(settings: Settings) -> Any:
         store = SqliteStore.in_home(settings.home)
         alert_log = SqliteAlertLog.in_home(settings.home)
         jobs = MemoryJobStore()
-        bus = InProcessBus()
+        from .service import TOPICS
+
+        bus = InProcessBus(dead_letter_topic=TOPICS["dead_letter"])
         from .live import SQLiteLiveBars
 
         live_bars = SQLiteLiveBars.in_home(settings.home)
@@ -82,7 +84,8 @@ def wire_in_process(svc: Any) -> None:
 
     handlers = {"generate": service.handle_generate, "validate": service.handle_validate,
                 "backtest": service.handle_backtest_shard, "screen": service.handle_screen_shard,
-                "tick": service.handle_alert_tick, "bars": service.handle_alert_bars, "alerts": service.handle_notify}
+                "tick": service.handle_alert_tick, "bars": service.handle_alert_bars, "alerts": service.handle_notify,
+                "dead_letter": service.handle_dead_letter}
     for key, fn in handlers.items():
         svc.bus.subscribe(service.TOPICS[key], lambda m, mid, fn=fn: fn(svc, m, mid))
 

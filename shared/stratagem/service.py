@@ -33,6 +33,8 @@ TOPICS = {
     "tick": "stratagem-alert-tick",
     "bars": "stratagem-bars",
     "alerts": "stratagem-alerts",
+    # Messages that failed on every delivery attempt (infra/stack.toml's dead-letter policy).
+    "dead_letter": "stratagem-dead-letter",
 }
 SHARD_SYMBOLS = 250  # symbols per shard: big universes fan out over function instances
 
@@ -473,6 +475,71 @@ def handle_alert_tick(svc: Services, msg: dict, event_id: str = "") -> None:
         return
     out = alerting.sweep(svc, msg.get("sweep_seconds", 0), lambda fired: _publish_alerts(svc, fired))
     log.info("sweep: %d pass(es), %d bar(s), %d alert(s)", out["passes"], out["bars"], len(out["alerts"]))
+
+
+# The job a dead-lettered message belongs to, by schema (generation and validation are one job),
+# and what the user is told failed.
+_DEAD_LETTER_JOBS = {"stratagem.generate.v1": ("generate", "generating the strategy"),
+                     "stratagem.validate.v1": ("generate", "validating the generated strategy"),
+                     "stratagem.backtest_shard.v1": ("backtest", "evaluating a part of the backtest"),
+                     "stratagem.screen_shard.v1": ("screen", "evaluating a part of the screen")}
+DEAD_LETTER_CODE = "dead_lettered"
+
+
+@_once("dead letter")
+def handle_dead_letter(svc: Services, msg: dict, event_id: str = "") -> None:
+    """Dead-letter function: ``msg`` failed on every delivery attempt of its subscription and
+    Pub/Sub set it aside. Its effect is made visible instead of silently missing:
+
+    - a job's message (generation, validation, a backtest or screen shard): the job can no
+      longer finish, so it is failed with the reason (a job already finished is left alone);
+    - an alert's notification: the alert is logged if it was not, and each channel without an
+      outcome is recorded as failed, so the alert log shows it and why;
+    - bars: stored in the live bar store if they were not, so the next sweep evaluates them;
+    - the scheduler's tick: logged (the next minute's tick sweeps again).
+
+    The message also stays in the dead-letter hold subscription for inspection. A failure here
+    (a store still down) propagates: this function's subscription has no dead-letter policy,
+    so Pub/Sub retries until the store is back. A forged message (a job of another user) is
+    rejected like on every other topic."""
+    schema = msg["schema"]
+    if schema in _DEAD_LETTER_JOBS:
+        kind, step = _DEAD_LETTER_JOBS[schema]
+        job = _check_owner(svc, msg, kind)
+        if job.status in ("done", "failed"):
+            return
+        svc.jobs.finish(job.id, error={
+            "code": DEAD_LETTER_CODE,
+            "message": (f"{step} failed on every delivery attempt (a dependency kept failing), so the message "
+                        "was set aside and kept for inspection; nothing was half-saved. Submit the request again."),
+            "details": {"schema": schema, **({"shard": msg["shard"]} if "shard" in msg else {})}})
+        log.error("dead letter: job %s failed (%s)", job.id, schema)
+        return
+    if schema == "stratagem.alert.v1":
+        alert, user = msg["alert"], msg["user_id"]
+        log_ = svc.alert_log
+        if log_ is None:
+            log.error("dead letter: alert %s was not delivered (no alert log)", alert.get("dedup_key"))
+            return
+        key = alert["dedup_key"]
+        log_.add(user, alert)
+        entry = log_.get(user, key)
+        if entry is None:
+            raise messages.MalformedMessage("dead letter: the alert is logged for another user")
+        delivery = entry.get("delivery", {})
+        for n in svc.notifiers:
+            if delivery.get(n.channel, {}).get("status") in (None, "sending"):
+                log_.set_delivery(key, n.channel, {"status": "failed", "error": "not delivered: the notify function "
+                                                   "failed on every delivery attempt (dead-lettered)"})
+        log.error("dead letter: alert %s recorded as not delivered", key)
+        return
+    if schema == "stratagem.bars.v1":
+        from . import alerting, live
+
+        report = live.ingest(alerting.live_store(svc), svc.market, live.bars_from_message(msg))
+        log.error("dead letter: bars stored for the next sweep: %s", report.counts())
+        return
+    log.error("dead letter: %s message set aside (nothing to repair)", schema)
 
 
 NOTIFY_STALE_SENDING_S = 300  # a "sending" mark older than this is a crashed attempt: deliver again

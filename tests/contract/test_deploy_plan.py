@@ -60,8 +60,15 @@ def test_topic_triggers_are_push_subscriptions_with_dead_letter_policy(fn):
     flags = sub.flags()
     assert sub.name == push_subscription(fn["name"])
     assert flags["topic"] == fn["trigger"]
-    assert flags["dead-letter-topic"] == PROJ["dead_letter_topic"]
-    assert flags["max-delivery-attempts"] == str(PROJ["max_delivery_attempts"])
+    grants = [s for s in of("iam") if s.name == f"{sub.name} dead letters"]
+    if fn["trigger"] == PROJ["dead_letter_topic"]:
+        # the dead-letter function: no policy (it would loop back to itself), cleared on update
+        assert "dead-letter-topic" not in flags and "max-delivery-attempts" not in flags and grants == []
+        assert "--clear-dead-letter-policy" in sub.update
+    else:
+        assert flags["dead-letter-topic"] == PROJ["dead_letter_topic"]
+        assert flags["max-delivery-attempts"] == str(PROJ["max_delivery_attempts"])
+        assert len(grants) == 1 and "--clear-dead-letter-policy" not in sub.update
     assert flags["push-endpoint"] == "${URL_" + fn["name"].upper() + "}"
     assert sub.update and "--topic" not in " ".join(sub.update)  # an update keeps the subscription's topic
     lookups = [s for s in of("lookup") if s.var == "URL_" + fn["name"].upper()]

@@ -104,7 +104,7 @@ def wait_job(stack: Any, job_id: str, timeout: float = 180) -> dict:
         return wait_for(done, timeout, f"job {job_id} to finish", interval=0.3)
     except AssertionError as exc:  # say what the functions did (pytest's tmp dirs are short-lived)
         tails = {name: (stack.log_dir / f"{name}.log").read_text(errors="replace")[-2500:]
-                 for name in ("api", "backtest", "screen", "generate", "validate")}
+                 for name in ("api", "backtest", "screen", "generate", "validate", "dead_letter")}
         raise AssertionError(f"{exc}; job: {job_state(stack, job_id)}; logs:\n" +
                              "\n".join(f"--- {k} ---\n{v}" for k, v in tails.items())) from None
 
@@ -189,13 +189,12 @@ def test_firestore_outage_during_a_backtest(stack, strategy, expected, outage=8.
 
 
 @slow_variant
-def test_outage_longer_than_the_retry_budget_dead_letters_then_replay_completes(stack, strategy, expected):
+def test_outage_longer_than_the_retry_budget_fails_the_job_then_a_resubmit_completes(stack, strategy, expected):
     """The limit, measured: a 25 s Firestore outage outlasts the 5 delivery attempts (on the
-    emulator ~1 s apart, each waiting FIRESTORE_TIMEOUT_S), so the shard is dead-lettered and
-    the job stays 202. Nothing is lost: the message waits in the dead-letter hold subscription,
-    and replaying it (republishing its data to its topic) completes the job with the same result."""
-    from stratagem.service import TOPICS
-
+    emulator ~1 s apart, each waiting FIRESTORE_TIMEOUT_S), so the shard is dead-lettered. The
+    dead-letter function then fails the job with the reason (the user sees 422 ``dead_lettered``
+    instead of 202 forever). Nothing is lost: the message waits in the dead-letter hold
+    subscription, and submitting the backtest again gives the undisturbed result."""
     fs = emulator(stack, "FIRESTORE_EMULATOR_HOST")
     status, doc = backtest(stack, strategy, [1, 3])
     pause_group(fs._proc.pid)
@@ -210,10 +209,10 @@ def test_outage_longer_than_the_retry_budget_dead_letters_then_replay_completes(
         return [m for m in ms if m.data.startswith(b"{") and json.loads(m.data).get("job_id") == jid]
     dead = ours(_pull_dead_letters(stack, 120, ours))
     assert len(dead) == 1 and dead[0].attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"
-    assert job_state(stack, jid)[0] == 202  # what the user sees until it is replayed
-    pub = _publisher()
-    pub.publish(pub.topic_path(stack.project, TOPICS["backtest"]), dead[0].data).result(timeout=30)
-    job = wait_job(stack, jid)
+    failed = wait_job(stack, jid)
+    assert failed["http"] == 422 and failed["error"]["code"] == "dead_lettered", failed
+    status, doc = backtest(stack, strategy, [1, 3])  # the user submits again
+    job = wait_job(stack, doc["jobId"])
     assert job["status"] == "done"
     same_result(job["result"], expected([1, 3]))
 
@@ -400,7 +399,8 @@ def test_malformed_poison_duplicate_and_out_of_order_messages(stack, strategy, r
     """* malformed (not JSON, unknown schema, wrong types): logged with the reason, acknowledged,
       never retried, never dead-lettered;
     * poison (valid schema, crashes its handler every time): delivered 5 times (the declared
-      max_delivery_attempts), then found in the dead-letter topic with its delivery count;
+      max_delivery_attempts), then found in the dead-letter topic with its delivery count, and
+      its job failed by the dead-letter function (422 ``dead_lettered``, no longer 202 forever);
     * a job's shards published out of order and each twice: merged once, equal to the API's run."""
     from stratagem.jobs import Job, new_job_id
     from stratagem.jobs_firestore import FirestoreJobStore
@@ -458,8 +458,10 @@ def test_malformed_poison_duplicate_and_out_of_order_messages(stack, strategy, r
     assert len(rejected) == len(bad)
     reasons = " | ".join(r["reason"] for r in rejected)
     assert "not JSON" in reasons and "unknown message schema" in reasons and "must be str" in reasons
-    # the poison job stays visibly unfinished; nothing else was touched
-    assert job_state(stack, poison_job.id)[1]["status"] in ("queued", "running")
+    # the dead-letter function fails the poison job, saying why; nothing else was touched
+    failed = wait_job(stack, poison_job.id)
+    assert failed["http"] == 422 and failed["status"] == "failed", failed
+    assert failed["error"]["code"] == "dead_lettered" and "every delivery attempt" in failed["error"]["message"]
 
 
 def reference_params(reference: dict) -> dict:

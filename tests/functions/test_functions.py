@@ -117,3 +117,31 @@ def test_bars_tick_and_notify_fire_once(svc):
     assert sent == [("alice", "AAPL", "2013-02-28")]  # IBM is outside the alert universe; fired once
     logs = svc.alert_log.list("alice")
     assert len(logs) == 1 and logs[0]["delivery"]["test"]["status"] == "sent"
+
+
+def test_dead_letter_function_fails_the_job_and_retries_while_the_store_is_down(svc, monkeypatch):
+    from stratagem import messages
+    from stratagem.errors import InfraUnavailable
+    from stratagem.jobs import Job
+
+    rec = svc.store.create("alice", name="x", code="def classify_symbol(s):\n    return True\n")
+    svc.jobs.create(Job("job-dl", "alice", "backtest", shards=1, params={"strategy_id": rec.id, "version": 1}))
+    msg = messages.make("stratagem.backtest_shard.v1", job_id="job-dl", shard=0, shards=1, user_id="alice",
+                        strategy_id=rec.id, version=1, symbols=["AAPL"], start=15000, end=15100)
+    client = app("dead_letter", "cloudevent")
+    data, headers = pubsub_event(msg, "dl-1")
+    real_finish = svc.jobs.finish
+
+    def down(*a, **kw):
+        raise InfraUnavailable("Firestore is unavailable: injected")
+
+    monkeypatch.setattr(svc.jobs, "finish", down)
+    assert client.post("/", json=data, headers=headers).status_code == 500  # retried by Pub/Sub
+    assert svc.jobs.get("alice", "job-dl").status == "queued"
+    monkeypatch.setattr(svc.jobs, "finish", real_finish)
+    assert client.post("/", json=data, headers=headers).status_code == 200
+    job = svc.jobs.get("alice", "job-dl")
+    assert job.status == "failed" and job.error["code"] == "dead_lettered"
+    forged, h2 = pubsub_event({**msg, "user_id": "bob"}, "dl-2")
+    assert client.post("/", json=forged, headers=h2).status_code == 200  # acknowledged, logged, nothing written
+    assert svc.jobs.get("alice", "job-dl").error == job.error
