@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import live, messages
-from .errors import StrategyFailed, StrategyRejected
+from .errors import StratagemError, StrategyFailed, StrategyRejected
 
 log = logging.getLogger("stratagem.alerting")
 
@@ -250,6 +250,16 @@ def evaluate_items(svc: Any, items: Iterable[tuple[int, str]]) -> Fired:
     return runner(svc).evaluate(svc, items)
 
 
+def mark_evaluated(svc: Any, bars: Sequence[live.Bar]) -> None:
+    """After the event path published what ``bars`` fired: spare the sweep evaluating them
+    again (best effort: when the store cannot record it, the sweep evaluates them and the
+    alert claims keep anything from firing twice)."""
+    try:
+        live_store(svc).mark_evaluated(bars)
+    except StratagemError as exc:
+        log.warning("live bars not marked evaluated (%s); the sweep will evaluate them again", exc)
+
+
 def on_bars(svc: Any, msg: dict) -> dict:
     """The event-driven path: a ``stratagem.bars.v1`` message -> stored bars -> fired alerts.
 
@@ -261,7 +271,8 @@ def on_bars(svc: Any, msg: dict) -> dict:
     report = live.ingest(live_store(svc), svc.market, bars)
     for why in report.conflicts[:5]:
         log.warning("bar rejected: %s", why)
-    return {"counts": report.counts(), "conflicts": report.conflicts, "fired": evaluate_bars(svc, report.to_evaluate)}
+    return {"counts": report.counts(), "conflicts": report.conflicts, "fired": evaluate_bars(svc, report.to_evaluate),
+            "evaluated": report.to_evaluate}
 
 
 def sweep(svc: Any, seconds: float = 0, publish: Callable[[Fired], Any] | None = None, *,
@@ -284,14 +295,16 @@ def sweep(svc: Any, seconds: float = 0, publish: Callable[[Fired], Any] | None =
         passes += 1
         pos = store.get_cursor(cursor)
         while True:
-            bars, new_pos = store.since(pos)
-            if not bars:
+            # Bars the event path evaluated and published are left out (mark_evaluated).
+            bars, new_pos = store.since(pos, pending_only=True)
+            if new_pos == pos:
                 break
-            fired = evaluate_bars(svc, bars)
-            if publish is not None and fired:
-                publish(fired)
-            alerts.extend(a for _, a in fired)
-            evaluated += len(bars)
+            if bars:
+                fired = evaluate_bars(svc, bars)
+                if publish is not None and fired:
+                    publish(fired)
+                alerts.extend(a for _, a in fired)
+                evaluated += len(bars)
             store.set_cursor(cursor, new_pos)
             pos = new_pos
         # Next pass on the next whole second since the start (no drift, no busy loop).

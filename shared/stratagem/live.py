@@ -137,8 +137,17 @@ class LiveBarStore(Protocol):
         """For each symbol of ``after``, its stored bars dated after ``after[symbol]``, oldest first."""
         ...
 
-    def since(self, cursor: int, limit: int = 10_000) -> tuple[list[Bar], int]:
-        """Bars stored or corrected after arrival sequence ``cursor``, and the new cursor."""
+    def since(self, cursor: int, limit: int = 10_000, *, pending_only: bool = False) -> tuple[list[Bar], int]:
+        """Bars stored or corrected after arrival sequence ``cursor``, and the new cursor.
+        ``pending_only``: leave out bars :meth:`mark_evaluated` recorded (the cursor still moves
+        past them)."""
+        ...
+
+    def mark_evaluated(self, bars: Sequence[Bar]) -> None:
+        """Record that ``bars``, with exactly these values, were evaluated and what fired was
+        published (the event path), so the sweep need not evaluate them again. A later
+        correction of a bar is pending again. Best effort: a bar not marked is evaluated by the
+        sweep, and its alerts are claimed away."""
         ...
 
     def get_cursor(self, name: str) -> int:
@@ -158,6 +167,7 @@ class MemoryLiveBars:
         self._by_symbol: dict[tuple[str, str], set[int]] = {}
         self._seq = 0
         self._cursors: dict[str, int] = {}
+        self._evaluated: dict[tuple[str, str, int], int] = {}  # key -> seq of the evaluated version
         self._lock = threading.Lock()
 
     def put(self, bars: Sequence[Bar]) -> list[str]:
@@ -182,10 +192,19 @@ class MemoryLiveBars:
                 out[sym] = [self._bars[(sym, timeframe, d)][0] for d in days]
             return out
 
-    def since(self, cursor: int, limit: int = 10_000) -> tuple[list[Bar], int]:
+    def since(self, cursor: int, limit: int = 10_000, *, pending_only: bool = False) -> tuple[list[Bar], int]:
         with self._lock:
             got = sorted((seq, b) for b, seq in self._bars.values() if seq > cursor)[:limit]
-        return [b for _, b in got], (got[-1][0] if got else cursor)
+            done = self._evaluated if pending_only else {}
+            bars = [b for seq, b in got if done.get(b.key) != seq]
+        return bars, (got[-1][0] if got else cursor)
+
+    def mark_evaluated(self, bars: Sequence[Bar]) -> None:
+        with self._lock:
+            for b in bars:
+                stored = self._bars.get(b.key)
+                if stored is not None and stored[0].values == b.values:
+                    self._evaluated[b.key] = stored[1]
 
     def get_cursor(self, name: str) -> int:
         with self._lock:
@@ -220,6 +239,10 @@ class SQLiteLiveBars:
                 CREATE INDEX IF NOT EXISTS bars_seq ON bars (seq);
                 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
             """)
+            # The seq of the version mark_evaluated recorded (0: none). Added after the first
+            # release: files written before get the column here.
+            if "evaluated_seq" not in {r[1] for r in con.execute("PRAGMA table_info(bars)")}:
+                con.execute("ALTER TABLE bars ADD COLUMN evaluated_seq INTEGER NOT NULL DEFAULT 0")
 
     @classmethod
     def in_home(cls, home: Path | str) -> SQLiteLiveBars:
@@ -248,7 +271,8 @@ class SQLiteLiveBars:
                     out.append(DUPLICATE)
                     continue
                 seq += 1
-                con.execute("INSERT OR REPLACE INTO bars VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                con.execute("INSERT OR REPLACE INTO bars (symbol,timeframe,day,open,high,low,close,volume,adj_close,"
+                            "seq,received_at,evaluated_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,0)",
                             (b.symbol, b.timeframe, b.day, b.open, b.high, b.low, b.close, b.volume, b.adj_close,
                              seq, now))
                 out.append(NEW if row is None else CORRECTED)
@@ -281,14 +305,33 @@ class SQLiteLiveBars:
             con.close()
         return out
 
-    def since(self, cursor: int, limit: int = 10_000) -> tuple[list[Bar], int]:
+    def since(self, cursor: int, limit: int = 10_000, *, pending_only: bool = False) -> tuple[list[Bar], int]:
         con = self._connect()
         try:
-            rows = con.execute("SELECT symbol,timeframe,day,open,high,low,close,volume,adj_close,seq FROM bars "
-                               "WHERE seq > ? ORDER BY seq LIMIT ?", (int(cursor), int(limit))).fetchall()
+            rows = con.execute("SELECT symbol,timeframe,day,open,high,low,close,volume,adj_close,seq,evaluated_seq "
+                               "FROM bars WHERE seq > ? ORDER BY seq LIMIT ?", (int(cursor), int(limit))).fetchall()
         finally:
             con.close()
-        return [self._bar(r) for r in rows], (rows[-1][9] if rows else cursor)
+        return ([self._bar(r) for r in rows if not (pending_only and r[10] == r[9])],
+                (rows[-1][9] if rows else cursor))
+
+    def mark_evaluated(self, bars: Sequence[Bar]) -> None:
+        if not bars:
+            return
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            # only the version evaluated: a correction stored meanwhile has other values
+            con.executemany("UPDATE bars SET evaluated_seq=seq WHERE symbol=? AND timeframe=? AND day=? AND open=? "
+                            "AND high=? AND low=? AND close=? AND volume=? AND adj_close IS ?",
+                            [(*b.key, *b.values) for b in bars])
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
 
     def get_cursor(self, name: str) -> int:
         con = self._connect()

@@ -23,11 +23,14 @@ query) and ``since`` on ``seq`` (single-field indexes); the rest is done in memo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from .live import CORRECTED, DUPLICATE, NEW, Bar
 from .store.firestore import DEFAULT_TIMEOUT_S, FirestoreBackend, doc_id
+
+log = logging.getLogger("stratagem.live")
 
 BARS_PER_COMMIT = 400  # Firestore allows 500 writes per commit; one goes to the counter
 _IN_LIMIT = 30  # values per Firestore "in" filter
@@ -118,11 +121,35 @@ class FirestoreLiveBars(FirestoreBackend):
             bars.sort(key=lambda b: b.day)
         return out
 
-    def since(self, cursor: int, limit: int = 10_000) -> tuple[list[Bar], int]:
+    def since(self, cursor: int, limit: int = 10_000, *, pending_only: bool = False) -> tuple[list[Bar], int]:
         with self._errors("reading live bars"):
             q = self._where("liveBars", "seq", ">", int(cursor)).order_by("seq").limit(int(limit))
             docs = [s.to_dict() for s in self._stream(q)]
-        return [_bar(d) for d in docs], (int(docs[-1]["seq"]) if docs else cursor)
+        return ([_bar(d) for d in docs if not (pending_only and d.get("evaluatedSeq") == d["seq"])],
+                (int(docs[-1]["seq"]) if docs else cursor))
+
+    def mark_evaluated(self, bars: Sequence[Bar]) -> None:
+        for i in range(0, len(bars), BARS_PER_COMMIT):
+            chunk = list(bars[i:i + BARS_PER_COMMIT])
+            refs = [self._bar_ref(b.key) for b in chunk]
+            with self._errors("marking live bars evaluated"):
+                snaps = self._get_all(refs)
+                batch = self._batch()
+                n = 0
+                for b, ref in zip(chunk, refs):
+                    snap = snaps.get(ref.path)
+                    if snap is None or not snap.exists:
+                        continue
+                    d = snap.to_dict()
+                    if _bar(d).values == b.values and d.get("evaluatedSeq") != d["seq"]:
+                        # only if still this version: a correction meanwhile fails the batch
+                        batch.update(ref, {"evaluatedSeq": d["seq"]}, option=self._if_unchanged(snap))
+                        n += 1
+                if n:
+                    try:
+                        self._commit(batch)
+                    except Exception:  # noqa: BLE001 - best effort: the sweep evaluates unmarked bars
+                        log.warning("live bars not marked evaluated (changed meanwhile); the sweep evaluates them")
 
     def get_cursor(self, name: str) -> int:
         with self._errors("reading a sweep cursor"):

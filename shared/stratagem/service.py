@@ -450,6 +450,7 @@ def _on_bars(svc: Services, msg: dict) -> None:
         raise messages.MalformedMessage(f"expected a stratagem.bars.v1 message, got {msg['schema']}")
     out = alerting.on_bars(svc, msg)
     _publish_alerts(svc, out["fired"])
+    alerting.mark_evaluated(svc, out["evaluated"])  # only once published: else the sweep redoes them
     log.info("bars: %s; %d alert(s)", out["counts"], len(out["fired"]))
 
 

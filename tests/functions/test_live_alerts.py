@@ -229,6 +229,42 @@ def test_the_sweep_loops_once_a_second_and_picks_up_bars_arriving_meanwhile(svc,
         alerting.sweep(svc, 541)
 
 
+def test_the_sweep_skips_bars_the_event_path_evaluated(svc, market, monkeypatch):
+    """The bars function evaluates a message's bars and publishes what fired, then marks them:
+    the sweep moves its cursor past them without evaluating them again (it used to evaluate
+    every bar a second time). Bars stored by other means, or whose marking failed, it evaluates."""
+    from stratagem import alerting
+    from stratagem.errors import InfraUnavailable
+
+    rec = svc.store.create("bob", name="always", code="def classify_symbol(s):\n    return True\n")
+    svc.store.set_alert("bob", rec.id, True, ["IBM", "MSFT"])
+    d0 = dataset_last_day(market, "IBM") + 3
+    evaluated: list = []
+    real = alerting.evaluate_bars
+    monkeypatch.setattr(alerting, "evaluate_bars", lambda s, bars: (evaluated.append(
+        [(b.symbol, b.day) for b in bars]), real(s, bars))[1])
+    post(app("alert_bars"), bars_message([px("IBM", d0, 150.0)]), "bars-1")
+    assert evaluated == [[("IBM", d0)]] and len(alerts(svc)) == 1
+    tick = app("alert_tick")
+    post(tick, messages.make("stratagem.tick.v1", sweep_seconds=0), "tick-1")
+    assert evaluated == [[("IBM", d0)]]  # nothing evaluated twice
+    svc.live_bars.put([px("MSFT", d0, 30.0)])  # written by another feed: the sweep's job
+
+    def down(bars):
+        raise InfraUnavailable("Firestore is unavailable: injected")
+
+    monkeypatch.setattr(svc.live_bars, "mark_evaluated", down)
+    post(app("alert_bars"), bars_message([px("IBM", d0 + 1, 151.0)]), "bars-2")  # delivered, not marked
+    assert len(alerts(svc)) == 2
+    post(tick, messages.make("stratagem.tick.v1", sweep_seconds=0), "tick-2")
+    assert sorted(evaluated[-1]) == [("IBM", d0 + 1), ("MSFT", d0)]
+    assert sorted((a["symbol"], a["date"]) for a in alerts(svc)) == [
+        ("IBM", "2013-03-04"), ("IBM", "2013-03-05"), ("MSFT", "2013-03-04")]  # each once
+    n = len(evaluated)
+    post(tick, messages.make("stratagem.tick.v1", sweep_seconds=0), "tick-3")
+    assert len(evaluated) == n
+
+
 def test_two_instances_racing_on_the_same_bars_fire_each_alert_once(sandbox, market):
     """Two function instances (own warm engines, own live stores: say the bars function and a
     sweep) evaluate the same bars at the same time; the shared claim lets one alert through."""

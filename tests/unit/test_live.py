@@ -151,6 +151,23 @@ def test_since_returns_arrivals_after_a_cursor_and_corrections_again(bars_store)
     assert len(got) == 2 and c3 < c2
 
 
+def test_evaluated_bars_are_left_out_of_pending_arrivals(bars_store):
+    bars_store.put([bar(day=D0), bar(day=D0 + 1), bar("IBM")])
+    bars_store.mark_evaluated([bar(day=D0), bar("IBM", close=1.0)])  # IBM: not the stored values
+    got, c1 = bars_store.since(0, pending_only=True)
+    assert [(b.symbol, b.day) for b in got] == [("AAPL", D0 + 1), ("IBM", D0)]
+    assert bars_store.since(0)[1] == c1 and len(bars_store.since(0)[0]) == 3  # everything, unfiltered
+    bars_store.mark_evaluated([bar(day=D0 + 1), bar("IBM")])
+    got, c2 = bars_store.since(0, pending_only=True)
+    assert got == [] and c2 == c1  # the cursor still moves past them
+    bars_store.put([bar(day=D0, close=99.5)])  # a correction: pending again
+    got, c3 = bars_store.since(c1, pending_only=True)
+    assert [(b.day, b.close) for b in got] == [(D0, 99.5)] and c3 > c1
+    bars_store.mark_evaluated([bar(day=D0)])  # the old version: does not cover the correction
+    assert [b.close for b in bars_store.since(c1, pending_only=True)[0]] == [99.5]
+    bars_store.mark_evaluated([])
+
+
 def test_cursors_are_named_and_never_move_back(bars_store):
     assert bars_store.get_cursor("sweep") == 0
     bars_store.set_cursor("sweep", 5)
