@@ -144,3 +144,31 @@ def test_dates_outside_the_data(sandbox, market):
         run_backtest(sandbox, market, ALWAYS, ["AAPL"], start=iso_to_day("2015-01-01"), end=iso_to_day("2016-01-01"))
     r = run_backtest(sandbox, market, ALWAYS, ["AAPL"], start=iso_to_day("2013-02-25"), end=iso_to_day("2014-01-01"), probe=0)
     assert "beyond the data" in r["warnings"][0]
+
+
+def test_the_zygote_keeps_only_a_few_probe_datasets(market):
+    """Each probed day runs on its own cut copy of the data, which the zygote opens and maps.
+    A long-lived service probes every backtest: the zygote must let old copies go (it used to
+    keep every one mapped, deleted files included)."""
+    import re
+    from pathlib import Path
+
+    from stratagem.engines.bias import lookahead_probe
+    from stratagem.sandbox.pool import Sandbox
+    from stratagem.sandbox.worker import MAX_OTHER_DATASETS
+
+    src = "def classify_symbol(s):\n    d = get_price_data(s, days=2)\n    return len(d['close']) == 2\n"
+    cal = [int(d) for d in market.calendar()[-40:]]
+    sbx = Sandbox(market.path, workers=2)
+    sbx.start()
+    try:
+        for k in range(3):  # 9 cut copies in all
+            days = cal[k * 10:k * 10 + 3]
+            plan = {d: ["AAPL", "IBM"] for d in days}
+            report = lookahead_probe(sbx, market, src, plan, {(s, d): None for d in days for s in plan[d]}, set())
+            assert report["identical"] and len(report["days"]) == 3
+        maps = Path(f"/proc/{sbx._proc.pid}/maps").read_text()
+        mapped = set(re.findall(r"stratagem-probe-\w+/cut-\d+", maps))
+        assert 0 < len(mapped) <= MAX_OTHER_DATASETS
+    finally:
+        sbx.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -45,31 +46,40 @@ def lookahead_probe(sandbox: Sandbox, market: MarketData, source: str, plan: dic
     if market.meta.get("bars", 0) > PROBE_MAX_BARS:
         n = 1
     days = probe_days([d for (_s, d) in signals], list(plan), n)
-    checked, mismatches = [], []
     tmp = Path(tempfile.mkdtemp(prefix="stratagem-probe-"))
-    try:
-        for day in days:
-            bars = {s: market.bars(s, until_day=day) for s in market.symbols}
-            bars = {s: b for s, b in bars.items() if len(b)}
-            path = build_store(bars, tmp / f"cut-{day}", source=f"probe:{market.name}@{iso(day)}")
+
+    def probe(day: int) -> list[dict]:
+        bars = {s: market.bars(s, until_day=day) for s in market.symbols}
+        bars = {s: b for s, b in bars.items() if len(b)}
+        path = build_store(bars, tmp / f"cut-{day}", source=f"probe:{market.name}@{iso(day)}")
+        try:
             out = sandbox.run(source, [(day, plan[day])], dataset=path, workers=1)
-            cut = {s: sc for s, d, sc, _v in out.signals}
-            cut_err = {s for s, _d, _m in out.errors}
-            for sym in plan[day]:
-                if (sym, day) in errors or sym in cut_err:
-                    if ((sym, day) in errors) != (sym in cut_err):
-                        mismatches.append({"symbol": sym, "date": iso(day), "full": "error" if (sym, day) in errors else "ok",
-                                           "truncated": "error" if sym in cut_err else "ok"})
-                    continue
-                full_sig = (sym, day) in signals
-                if full_sig != (sym in cut) or (full_sig and signals[(sym, day)] != cut[sym]):
-                    mismatches.append({"symbol": sym, "date": iso(day),
-                                       "full": {"signal": full_sig, "score": signals.get((sym, day))},
-                                       "truncated": {"signal": sym in cut, "score": cut.get(sym)}})
-            checked.append({"date": iso(day), "symbols": len(plan[day])})
+        finally:
             shutil.rmtree(path, ignore_errors=True)
+        cut = {s: sc for s, d, sc, _v in out.signals}
+        cut_err = {s for s, _d, _m in out.errors}
+        mismatches: list[dict] = []
+        for sym in plan[day]:
+            if (sym, day) in errors or sym in cut_err:
+                if ((sym, day) in errors) != (sym in cut_err):
+                    mismatches.append({"symbol": sym, "date": iso(day), "full": "error" if (sym, day) in errors else "ok",
+                                       "truncated": "error" if sym in cut_err else "ok"})
+                continue
+            full_sig = (sym, day) in signals
+            if full_sig != (sym in cut) or (full_sig and signals[(sym, day)] != cut[sym]):
+                mismatches.append({"symbol": sym, "date": iso(day),
+                                   "full": {"signal": full_sig, "score": signals.get((sym, day))},
+                                   "truncated": {"signal": sym in cut, "score": cut.get(sym)}})
+        return mismatches
+
+    try:
+        # The days are independent (each its own cut copy and worker): probe them side by side.
+        with ThreadPoolExecutor(max_workers=max(1, min(len(days), sandbox.workers))) as pool:
+            found = list(pool.map(probe, days))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    checked = [{"date": iso(day), "symbols": len(plan[day])} for day in days]
+    mismatches = [m for ms in found for m in ms]
     return {
         "method": "re-ran these days on a copy of the data cut at each day's close; signals and scores must match",
         "days": checked, "identical": not mismatches, "mismatches": mismatches[:MAX_EXAMPLES],

@@ -118,8 +118,10 @@ def _text(s: str, budget: list[int]) -> str:
     return str(s)  # an exact str, never a subclass
 
 
-def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
-    """Serve one strategy run on ``chan``; never returns (exits the process)."""
+def worker_main(chan: socket.socket, pit: Any, limits: dict, warm: bool = True) -> None:
+    """Serve one strategy run on ``chan``; never returns (exits the process). ``warm``: walk
+    the data first (spares, forked ahead of need, do; a worker forked while a run waits for it
+    does not, since the walk would cost that run more than it saves)."""
     from . import oslimits
     from .runtime import LoadedStrategy, StrategyError, describe_exception, sanitize_result
     from ..errors import StrategyRejected
@@ -133,8 +135,9 @@ def worker_main(chan: socket.socket, pit: Any, limits: dict) -> None:
     data_functions = pit.functions()
     # Trusted warm-up in this very process, before any untrusted code: it takes the copy-on-write
     # faults and first-use costs now (workers are forked ahead of need), not during the run.
-    _warm_up_run(pit.market, pit.reference, pit)
-    _touch_data(pit)
+    if warm:
+        _warm_up_run(pit.market, pit.reference, pit)
+        _touch_data(pit)
     pit.set_asof(None)
     pit.demo_used = False
 
@@ -466,6 +469,9 @@ PRELOAD = ("unicodedata", "_strptime", "encodings.idna", "encodings.latin_1", "e
            "numpy.random", "numpy.ma")
 
 
+MAX_OTHER_DATASETS = 4
+
+
 def zygote_main(ctrl_fd: int, warm_dataset: str | None = None) -> None:
     import importlib
 
@@ -492,14 +498,17 @@ def zygote_main(ctrl_fd: int, warm_dataset: str | None = None) -> None:
     ctrl = socket.socket(fileno=ctrl_fd)
     from ..data.pit import PointInTime
 
-    pits: dict[str, Any] = {}
+    pits: dict[str, Any] = {}  # dataset path -> its view, oldest first
     warmed = False
 
     def open_pit(path: str) -> Any:
-        # One point-in-time view per dataset, its re-adjusted regime arrays computed once here
-        # and shared copy-on-write (never written) by every worker forked afterwards.
+        # One point-in-time view per dataset. The warm dataset's re-adjusted regime arrays are
+        # computed once here and shared copy-on-write (never written) by every worker forked
+        # afterwards; other datasets (the probe's one-shot cut copies, mostly) compute the few
+        # their run needs in the worker.
         pit = PointInTime(MarketData(path), reference, cache_bytes=32 << 20)
-        pit.prewarm()
+        if path == warm_dataset:
+            pit.prewarm()
         pits[path] = pit
         return pit
 
@@ -525,7 +534,14 @@ def zygote_main(ctrl_fd: int, warm_dataset: str | None = None) -> None:
         req = json.loads(data)
         try:
             path = req["dataset"]
-            pit = pits.get(path) or open_pit(path)
+            pit = pits.get(path)
+            if pit is None:
+                pit = open_pit(path)
+                # Other datasets (the look-ahead probe's cut copies, one per probed day; imports)
+                # are kept a few at a time: a long-lived service would otherwise hold every one.
+                others = [p for p in pits if p != warm_dataset]
+                for old in others[:-MAX_OTHER_DATASETS]:
+                    del pits[old]
             if not warmed:
                 _warm_up(pit.market, reference)
                 warmed = True
@@ -541,7 +557,7 @@ def zygote_main(ctrl_fd: int, warm_dataset: str | None = None) -> None:
                 chan = socket.socket(fileno=fds[0])
                 for fd in fds[1:]:
                     os.close(fd)
-                worker_main(chan, pit, req.get("limits", {}))
+                worker_main(chan, pit, req.get("limits", {}), warm=bool(req.get("warm", True)))
             finally:
                 os._exit(1)
         for fd in fds:
