@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -31,13 +31,17 @@ class Publisher(Protocol):
 class InProcessBus:
     """Synchronous in-process delivery (deterministic for the CLI and tests)."""
 
-    def __init__(self, max_attempts: int = 5, backoff_s: float = 0.0, dead_letter_topic: str | None = None) -> None:
+    def __init__(self, max_attempts: int = 5, backoff_s: float = 0.0, dead_letter_topic: str | None = None,
+                 history: int | None = None) -> None:
+        """``history``: how many published messages and dead letters to keep for inspection and
+        :meth:`redeliver` (all when None, for tests; a long-lived service keeps the last ones:
+        delivery is synchronous, so nothing depends on the older ones)."""
         self.handlers: dict[str, list[Handler]] = defaultdict(list)
         # Where a message that failed every attempt goes (as a Pub/Sub dead-letter policy sends
         # it): its handlers are delivered to like any topic's, but never dead-lettered again.
         self.dead_letter_topic = dead_letter_topic
-        self.published: list[tuple[str, dict, str]] = []
-        self.dead_letters: list[tuple[str, dict, str]] = []
+        self.published: list | deque = [] if history is None else deque(maxlen=history)
+        self.dead_letters: list | deque = [] if history is None else deque(maxlen=history)
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self._n = 0

@@ -48,7 +48,8 @@ def build(settings: Settings) -> Any:
         jobs = MemoryJobStore()
         from .service import TOPICS
 
-        bus = InProcessBus(dead_letter_topic=TOPICS["dead_letter"])
+        # a long-lived `stratagem serve` keeps only recent messages (alerts publish thousands a tick)
+        bus = InProcessBus(dead_letter_topic=TOPICS["dead_letter"], history=10_000)
         from .live import SQLiteLiveBars
 
         live_bars = SQLiteLiveBars.in_home(settings.home)

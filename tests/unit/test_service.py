@@ -222,3 +222,17 @@ def test_repeated_jobs_are_answered_from_the_result_cache(svc):
     n = len(published)
     s2 = submit_screen(svc, "alice", rec.id, limit=3)
     assert len(published) == n and svc.jobs.get("alice", s2.id).result == svc.jobs.get("alice", s1.id).result
+
+
+def test_a_long_lived_in_process_bus_keeps_only_recent_messages():
+    from stratagem.bus import InProcessBus
+
+    bus = InProcessBus(history=3)
+    got = []
+    bus.subscribe(TOPICS["alerts"], lambda m, mid: got.append(m["alert"]["n"]))
+    for n in range(10):
+        bus.publish(TOPICS["alerts"], {"schema": "stratagem.alert.v1", "user_id": "u", "alert": {"n": n}})
+    assert got == list(range(10))  # every message delivered
+    assert [m["alert"]["n"] for _t, m, _mid in bus.published] == [7, 8, 9]  # the last 3 kept
+    bus.redeliver()
+    assert got[-1] == 9
