@@ -464,7 +464,9 @@ def backtesting_py_rows(ds: Dataset, sbx: Sandbox, symbols: list[str], repeat: i
         return frozenset((s, d) for s, d, *_ in out.signals)
 
     def stratagem_full() -> Signals:
-        res = run_backtest(sbx, ds.market, src, symbols, start=start, end=end, windows=[1, 5, 10], probe=0)
+        # tenant= as the CLI and the backtest function pass it (the user's warm worker).
+        res = run_backtest(sbx, ds.market, src, symbols, start=start, end=end, windows=[1, 5, 10], probe=0,
+                           tenant="bench")
         return frozenset((r["ticker"], iso_to_day(r["date"])) for r in res["instances"])
 
     variants = [

@@ -168,7 +168,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
               "probe": args.probe, "universe": label}
     result = _cached(settings, "backtest", source, market, symbols, params, lambda: run_backtest(
         sandbox, market, source, symbols, start=start, end=end, windows=windows, entry=args.entry, hold=args.hold,
-        strategy_info=info, universe_label=label, probe=args.probe, progress=_Progress("backtest")))
+        strategy_info=info, universe_label=label, probe=args.probe, progress=_Progress("backtest"),
+        tenant=settings.user_id))
     if args.report:
         _write_report(args.report, result, market)
     _record_run(settings, info, "backtest", {k: v for k, v in params.items() if k != "universe"} | {"symbols": len(symbols)},

@@ -367,7 +367,8 @@ def handle_backtest_shard(svc: Services, msg: dict, event_id: str = "") -> None:
     if msg["shard"] not in svc.jobs.shard_results(job.id):
         rec = svc.store.get(msg["user_id"], msg["strategy_id"], msg["version"])
         plan = trading_days(svc.market, msg["symbols"], msg["start"], msg["end"])
-        out = svc.sandbox.run(rec.code, list(plan.items()))
+        # tenant: the instance keeps the user's strategy loaded for their next run of it
+        out = svc.sandbox.run(rec.code, list(plan.items()), tenant=msg["user_id"])
         stored = svc.jobs.put_shard(job.id, msg["shard"], _outcome_json(out))
     if svc.jobs.try_finalize(job.id) or (not stored and _finaliser_lost(svc, job)):
         p = job.params

@@ -252,13 +252,17 @@ def run_backtest(sandbox: Sandbox, market: MarketData, source: str, symbols: lis
                  start: int | None = None, end: int | None = None, windows: list[int] | None = None,
                  entry: str = "close", hold: int | None = None, strategy_info: dict | None = None,
                  universe_label: str = "explicit symbol list", probe: int = 3,
-                 progress: Callable[[int, int], None] | None = None) -> dict:
+                 progress: Callable[[int, int], None] | None = None, tenant: str | None = None) -> dict:
     """Run ``source`` over ``symbols`` for every session in [start, end]; CONTRACT §3 JSON
-    plus metrics per window, the equity curve of a stated rule, and the bias report."""
+    plus metrics per window, the equity curve of a stated rule, and the bias report.
+
+    ``tenant`` (the user the backtest runs for) lets the sandbox keep the loaded strategy warm
+    for that user's next run of the same code (see :meth:`Sandbox.session`)."""
     spec = prepare_backtest(market, symbols, start=start, end=end, windows=windows, entry=entry, hold=hold)
     by_symbol = symbol_days(market, spec.symbols, spec.start, spec.end)
     total = sum(len(v) for v in by_symbol.values())
-    outcome = sandbox.run(source, by_symbol, progress=(lambda n: progress(n, total)) if progress else None)
+    outcome = sandbox.run(source, by_symbol, progress=(lambda n: progress(n, total)) if progress else None,
+                          tenant=tenant)
     return assemble_backtest(sandbox, market, source, spec, outcome, strategy_info=strategy_info,
                              universe_label=universe_label, probe=probe)
 
