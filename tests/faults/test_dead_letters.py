@@ -29,10 +29,7 @@ from stratagem.service import (
 )
 from stratagem.store import MemoryStore
 
-CODE = ("def classify_symbol(symbol):\n    d = get_price_data(symbol, days=2)\n"
-        "    if len(d['close']) < 2:\n        return False\n"
-        "    r = d['close'][-1] / d['close'][-2] - 1\n    return {'signal': r > 0.02, 'score': r * 100}\n")
-RANGE = {"start": iso_to_day("2012-01-01"), "end": iso_to_day("2012-12-31")}
+from tests.faults.test_redelivery import CODE, RANGE  # the same strategy and range
 
 
 class _Channel:

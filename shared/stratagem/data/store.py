@@ -19,7 +19,6 @@ a half-written dataset; readers map them read-only (``mmap_mode='r'``).
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import hashlib
 import json
 import os
@@ -55,29 +54,32 @@ def iso_to_day(text: str) -> int:
     return (_dt.date.fromisoformat(text) - _EPOCH).days
 
 
-@functools.lru_cache(maxsize=8192)
-def _day_to_iso(day: int) -> str:
-    return (_EPOCH + _dt.timedelta(days=day)).isoformat()
+# day -> ISO date, for day_to_iso and days_to_iso: alerts, reports and results convert the same
+# calendar over and over, and a lookup is a tenth of the conversion.
+_ISO: dict[int, str] = {}
+_ISO_MAX = 500_000
 
 
 def day_to_iso(day: int) -> str:
-    """Days since 1970-01-01 -> ISO date (cached: alerts and reports convert the same days often)."""
-    return _day_to_iso(int(day))
-
-
-_ISO: dict[int, str] = {}  # day -> ISO date, for days_to_iso
+    """Days since 1970-01-01 -> ISO date (cached)."""
+    d = int(day)
+    text = _ISO.get(d)
+    if text is None:
+        text = (_EPOCH + _dt.timedelta(days=d)).isoformat()
+        if len(_ISO) < _ISO_MAX:
+            _ISO[d] = text
+    return text
 
 
 def days_to_iso(days) -> list[str]:
-    """``day_to_iso`` over a sequence of days at once (vectorised; cached, since results
-    convert the same calendar over and over: a dict lookup is a tenth of the conversion)."""
+    """``day_to_iso`` over a sequence of days at once (vectorised, same cache)."""
     arr = np.asarray(days, dtype=np.int64)
     keys = arr.tolist()
     try:
         return [_ISO[d] for d in keys]
     except KeyError:
         out = np.datetime_as_string(arr.astype("datetime64[D]"), unit="D").tolist()
-        if len(_ISO) < 500_000:
+        if len(_ISO) < _ISO_MAX:
             _ISO.update(zip(keys, out))
         return out
 

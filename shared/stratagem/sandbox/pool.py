@@ -534,9 +534,10 @@ def _symbol_shards(symbols: list[str], by_sym: Mapping[str, Sequence[int]],
     wire: list[dict | None] = []
     for i in range(0, total, step):
         j = min(i + step, total)
-        runs = [(s, list(days[max(i - o, 0):j - o])) for s, o, days in bounds if o < j and o + len(days) > i]
+        # [symbol, days] runs: the wire plan's own form, shared by the shard (never mutated)
+        runs = [[s, list(days[max(i - o, 0):j - o])] for s, o, days in bounds if o < j and o + len(days) > i]
         shards.append(_Runs(runs))
-        wire.append({"splan": [list(r) for r in runs]})
+        wire.append({"splan": runs})
     return shards, wire
 
 
@@ -545,7 +546,7 @@ class _Runs(Sequence):
     items of a long backtest are a few hundred lists of ints here, not a million tuples. The
     evaluation only looks up the items that signalled or failed."""
 
-    def __init__(self, runs: list[tuple[str, list[int]]]) -> None:
+    def __init__(self, runs: list[list]) -> None:
         self._runs = runs
         self._starts = []
         n = 0
