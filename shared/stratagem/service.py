@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import messages
+from .bus import PublishIncomplete, publish_many
 from .data.store import MarketData
 from .engines.backtest import assemble_backtest, prepare_backtest
 from .engines.common import iso, trading_days
@@ -416,22 +417,23 @@ class _JobsDeduper:
 
 
 def _publish_alerts(svc: Services, fired: list[tuple[Any, dict]]) -> list[dict]:
-    """Publish each fired ``(strategy record, alert)`` to the alerts topic (the notify function).
+    """Publish each fired ``(strategy record, alert)`` to the alerts topic (the notify function),
+    all of them in flight at once (``bus.publish_many``).
 
-    Each alert was claimed when it fired. When Pub/Sub refuses one, the claims of it and of the
-    alerts after it are released before the error propagates (the delivery is retried, the sweep
-    cursor stays put), so a re-evaluation publishes them instead of finding them claimed: the
-    alert is delayed, never lost."""
-    for i, (rec, alert) in enumerate(fired):
-        try:
-            svc.bus.publish(TOPICS["alerts"], messages.make("stratagem.alert.v1", alert=alert, user_id=rec.user_id))
-        except InfraUnavailable:
-            for _, unsent in fired[i:]:
-                try:
-                    svc.jobs.release_event("alert:" + unsent["dedup_key"])
-                except StratagemError:  # the store is down too: this alert stays claimed (logged)
-                    log.error("alert %s could not be published nor released", unsent["dedup_key"])
-            raise
+    Each alert was claimed when it fired. When Pub/Sub refuses some, their claims are released
+    before the error propagates (the delivery is retried, the sweep cursor stays put), so a
+    re-evaluation publishes them instead of finding them claimed: the alert is delayed, never
+    lost, and the ones Pub/Sub took are not sent twice."""
+    from . import alerting
+
+    if not fired:
+        return []
+    msgs = [messages.make("stratagem.alert.v1", alert=alert, user_id=rec.user_id) for rec, alert in fired]
+    try:
+        publish_many(svc.bus, TOPICS["alerts"], msgs)
+    except PublishIncomplete as exc:
+        alerting.release_claims(svc, [a for (_, a), ok in zip(fired, exc.accepted) if not ok])
+        raise
     return [a for _, a in fired]
 
 
@@ -441,7 +443,9 @@ def evaluate_alerts(svc: Services, day: int, symbols_with_bars: list[str]) -> li
     (strategy x version x symbol x bar). Arriving bars go through :func:`handle_alert_bars`."""
     from . import alerting
 
-    return _publish_alerts(svc, alerting.evaluate_items(svc, [(int(day), s.upper()) for s in symbols_with_bars]))
+    fired = alerting.evaluate_items(svc, [(int(day), s.upper()) for s in symbols_with_bars],
+                                    lambda f: _publish_alerts(svc, f))
+    return [a for _, a in fired]
 
 
 def _on_bars(svc: Services, msg: dict) -> None:
@@ -449,8 +453,7 @@ def _on_bars(svc: Services, msg: dict) -> None:
 
     if msg["schema"] != "stratagem.bars.v1":
         raise messages.MalformedMessage(f"expected a stratagem.bars.v1 message, got {msg['schema']}")
-    out = alerting.on_bars(svc, msg)
-    _publish_alerts(svc, out["fired"])
+    out = alerting.on_bars(svc, msg, lambda fired: _publish_alerts(svc, fired))
     alerting.mark_evaluated(svc, out["evaluated"])  # only once published: else the sweep redoes them
     log.info("bars: %s; %d alert(s)", out["counts"], len(out["fired"]))
 

@@ -241,8 +241,8 @@ def test_the_sweep_skips_bars_the_event_path_evaluated(svc, market, monkeypatch)
     d0 = dataset_last_day(market, "IBM") + 3
     evaluated: list = []
     real = alerting.evaluate_bars
-    monkeypatch.setattr(alerting, "evaluate_bars", lambda s, bars: (evaluated.append(
-        [(b.symbol, b.day) for b in bars]), real(s, bars))[1])
+    monkeypatch.setattr(alerting, "evaluate_bars", lambda s, bars, publish=None: (evaluated.append(
+        [(b.symbol, b.day) for b in bars]), real(s, bars, publish))[1])
     post(app("alert_bars"), bars_message([px("IBM", d0, 150.0)]), "bars-1")
     assert evaluated == [[("IBM", d0)]] and len(alerts(svc)) == 1
     tick = app("alert_tick")

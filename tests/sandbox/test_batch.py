@@ -142,3 +142,38 @@ def test_overlay_is_sent_once_per_worker(sbx: Sandbox, market) -> None:
         assert batch._overlay_delta(w, bars) == (False, None)  # the worker holds them now
     finally:
         batch.close()
+
+
+def test_each_outcome_is_handed_over_as_it_lands_and_a_failing_handler_breaks_nothing(sbx: Sandbox) -> None:
+    """``on_done`` gets every slot's complete outcome in slot order, before ``evaluate`` returns
+    (the alert path publishes one strategy's alerts while the worker evaluates the next); an
+    exception in it is raised only after every job was read, and the worker stays usable."""
+    batch = Batch(sbx, [UP, HIGH, UP.replace(">", "<")])
+    seen: list[tuple[int, int, int]] = []
+
+    def on_done(slot, out):
+        seen.append((slot, out.evaluated, len(out.signals)))
+        if slot == 0:
+            raise RuntimeError("the claim store is down (injected)")
+
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            batch.evaluate([(k, items()) for k in range(3)], on_done=on_done)
+        n = len(DAYS) * len(SYMS)
+        assert [(s, e) for s, e, _ in seen] == [(0, n), (1, n), (2, n)]
+        again = batch.evaluate([(k, items()) for k in range(3)])  # same worker, nothing left unread
+        assert [len(again[k].signals) for k in range(3)] == [c for *_, c in seen]
+    finally:
+        batch.close()
+
+
+def test_a_job_cut_short_by_a_crash_is_handed_over_once_complete(sbx: Sandbox) -> None:
+    killer = ("def classify_symbol(symbol):\n    if symbol == 'IBM':\n        x = np.ones(40_000_000)\n"
+              "        return float(x.sum()) > 0\n    return True\n")
+    batch = Batch(sbx, [UP, killer, HIGH])
+    seen: list[tuple[int, int]] = []
+    try:
+        batch.evaluate([(k, items(DAYS[-1:])) for k in range(3)], on_done=lambda k, out: seen.append((k, out.evaluated)))
+        assert seen == [(0, 4), (1, 4), (2, 4)]  # slot 1 once, with its calls from both workers
+    finally:
+        batch.close()

@@ -310,6 +310,38 @@ def test_repeated_live_windows_are_fresh_dicts_and_follow_corrections(market):
     assert p.price_data("IBM", "1d", 1)["timestamps"][-1] == last * 86_400_000
 
 
+def test_get_price_data_answers_repeated_live_windows_like_price_data(market):
+    # The strategy-facing function answers a window this tick already built before any argument
+    # handling: it must give exactly what price_data gives, a fresh dict each time, never a
+    # window of another date or bar version, and keep every argument check.
+    from stratagem.data.pit import DataError
+
+    p = PointInTime(market)
+    get = p.functions()["get_price_data"]
+    last = dataset_last_day(market, "IBM")
+    p.apply_overlay({"IBM": {"keep": 0, "bars": rows([bar("IBM", last + 3, close=101.0)])}})
+    p.set_asof(last + 3)
+    first = get("IBM", timeframe="1d", days=5)
+    again = get("IBM", "daily", 5)
+    assert first is not again and first == again == p.price_data("IBM", "1d", 5)
+    assert list(first["close"])[-1] == 101.0 and len(first["close"]) == 5
+    again["close"] = "changed by a strategy"
+    assert get("IBM", "1d", 5)["close"][-1] == 101.0
+    assert get("ibm", "1d", 5) == first  # as written: the general path, same answer
+    assert get("IBM", "1d", 5.0) == first
+    for bad in [dict(days=True), dict(days=-1), dict(timeframe="1h"), dict(days="5")]:
+        with pytest.raises(DataError):
+            get("IBM", **{"timeframe": "1d", "days": 5, **bad})
+    p.set_asof(last + 2)  # before the live bar: the dataset, not the tick's window
+    assert get("IBM", "1d", 5)["timestamps"][-1] == last * 86_400_000
+    p.set_asof(last + 3)
+    p.apply_overlay({"IBM": {"keep": 0, "bars": rows([bar("IBM", last + 3, close=102.0)])}})  # a correction
+    assert get("IBM", "1d", 5)["close"][-1] == 102.0
+    p.apply_overlay({"IBM": {"keep": 1, "bars": rows([bar("IBM", last + 4, close=103.0)])}})
+    p.set_asof(last + 4)
+    assert list(get("IBM", "1d", 2)["close"]) == [102.0, 103.0]
+
+
 def test_overlay_of_the_datasets_own_history_equals_the_dataset(market, tmp_path):
     """Cut the dataset at a day, lay the following history over the cut copy as live bars:
     every as-of date in the cut's corporate-action regime sees exactly what the full

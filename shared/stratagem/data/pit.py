@@ -120,11 +120,11 @@ class PointInTime:
         # (symbol, regime, arrays) of the last re-adjusted window: consecutive calls of a
         # symbol-major run mostly share them, and this skips the LRU lookup.
         self._last_adj: tuple[str, int, dict[str, memoryview]] | None = None
-        # Live windows of the current as-of date by (symbol, bars): the strategies of an alert
-        # batch read the same symbols on the same tick. Handed out as copies (a strategy may
-        # change its dict; the read-only views in it are shared safely), cleared with any
-        # change of date or live bars.
-        self._ov_memo: dict[tuple[str, int], dict] = {}
+        # Live windows by (symbol, bars, as-of date): the strategies of an alert batch read the
+        # same symbols on the same tick. Handed out as copies (a strategy may change its dict;
+        # the read-only views in it are shared safely), cleared with any change of date or live
+        # bars. get_price_data answers from it before any other work (see functions()).
+        self._ov_memo: dict[tuple[str, int, int], dict] = {}
         self._ov_memo_asof: int | None = None
         # Live bars beyond each symbol's last dataset bar (see apply_overlay).
         self._overlay: dict[str, _Overlay] = {}
@@ -350,10 +350,11 @@ class PointInTime:
     def _with_overlay(self, sym: str, ov: "_Overlay", a: int, end: int, n: int) -> dict:
         """The last ``n`` bars as of the date when it lies in the overlay: dataset bars (adjusted
         as of the last dataset bar, whose regime the overlay shares), then overlay bars raw."""
-        if self._ov_memo_asof != self.asof:
+        asof = self.asof
+        if self._ov_memo_asof != asof:
             self._ov_memo = {}
-            self._ov_memo_asof = self.asof
-        key = (sym, n)
+            self._ov_memo_asof = asof
+        key = (sym, n, asof)
         hit = self._ov_memo.get(key)
         if hit is None:
             hit = self._overlay_window(sym, ov, a, end, n)
@@ -456,6 +457,13 @@ class PointInTime:
 
         def get_price_data(symbol, timeframe="1d", days=30):
             """Daily bars of ``symbol`` as of today, oldest first; empty sequences when unknown."""
+            # A live window this tick already built (the usual call of an alert batch) is
+            # answered before any argument handling: halves the call. Only plain str/int
+            # arguments qualify, so every other call gets price_data's checks and messages.
+            if type(symbol) is str and type(days) is int and type(timeframe) is str:
+                hit = self._ov_memo.get((symbol, days, self.asof))
+                if hit is not None and timeframe in DAILY_ALIASES:
+                    return hit.copy()
             return self.price_data(symbol, timeframe, days)
 
         def get_multiple_symbols_data(symbols, timeframe="1d", days=30):

@@ -911,11 +911,18 @@ class Batch(_OverlaySender):
             self.sandbox.release(w)
 
     def evaluate(self, jobs: Sequence[tuple[int, list[tuple[int, str]]]],
-                 overlay: dict[str, list[list]] | None = None) -> dict[int, EvalOutcome]:
+                 overlay: dict[str, list[list]] | None = None,
+                 on_done: Callable[[int, EvalOutcome], None] | None = None) -> dict[int, EvalOutcome]:
         """Evaluate each ``(slot, items)`` job like :meth:`Session.evaluate`; outcomes by slot.
 
         Slots in ``load_errors`` get no outcome. Messages are pipelined two deep: the worker
         starts the next job while this side reads the previous one's results.
+
+        ``on_done(slot, outcome)`` is called as each job's outcome is complete, while the worker
+        goes on with the next job (the alert path claims and publishes one strategy's alerts
+        meanwhile). An exception it raises does not break the exchange with the worker: the
+        remaining jobs are read (and handed to ``on_done``) and the first exception is raised
+        at the end.
         """
         limits = self.sandbox.limits
         w = self.worker
@@ -923,6 +930,17 @@ class Batch(_OverlaySender):
             self.close()  # retire before the per-process CPU budget runs out mid-tick
         self.restarts = 0
         outs: dict[int, EvalOutcome] = {}
+        failure: list[BaseException] = []
+
+        def done(slot: int) -> None:
+            if on_done is None:
+                return
+            try:
+                on_done(slot, outs[slot])
+            except Exception as exc:  # noqa: BLE001 - raised once every job is read (see above)
+                if not failure:
+                    failure.append(exc)
+
         pending: list[list] = [[k, items, 0] for k, items in jobs if items]
         while pending:
             w = self._ensure_worker()
@@ -960,6 +978,7 @@ class Batch(_OverlaySender):
                 if dead:
                     dead_at = j
                     break
+                done(k)
             if dead_at is None:
                 break
             w.kill()
@@ -967,12 +986,19 @@ class Batch(_OverlaySender):
             self.worker = None
             self.restarts += 1
             outs[pending[dead_at][0]].worker_restarts += 1
-            pending = [job for job in pending[dead_at:] if job[2] < len(job[1])]
+            rest = pending[dead_at:]
+            for job in rest:
+                if job[2] >= len(job[1]):
+                    done(job[0])  # the worker died after the job's last call: nothing to redo
+            pending = [job for job in rest if job[2] < len(job[1])]
             if self.restarts > MAX_RESTARTS:
                 for k, items, pos in pending:
                     for d, sym in items[pos:]:
                         outs[k].errors.append((sym, d, f"skipped: the strategies broke the sandbox limits "
                                                        f"{self.restarts} times"))
                     outs[k].evaluated += len(items) - pos
+                    done(k)
                 break
+        if failure:
+            raise failure[0]
         return outs
