@@ -129,7 +129,7 @@ def run_variant(kind: str, cut: MarketData, full: MarketData, codes: list[tuple[
     sandbox = Sandbox(cut.path, SandboxLimits(), workers)
     sandbox.start()
     notifier = Clocked()
-    svc = Services(store=MemoryStore(), jobs=MemoryJobStore(), bus=InProcessBus(), market=cut,
+    svc = Services(store=MemoryStore(), jobs=MemoryJobStore(), bus=InProcessBus(history=10_000), market=cut,
                    sandbox_factory=lambda: sandbox, alert_log=MemoryAlertLog(), notifiers=[notifier],
                    live_bars=MemoryLiveBars())
     factory.wire_in_process(svc)
@@ -227,7 +227,7 @@ def main() -> int:
                     help="stop a variant that is still busy after budget x seconds (it did not keep up)")
     ap.add_argument("--variants", default="live,naive")
     ap.add_argument("--parallel", type=int, default=None,
-                    help="strategies the live path evaluates at once (default: the sandbox workers)")
+                    help="batches the live path evaluates at once (default: all of them)")
     ap.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "stratagem-bench")
     ap.add_argument("--out", type=Path, default=HERE / "results-alerts.json")
     args = ap.parse_args()

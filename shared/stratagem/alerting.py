@@ -78,6 +78,8 @@ def _key(rec: Any) -> tuple[int, int, str]:
 
 #: Most strategies of one tenant evaluated together in one worker (decision 0006).
 BATCH_STRATEGIES = 32
+#: Most batches evaluated at once (one thread of this process feeds each batch's worker).
+MAX_PARALLEL_BATCHES = 32
 
 
 _gc_lock = threading.Lock()
@@ -162,8 +164,8 @@ class AlertRunner:
         self._lock = threading.Lock()
         self.evaluations = 0  # strategy evaluations made (for tests and the benchmark)
         self.skipped: list[dict] = []  # strategies that failed to load, most recent last (bounded)
-        # Batches evaluated at once (each in its own worker process); None: the sandbox's
-        # workers plus one.
+        # Batches evaluated at once (each in its own worker process); None: all of them, up
+        # to MAX_PARALLEL_BATCHES.
         self.parallel: int | None = None
 
     def close(self) -> None:
@@ -283,21 +285,27 @@ class AlertRunner:
                 return []
 
             stream = _Stream(svc, publish) if publish is not None else None
+            # Alerts are claimed, formatted and published on one thread of their own, so the
+            # threads that feed the workers never wait for that work (a worker that finished
+            # its job while its thread was publishing would sit idle until the next arrived).
+            handling = ThreadPoolExecutor(max_workers=1)
+            handled: list[Any] = []
 
-            def run(unit: tuple[Any, list[tuple[int, Any, list[tuple[int, str]]]]]) -> list[tuple[Any, dict]]:
+            def handle(rec: Any, out: Any) -> list[tuple[Any, dict]]:
+                mine = [(rec, a) for a in engines[_key(rec)].fired(out, overlay)]
+                if stream is not None and mine:
+                    stream(mine)
+                return mine
+
+            def run(unit: tuple[Any, list[tuple[int, Any, list[tuple[int, str]]]]]) -> None:
                 batch, jobs = unit
                 syms = {s for _, _, mine in jobs for _, s in mine}
                 recs_by_slot = {slot: rec for slot, rec, _ in jobs}
-                fired: list[tuple[Any, dict]] = []
 
                 def on_done(slot: int, out: Any) -> None:
-                    # Claims and messages as each strategy's results land (the worker is busy
-                    # with the next strategy meanwhile), published at once when streaming.
-                    rec = recs_by_slot[slot]
-                    mine = [(rec, a) for a in engines[_key(rec)].fired(out, overlay)]
-                    fired.extend(mine)
-                    if stream is not None and mine:
-                        stream(mine)
+                    # Each strategy's alerts as soon as its results land, while the worker is
+                    # already evaluating the next strategy.
+                    handled.append(handling.submit(handle, recs_by_slot[slot], out))
 
                 batch.evaluate([(slot, mine) for slot, _, mine in jobs],
                                {s: r for s, r in wire.items() if s in syms}, on_done)
@@ -311,19 +319,24 @@ class AlertRunner:
                     # Retry the failed loads on the next tick (a fresh worker, all slots reloaded).
                     batch.load_errors.clear()
                     batch.close()
-                return fired
 
-            # One batch more in flight than the sandbox's workers: while this process reads one
-            # batch's results and claims its alerts, the CPUs keep evaluating the others
-            # (bench/alerts.py, 100 x 500: 37,800 evaluations/s at 2 in flight, 47,700 at 3).
-            width = max(1, min(len(work), self.parallel or getattr(svc.sandbox, "workers", 2) + 1))
-            if width == 1:
-                results = [run(u) for u in work]
-            else:
-                with ThreadPoolExecutor(max_workers=width) as pool:
-                    results = list(pool.map(run, work))
+            # Every batch in flight at once (each has its own warm worker process already): the
+            # OS shares the CPUs among them and they finish together. In waves of the sandbox's
+            # workers + 1, the last wave ran alone while a CPU idled (bench/alerts.py, 100 x 500
+            # in 4 batches: the fourth ran by itself for a third of each tick).
+            width = max(1, min(len(work), self.parallel or MAX_PARALLEL_BATCHES))
+            try:
+                if width == 1:
+                    for u in work:
+                        run(u)
+                else:
+                    with ThreadPoolExecutor(max_workers=width) as pool:
+                        list(pool.map(run, work))
+            finally:
+                handling.shutdown(wait=True)  # every strategy's alerts handled, even on error
             self.evaluations += sum(len(jobs) for _, jobs in work)
             del self.skipped[:-100]
+            results = [f.result() for f in handled]  # raises the first claim failure, if any
         if stream is not None and stream.error is not None:
             raise stream.error
         fired = [pair for res in results for pair in res]

@@ -177,3 +177,36 @@ def test_a_job_cut_short_by_a_crash_is_handed_over_once_complete(sbx: Sandbox) -
         assert seen == [(0, 4), (1, 4), (2, 4)]  # slot 1 once, with its calls from both workers
     finally:
         batch.close()
+
+
+BURN = """
+def classify_symbol(symbol):
+    x = 0
+    for i in range(300000):
+        x += i
+    d = get_price_data(symbol, days=2)
+    return {'signal': d['close'][-1] > d['close'][-2], 'score': float(x % 7)}
+"""
+
+
+def test_a_worker_near_its_cpu_budget_is_replaced_by_one_loaded_in_the_background(market) -> None:
+    """A batch's warm worker is retired at half its CPU budget; its successor (every slot
+    loaded) is prepared in the background before that, so the tick that retires it does not
+    wait for the loads, and the signals are the same before and after."""
+    sbx = Sandbox(market.path, SandboxLimits(memory_mb=128, cpu_seconds=2.0, call_seconds=1.0), workers=1)
+    sbx.start()
+    batch = Batch(sbx, [BURN, UP])
+    try:
+        first = batch.evaluate([(0, items(DAYS[-1:])), (1, items(DAYS[-1:]))])
+        pids = {batch.worker.pid}
+        for _ in range(12):
+            outs = batch.evaluate([(0, items(DAYS[-1:])), (1, items(DAYS[-1:]))])
+            assert [sorted(outs[k].signals) for k in (0, 1)] == [sorted(first[k].signals) for k in (0, 1)]
+            assert not outs[0].errors and not outs[1].errors and outs[0].worker_restarts == 0
+            pids.add(batch.worker.pid)
+            if batch.successors_used:
+                break
+        assert batch.successors_used == 1 and len(pids) == 2, (batch.successors_used, pids)
+    finally:
+        batch.close()
+        sbx.close()

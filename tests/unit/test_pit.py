@@ -147,6 +147,8 @@ def test_last_session_and_listed_on_match_a_per_symbol_search(market, picks, off
     cal = market.calendar()
     asof = None if asof_none else int(cal[0]) + offset
     assert market.last_session(picks, asof) == _last_session_ref(market, picks, asof)
+    # Long lists take the vectorised path (unknown names are skipped by both).
+    assert market.last_session(picks + [f"NOPE{i}" for i in range(70)], asof) == _last_session_ref(market, picks, asof)
     if asof is not None:
         want = [s for s in picks if market.range(s)[1] > market.range(s)[0] and int(market.dates(s)[0]) <= asof]
         assert market.listed_on(picks, asof) == want

@@ -18,6 +18,7 @@ a half-written dataset; readers map them read-only (``mmap_mode='r'``).
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import hashlib
 import json
@@ -317,6 +318,8 @@ class MarketData:
                  np.asarray(d[ends - 1]) if syms else np.zeros(0, np.int64), starts)
             self._bounds_cache = b
             self._len = (ends - starts).tolist()
+            # The same as Python lists, for small symbol lists (numpy costs more than it saves).
+            self._bounds_lists = (b[1].tolist(), b[2].tolist(), starts.tolist())
         return b
 
     def listed_on(self, symbols: list[str], day: int) -> list[str]:
@@ -328,6 +331,8 @@ class MarketData:
     def last_session(self, symbols: list[str], asof: int | None = None) -> int | None:
         """The latest session on or before ``asof`` (default: the last in the data) among ``symbols``."""
         index, first, last, starts = self._bounds()
+        if len(symbols) <= 64:
+            return self._last_session_small(index, symbols, asof)
         rows = np.array([r for r in (index.get(s, -1) for s in symbols) if r >= 0], dtype=np.int64)
         if rows.size == 0:
             return None
@@ -345,6 +350,25 @@ class MarketData:
             n = int(np.searchsorted(d[a:a + self._len[r]], asof, "right"))
             if n > 0:
                 best = int(d[a + n - 1]) if best is None else max(best, int(d[a + n - 1]))
+        return best
+
+    def _last_session_small(self, index: dict[str, int], symbols: list[str], asof: int | None) -> int | None:
+        # last_session for a few symbols (a small screen asks on every request): plain Python.
+        first, last, starts = self._bounds_lists
+        d = self.columns["date"]
+        best = None
+        for s in symbols:
+            r = index.get(s, -1)
+            if r < 0:
+                continue
+            cand = last[r]
+            if asof is not None and cand > asof:
+                if first[r] > asof:
+                    continue
+                a = starts[r]
+                cand = int(d[bisect.bisect_right(d, asof, a, a + self._len[r]) - 1])  # first[r] <= asof
+            if best is None or cand > best:
+                best = cand
         return best
 
     def calendar(self) -> np.ndarray:

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -877,38 +878,87 @@ class Batch(_OverlaySender):
     memory or CPU stops its neighbours' evaluations too.
     """
 
+    #: Fraction of the per-process CPU budget at which a batch's worker is replaced (before the
+    #: budget runs out mid-tick), and at which its successor starts loading in the background.
+    RETIRE_AT = 0.5
+    PREPARE_AT = 0.4
+
     def __init__(self, sandbox: Sandbox, sources: Sequence[str]) -> None:
         self.sandbox = sandbox
         self.sources = list(sources)
         self.worker: Worker | None = None
         self.load_errors: dict[int, StrategyFailed | StrategyRejected] = {}
         self.restarts = 0
+        self.successors_used = 0  # workers taken over ready-loaded from the background (tests, bench)
+        self._successor: Future | None = None
 
     def close(self) -> None:
         if self.worker is not None:
             w, self.worker = self.worker, None
             self.sandbox.release(w)
+        nxt, self._successor = self._successor, None
+        if nxt is not None:
+            nxt.add_done_callback(self._discard)
 
-    def _ensure_worker(self) -> Worker:
-        if self.worker is not None and self.worker.alive:
-            return self.worker
+    def _discard(self, fut: Future) -> None:
+        w = None if fut.cancelled() or fut.exception() is not None else fut.result()
+        if w is not None:
+            self.sandbox.release(w)
+
+    def _load_all(self, errors: dict[int, StrategyFailed | StrategyRejected]) -> Worker:
+        """A new worker with every slot loaded; slots that fail go to ``errors``."""
         while True:
             w = self.sandbox.spawn()
             died = False
             for k, src in enumerate(self.sources):
-                if k in self.load_errors:
+                if k in errors:
                     continue
                 try:
                     w.load(src, slot=k)
                 except (StrategyFailed, StrategyRejected) as exc:
-                    self.load_errors[k] = exc
+                    errors[k] = exc
                     if not w.alive:  # its load killed the worker: the others load again without it
                         died = True
                         break
             if not died:
-                self.worker = w
                 return w
             self.sandbox.release(w)
+
+    def _ensure_worker(self) -> Worker:
+        if self.worker is not None and self.worker.alive:
+            return self.worker
+        self.worker = self._load_all(self.load_errors)
+        return self.worker
+
+    def _prepare_successor(self) -> None:
+        """Start loading this batch's next worker in the background: loading every slot takes a
+        few ms per strategy, which the tick that retires the current worker would otherwise
+        wait for (the last batch of that tick ran a quarter second behind the others)."""
+        if self._successor is not None:
+            return
+        errors = dict(self.load_errors)
+
+        def build() -> Worker | None:
+            w = self._load_all(errors)
+            if errors != self.load_errors:  # a slot failed only now: let the normal path report it
+                self.sandbox.release(w)
+                return None
+            return w
+
+        self._successor = _successor_pool().submit(build)
+
+    def _take_successor(self) -> Worker | None:
+        nxt, self._successor = self._successor, None
+        if nxt is None:
+            return None
+        try:
+            w = nxt.result()
+        except Exception:  # noqa: BLE001 - the sandbox could not start one: the normal path retries
+            return None
+        if w is not None and not w.alive:
+            self.sandbox.release(w)
+            return None
+        return w
 
     def evaluate(self, jobs: Sequence[tuple[int, list[tuple[int, str]]]],
                  overlay: dict[str, list[list]] | None = None,
@@ -926,8 +976,14 @@ class Batch(_OverlaySender):
         """
         limits = self.sandbox.limits
         w = self.worker
-        if w is not None and (not w.alive or w.cpu > limits.cpu_seconds * 0.5):
-            self.close()  # retire before the per-process CPU budget runs out mid-tick
+        if w is not None and (not w.alive or w.cpu > limits.cpu_seconds * self.RETIRE_AT):
+            # Retire before the per-process CPU budget runs out mid-tick, for the successor
+            # loaded in the background when there is one.
+            nxt = self._take_successor()
+            self.close()
+            if nxt is not None:
+                self.worker = nxt
+                self.successors_used += 1
         self.restarts = 0
         outs: dict[int, EvalOutcome] = {}
         failure: list[BaseException] = []
@@ -999,6 +1055,24 @@ class Batch(_OverlaySender):
                     outs[k].evaluated += len(items) - pos
                     done(k)
                 break
+        w = self.worker
+        if w is not None and w.alive and w.cpu > limits.cpu_seconds * self.PREPARE_AT:
+            self._prepare_successor()
         if failure:
             raise failure[0]
         return outs
+
+
+_SUCCESSORS: list[ThreadPoolExecutor] = []
+
+
+def _successor_pool() -> ThreadPoolExecutor:
+    """One background thread that loads batches' next workers (created on first use)."""
+    if not _SUCCESSORS:
+        with _SUCCESSOR_LOCK:
+            if not _SUCCESSORS:
+                _SUCCESSORS.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="stratagem-successor"))
+    return _SUCCESSORS[0]
+
+
+_SUCCESSOR_LOCK = threading.Lock()
