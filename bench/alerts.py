@@ -12,7 +12,9 @@ Variants, each on its own sandbox (2 workers unless ``--workers``):
 * ``live``  - what Stratagem runs: ``service.handle_alert_bars`` on each bars message, warm
   workers kept across ticks (``alerting.AlertRunner``), the tenant's strategies batched in
   even chunks of at most 32 per worker (decision 0006), only symbols with new bars
-  evaluated, one pipelined exchange per batch per tick, two batches at a time.
+  evaluated, one pipelined exchange per batch per tick, every batch at once, each
+  strategy's alerts published as its evaluation lands (decision 0008). The bus keeps its
+  last 10,000 messages, as a running service's does.
 * ``naive`` - the seed's ``processAlerts``: every second, every active strategy on every symbol,
   each strategy loaded afresh (a cold sandbox session: fork + load, as ``evaluate_alerts`` did
   before warm sessions), the live bars sent whole each time.

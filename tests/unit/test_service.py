@@ -236,3 +236,38 @@ def test_a_long_lived_in_process_bus_keeps_only_recent_messages():
     assert [m["alert"]["n"] for _t, m, _mid in bus.published] == [7, 8, 9]  # the last 3 kept
     bus.redeliver()
     assert got[-1] == 9
+
+
+def test_the_collector_pause_nests_and_restores_what_it_found():
+    import gc
+    import threading
+
+    from stratagem.alerting import _gc_paused
+
+    assert gc.isenabled()
+    with _gc_paused():
+        assert not gc.isenabled()
+        started, release = threading.Event(), threading.Event()
+
+        def other_tick():
+            with _gc_paused():
+                started.set()
+                release.wait(5)
+
+        t = threading.Thread(target=other_tick)
+        t.start()
+        started.wait(5)
+        with _gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the other pause is still open
+    release.set()
+    t.join(5)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _gc_paused():
+            pass
+        assert not gc.isenabled()  # a collector disabled by someone else stays disabled
+    finally:
+        gc.enable()
