@@ -127,10 +127,11 @@ class InProcessBus:
 class PubSubBus:
     """Google Cloud Pub/Sub publisher (emulator-aware through the client library).
 
-    ``publish`` waits up to ``timeout_s`` for Pub/Sub to accept the message; when it cannot
-    (Pub/Sub unreachable, an error answer, the wait exceeded) it raises
-    :class:`~stratagem.errors.InfraUnavailable`, which callers treat as transient: a handler
-    re-raises it so its own delivery is retried, the API answers 503 and fails the job.
+    ``publish`` (one message) and ``publish_many`` wait up to ``timeout_s`` for Pub/Sub to accept
+    the messages; when it cannot (Pub/Sub unreachable, an error answer, the wait exceeded) they
+    raise :class:`PublishIncomplete`, an :class:`~stratagem.errors.InfraUnavailable`, which
+    callers treat as transient: a handler re-raises it so its own delivery is retried, the API
+    answers 503 and fails the job.
     """
 
     def __init__(self, project: str, *, client: Any = None, timeout_s: float = 30.0) -> None:
@@ -147,13 +148,7 @@ class PubSubBus:
         return self._client
 
     def publish(self, topic: str, message: dict) -> str:
-        data = messages.encode(message)
-        path = self.client.topic_path(self.project, topic)
-        try:
-            return self.client.publish(path, data, schema=message["schema"]).result(timeout=self.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - google.api_core errors, futures.TimeoutError, gRPC
-            raise InfraUnavailable(f"Pub/Sub did not accept the message for {topic} within {self.timeout_s:g} s "
-                                   f"({type(exc).__name__}: {str(exc)[:200]}); retrying may help") from None
+        return self.publish_many(topic, [message])[0]
 
     def publish_many(self, topic: str, msgs: list[dict]) -> list[str]:
         """:func:`publish_many`: every message handed to the client before waiting for any, so
@@ -161,7 +156,7 @@ class PubSubBus:
         instead of each paying a round trip after the previous one); one deadline for all."""
         datas = [messages.encode(m) for m in msgs]  # validate everything before sending anything
         path = self.client.topic_path(self.project, topic)
-        futures = []
+        futures: list[Any] = []
         first: Exception | None = None
         for m, data in zip(msgs, datas):
             try:
@@ -171,20 +166,17 @@ class PubSubBus:
                 first = first or exc
         deadline = time.monotonic() + self.timeout_s
         ids: list[str] = []
-        accepted: list[bool] = []
         for f in futures:
-            try:
-                if f is None:
-                    raise first  # type: ignore[misc]
-                ids.append(f.result(timeout=max(0.0, deadline - time.monotonic())))
-                accepted.append(True)
-            except Exception as exc:  # noqa: BLE001 - google.api_core errors, futures.TimeoutError, gRPC
-                ids.append("")
-                accepted.append(False)
-                first = first or exc
-        if not all(accepted):
-            n = accepted.count(False)
-            raise PublishIncomplete(f"Pub/Sub did not accept {n} of {len(msgs)} message(s) for {topic} within "
-                                    f"{self.timeout_s:g} s ({type(first).__name__}: {str(first)[:200]}); "
+            mid = ""
+            if f is not None:
+                try:
+                    mid = f.result(timeout=max(0.0, deadline - time.monotonic()))
+                except Exception as exc:  # noqa: BLE001 - google.api_core errors, futures.TimeoutError, gRPC
+                    first = first or exc
+            ids.append(mid)
+        if first is not None:
+            accepted = [bool(mid) for mid in ids]
+            raise PublishIncomplete(f"Pub/Sub did not accept {accepted.count(False)} of {len(msgs)} message(s) for "
+                                    f"{topic} within {self.timeout_s:g} s ({type(first).__name__}: {str(first)[:200]}); "
                                     "retrying may help", accepted)
         return ids

@@ -416,7 +416,7 @@ class _JobsDeduper:
         return self.jobs.mark_event("alert:" + key)
 
 
-def _publish_alerts(svc: Services, fired: list[tuple[Any, dict]]) -> list[dict]:
+def _publish_alerts(svc: Services, fired: list[tuple[Any, dict]]) -> None:
     """Publish each fired ``(strategy record, alert)`` to the alerts topic (the notify function),
     all of them in flight at once (``bus.publish_many``).
 
@@ -427,14 +427,13 @@ def _publish_alerts(svc: Services, fired: list[tuple[Any, dict]]) -> list[dict]:
     from . import alerting
 
     if not fired:
-        return []
+        return
     msgs = [messages.make("stratagem.alert.v1", alert=alert, user_id=rec.user_id) for rec, alert in fired]
     try:
         publish_many(svc.bus, TOPICS["alerts"], msgs)
     except PublishIncomplete as exc:
         alerting.release_claims(svc, [a for (_, a), ok in zip(fired, exc.accepted) if not ok])
         raise
-    return [a for _, a in fired]
 
 
 def evaluate_alerts(svc: Services, day: int, symbols_with_bars: list[str]) -> list[dict]:

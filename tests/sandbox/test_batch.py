@@ -34,6 +34,9 @@ def classify_symbol(symbol):
     calls.append(symbol)
     return {'signal': True, 'score': float(len(calls))}
 """
+# Breaks the memory limit on IBM only (the worker dies mid-job; the other symbols succeed).
+KILLER = ("def classify_symbol(symbol):\n    if symbol == 'IBM':\n        x = np.ones(40_000_000)\n"
+          "        return float(x.sum()) > 0\n    return True\n")
 DEMO = """
 def classify_symbol(symbol):
     f = get_fundamental_data(symbol)
@@ -105,16 +108,14 @@ def test_a_load_that_kills_the_worker_costs_only_its_own_slot(sbx: Sandbox) -> N
 
 
 def test_a_call_that_breaks_a_limit_costs_that_call_and_the_rest_continue(sbx: Sandbox) -> None:
-    killer = ("def classify_symbol(symbol):\n    if symbol == 'IBM':\n        x = np.ones(40_000_000)\n"
-              "        return float(x.sum()) > 0\n    return True\n")
-    batch = Batch(sbx, [UP, killer, HIGH])
+    batch = Batch(sbx, [UP, KILLER, HIGH])
     try:
         before = batch._ensure_worker().pid
         outs = batch.evaluate([(k, items(DAYS[-1:])) for k in range(3)])
         assert [(s, m[:12]) for s, _d, m in outs[1].errors] == [("IBM", "memory limit")]
         assert sorted(s for s, *_ in outs[1].signals) == ["AAPL", "GOOG", "MSFT"]
         for k in (0, 2):  # the slots after the crash ran in the replacement worker, complete
-            alone = sbx.run([UP, killer, HIGH][k], [(DAYS[-1], SYMS)], workers=1)
+            alone = sbx.run([UP, KILLER, HIGH][k], [(DAYS[-1], SYMS)], workers=1)
             assert sorted(outs[k].signals) == sorted(alone.signals) and outs[k].evaluated == 4
         assert batch.worker.pid != before
     finally:
@@ -168,9 +169,7 @@ def test_each_outcome_is_handed_over_as_it_lands_and_a_failing_handler_breaks_no
 
 
 def test_a_job_cut_short_by_a_crash_is_handed_over_once_complete(sbx: Sandbox) -> None:
-    killer = ("def classify_symbol(symbol):\n    if symbol == 'IBM':\n        x = np.ones(40_000_000)\n"
-              "        return float(x.sum()) > 0\n    return True\n")
-    batch = Batch(sbx, [UP, killer, HIGH])
+    batch = Batch(sbx, [UP, KILLER, HIGH])
     seen: list[tuple[int, int]] = []
     try:
         batch.evaluate([(k, items(DAYS[-1:])) for k in range(3)], on_done=lambda k, out: seen.append((k, out.evaluated)))
