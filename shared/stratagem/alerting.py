@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import live, messages
-from .errors import InfraUnavailable, StratagemError, StrategyFailed, StrategyRejected
+from .errors import InfraUnavailable, StratagemError
 
 log = logging.getLogger("stratagem.alerting")
 
