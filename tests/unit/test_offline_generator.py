@@ -420,10 +420,10 @@ def test_deterministic_and_readable():
 
 
 def test_ignored_words_are_reported():
-    spec = GEN.parse("Apple gaps up")
-    assert spec.ignored == ("apple",)
-    strategy = GEN.generate("Apple gaps up")
-    assert "apple" in strategy.explanation and "not understood" in strategy.code
+    spec = GEN.parse("Acme gaps up")
+    assert spec.ignored == ("acme",)
+    strategy = GEN.generate("Acme gaps up")
+    assert "acme" in strategy.explanation and "not understood" in strategy.code
 
 
 def test_prompt_is_quoted_safely_in_the_docstring():

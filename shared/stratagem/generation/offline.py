@@ -11,7 +11,10 @@ returning ``{"signal", "score", <the values behind the signal>}`` (plus
 Requests that cannot be expressed honestly with daily bars and the data API (intraday,
 options, news/sentiment, order book, crypto/forex, predictions, unknown data fields) and
 prompts with no recognised condition raise :class:`GenerationRefused` with a short list
-of what the generator can do. It never emits code it does not understand.
+of what the generator can do. It never emits code it does not understand, and it never
+drops a stated condition: when a number, a price or volume word, a comparison or an
+indicator name is left over after reading the prompt (the part of the request it could not
+place), it refuses and names that part instead of building a looser strategy.
 
 The vocabulary, defaults and conventions are documented in ``offline_parse`` (reading)
 and ``offline_emit`` (code); the conventions follow the team's reference strategies:
@@ -21,6 +24,8 @@ SMA +/- 2 population std, golden cross = 50 SMA crossing above 200 SMA today.
 """
 
 from __future__ import annotations
+
+import re
 
 from .base import GeneratedStrategy, GenerationRefused
 from .offline_emit import describe_condition, describe_node, emit
@@ -43,6 +48,31 @@ __all__ = [
 
 MAX_PROMPT_CHARS = 2000
 
+# Left over after reading a prompt, these words mean a stated condition was not understood
+# ("gapped down yesterday but closed above yesterday's high", "close more than 4% below the
+# open" before that phrasing was known): building from the rest would give a different
+# strategy than the one asked for, so the generator refuses and names them. Qualitative words
+# ("downtrend", "momentum stocks") are only reported, since they add no testable condition.
+UNPLACED_TERMS = frozenset("""
+open opens opened opening close closes closed closing high highs low lows volume volumes average averages mean
+yesterday yesterdays week weeks month months prior previous above below over under cross crosses crossed crossing
+higher lower rise rises rising rose fall falls falling fell up down gap gaps gapped gapping range ratio return returns
+sma ema ma rsi macd atr bollinger bandwidth stoch willr cci adx mfi obv keltner pdi mdi stochrsi ichimoku sar parabolic
+aroon trix supertrend pivot pivots fibonacci fib donchian vortex ppo tsi kama hma wma dema tema chaikin heikin renko
+vwap std zscore pe eps mcap de dividend dividends yield float shares outstanding
+""".split())
+_NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
+
+
+def unplaced(ignored: tuple[str, ...]) -> list[str]:
+    """The ignored words that stand for a condition the prompt stated (see ``UNPLACED_TERMS``);
+    numbers count, years (1900-2100) do not."""
+    out = []
+    for w in ignored:
+        if w in UNPLACED_TERMS or (_NUMBER.fullmatch(w) and not (len(w) == 4 and 1900 <= int(w) <= 2100)):
+            out.append(w)
+    return out
+
 
 class OfflineGenerator:
     """Deterministic rule-based :class:`~stratagem.generation.base.Generator`."""
@@ -61,9 +91,17 @@ class OfflineGenerator:
         if reason:
             raise GenerationRefused(f"cannot build this honestly: {reason}. {CAPABILITIES}")
         spec = parse_text(prompt)
+        left = unplaced(spec.ignored)
         if spec.expr is None and spec.ranking is None:
+            named = (f" (not understood: {', '.join(repr(w) for w in dict.fromkeys(left))})" if left else "")
             raise GenerationRefused("no condition I can compute from daily bars or the data API was recognised in "
-                                    f"this request. {CAPABILITIES}")
+                                    f"this request{named}. {CAPABILITIES}")
+        if left:
+            understood = describe_node(spec.expr) if spec.expr is not None else "a ranking only"
+            raise GenerationRefused(
+                f"part of this request was not understood: {' '.join(spec.ignored)!r} (it mentions "
+                f"{', '.join(repr(w) for w in dict.fromkeys(left))}). Building from the rest would drop a condition "
+                f"you stated; what was understood: {understood}. Rephrase that part, or leave it out. {CAPABILITIES}")
         return spec
 
     def generate(self, prompt: str, feedback: list[str] | None = None) -> GeneratedStrategy:

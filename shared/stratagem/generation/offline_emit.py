@@ -326,6 +326,160 @@ def narrow_range(bars, lookback):
     return ranges[-1] < smallest, ratio
 ''')
 
+_helper("stochastic", '''
+def stochastic(bars, n, smooth, d):
+    """(%K, %D) today and yesterday, or None with too little history. Fast %K = 100 x
+    (close - lowest low) / (highest high - lowest low) over the last n sessions; %K is the
+    fast %K averaged over `smooth` sessions (1 = fast, 3 = slow stochastic) and %D the
+    average of %K over `d` sessions."""
+    high, low, close = bars['high'], bars['low'], bars['close']
+    count = smooth + d  # fast values behind today's and yesterday's %D
+    if len(close) < n + count - 1:
+        return None
+    fast = []
+    for end in range(len(close) - count, len(close)):
+        hh = max(high[end - n + 1:end + 1])
+        ll = min(low[end - n + 1:end + 1])
+        if hh <= ll:
+            return None
+        fast.append(100.0 * (close[end] - ll) / (hh - ll))
+    k = [sum(fast[i - smooth + 1:i + 1]) / float(smooth) for i in range(smooth - 1, len(fast))]
+    k_today, k_prev = k[-1], k[-2]
+    d_today = sum(k[-d:]) / float(d)
+    d_prev = sum(k[-d - 1:-1]) / float(d)
+    return k_today, d_today, k_prev, d_prev
+''')
+_helper("williams_pct_r", '''
+def williams_pct_r(bars, n):
+    """Williams %R: -100 x (highest high - close) / (highest high - lowest low) over the last
+    n sessions (0 = at the high, -100 = at the low); None when the range is zero."""
+    hh = max(bars['high'][-n:])
+    ll = min(bars['low'][-n:])
+    if hh <= ll:
+        return None
+    return -100.0 * (hh - bars['close'][-1]) / (hh - ll)
+''')
+_helper("commodity_channel_index", '''
+def commodity_channel_index(bars, n):
+    """Commodity Channel Index: (typical price - its n-session mean) / (0.015 x mean absolute
+    deviation), typical price = (high + low + close) / 3; None when the deviation is zero."""
+    typical = [(h + l + c) / 3.0 for h, l, c in zip(bars['high'][-n:], bars['low'][-n:], bars['close'][-n:])]
+    mean = sum(typical) / float(n)
+    deviation = sum(abs(t - mean) for t in typical) / float(n)
+    if deviation <= 0:
+        return None
+    return (typical[-1] - mean) / (0.015 * deviation)
+''')
+_helper("money_flow_index", '''
+def money_flow_index(bars, n):
+    """Money Flow Index over the last n sessions: 100 - 100 / (1 + positive flow / negative
+    flow), flow = typical price x volume, positive when the typical price rose from the
+    session before; 100 when there was no negative flow, None when there was no flow."""
+    high, low, close, volume = bars['high'][-n - 1:], bars['low'][-n - 1:], bars['close'][-n - 1:], bars['volume'][-n - 1:]
+    typical = [(h + l + c) / 3.0 for h, l, c in zip(high, low, close)]
+    positive = 0.0
+    negative = 0.0
+    for i in range(1, len(typical)):
+        if typical[i] > typical[i - 1]:
+            positive += typical[i] * volume[i]
+        elif typical[i] < typical[i - 1]:
+            negative += typical[i] * volume[i]
+    if negative <= 0:
+        return 100.0 if positive > 0 else None
+    return 100.0 - 100.0 / (1.0 + positive / negative)
+''')
+_helper("dmi_lines", '''
+def dmi_lines(bars, n):
+    """Wilder's directional movement: (ADX, +DI, -DI) today and (+DI, -DI) yesterday, or
+    None with fewer than 2n + 1 bars. +DM = today's high - yesterday's high when that is
+    positive and larger than yesterday's low - today's low (-DM the mirror image); TR, +DM and
+    -DM are Wilder-smoothed over n (seeded with their first n values), +DI = 100 x +DM / TR,
+    DX = 100 x |+DI - -DI| / (+DI + -DI), ADX = Wilder average of DX (seeded with the mean
+    of the first n DX values)."""
+    high, low, close = bars['high'], bars['low'], bars['close']
+    if len(close) < 2 * n + 1:
+        return None
+    tr_s = 0.0
+    plus_s = 0.0
+    minus_s = 0.0
+    adx = 0.0
+    dx_seen = 0
+    pdi = mdi = pdi_prev = mdi_prev = 0.0
+    for i in range(1, len(close)):
+        up = high[i] - high[i - 1]
+        down = low[i - 1] - low[i]
+        plus_dm = up if up > down and up > 0 else 0.0
+        minus_dm = down if down > up and down > 0 else 0.0
+        tr = max(high[i] - low[i], abs(high[i] - close[i - 1]), abs(low[i] - close[i - 1]))
+        if i <= n:
+            tr_s += tr
+            plus_s += plus_dm
+            minus_s += minus_dm
+            if i < n:
+                continue
+        else:
+            tr_s = tr_s - tr_s / n + tr
+            plus_s = plus_s - plus_s / n + plus_dm
+            minus_s = minus_s - minus_s / n + minus_dm
+        pdi_prev, mdi_prev = pdi, mdi
+        pdi = 100.0 * plus_s / tr_s if tr_s > 0 else 0.0
+        mdi = 100.0 * minus_s / tr_s if tr_s > 0 else 0.0
+        dx = 100.0 * abs(pdi - mdi) / (pdi + mdi) if pdi + mdi > 0 else 0.0
+        dx_seen += 1
+        if dx_seen <= n:
+            adx += dx / n
+        else:
+            adx = (adx * (n - 1) + dx) / n
+    return adx, pdi, mdi, pdi_prev, mdi_prev
+''')
+_helper("keltner", '''
+def keltner(bars, n, multiple, atr_n):
+    """(middle, upper, lower) Keltner channel today: middle = EMA(n) of the close, bands =
+    middle +/- multiple x Wilder ATR(atr_n); None with too little history."""
+    closes = bars['close']
+    middle = ema_series(closes, n)[-1]
+    atr = wilder_atr(bars['high'], bars['low'], closes, atr_n)
+    if middle is None or atr is None:
+        return None
+    return middle, middle + multiple * atr, middle - multiple * atr
+''', ("ema_series", "wilder_atr"))
+_helper("obv_window", '''
+def obv_window(bars, n):
+    """On-balance volume over the last n sessions, counted from the session before them:
+    each session adds its volume when the close rose and subtracts it when it fell. (Only
+    differences within the window matter, so the starting point changes no comparison.)"""
+    closes, volumes = bars['close'][-n - 1:], bars['volume'][-n - 1:]
+    out = []
+    total = 0.0
+    for i in range(1, len(closes)):
+        if closes[i] > closes[i - 1]:
+            total += volumes[i]
+        elif closes[i] < closes[i - 1]:
+            total -= volumes[i]
+        out.append(total)
+    return out
+''')
+_helper("bandwidth_squeeze", '''
+def bandwidth_squeeze(closes, n, k, lookback):
+    """(squeeze, today's BandWidth %): Bollinger BandWidth = (upper - lower) / middle x 100
+    for each of the last `lookback` sessions; squeeze = today's is the lowest of them."""
+    widths = []
+    for end in range(len(closes) - lookback + 1, len(closes) + 1):
+        mid, upper, lower = bollinger(closes[:end], n, k)
+        if mid <= 0:
+            return False, None
+        widths.append((upper - lower) / mid * 100.0)
+    return widths[-1] <= min(widths[:-1]), widths[-1]
+''', ("bollinger",))
+_helper("close_in_range_pct", '''
+def close_in_range_pct(bars):
+    """Where today's close sits in today's range: 0 = at the low, 100 = at the high."""
+    high, low = bars['high'][-1], bars['low'][-1]
+    if high <= low:
+        return None
+    return (bars['close'][-1] - low) / (high - low) * 100.0
+''')
+
 # --------------------------------------------------------------------------- context
 HISTORY_BARS = 250  # warm-up window for Wilder/EMA smoothing (about a year of sessions)
 ALL_HISTORY = 20000  # "all-time": every available session (up to ~80 years)
@@ -347,6 +501,9 @@ class Ctx:
         self.needs: list[str] = []
         self.uses_info = False
         self.uses_closes = False
+        # lines already emitted for a computation several measures read (ADX and DMI, %K and
+        # its cross): (setup name, params) -> the variable names they set
+        self.shared: dict[tuple, tuple[str, ...]] = {}
 
     def const(self, base: str, value: Any, meaning: str) -> str:
         name = base
@@ -922,6 +1079,222 @@ def e_streak_cond(ctx: Ctx, p: dict) -> Measure:
     return e_streak(ctx, p)
 
 
+# ---- oscillators, channels, OBV, squeeze, close location, volume trend, range vs ATR -------------
+def _stoch_setup(ctx: Ctx, p: dict) -> tuple[list[str], str, str, str, str]:
+    key = ("stochastic", p["period"], p["smooth"], p["d"])
+    if key in ctx.shared:
+        k, dv, kp, dp = ctx.shared[key]
+        return [], k, dv, kp, dp
+    ctx.use("stochastic")
+    n = ctx.const("STOCH_PERIOD", p["period"], "sessions in the stochastic's high-low window")
+    sm = ctx.const("STOCH_SMOOTH", p["smooth"], "sessions %K is averaged over (1 = fast, 3 = slow stochastic)")
+    d = ctx.const("STOCH_D", p["d"], "sessions in %D, the average of %K")
+    ctx.bars(f"{n} + {sm} + {d} - 1", f"{n} + {sm} + {d} - 1")
+    k, dv, kp, dp = ctx.var("stoch_k"), ctx.var("stoch_d"), ctx.var("stoch_k_prev"), ctx.var("stoch_d_prev")
+    st = ctx.var("stoch")
+    lines = [f"{st} = stochastic(bars, {n}, {sm}, {d})",
+             f"{k}, {dv}, {kp}, {dp} = {st} if {st} is not None else (None, None, None, None)"]
+    ctx.shared[key] = (k, dv, kp, dp)
+    return lines, k, dv, kp, dp
+
+
+def _stoch_label(p: dict) -> str:
+    kind = "slow " if p["smooth"] == 3 else "" if p["smooth"] == 1 else f"{p['smooth']}-smoothed "
+    return f"{kind}stochastic({p['period']}, {p['d']})"
+
+
+def e_stochastic(ctx: Ctx, p: dict) -> Measure:
+    lines, k, dv, _, _ = _stoch_setup(ctx, p)
+    line = p["line"]
+    v = k if line == "k" else dv
+    label = _stoch_label(p)
+    return Measure(lines, value=v, report=[k, dv], nullable=True,
+                   formula=(f"{k} = %K of the {label}: 100 x (close - lowest low) / (highest high - lowest low) over "
+                            f"{p['period']} sessions" + (f", averaged over {p['smooth']}" if p["smooth"] > 1 else "")
+                            + f"; {dv} = mean of %K over {p['d']} sessions"),
+                   noun=f"%{line.upper()} of the {label}", prefix="STOCH_" + line.upper(),
+                   names=("stoch_high", "stoch_low"))
+
+
+def e_stoch_cross(ctx: Ctx, p: dict) -> Measure:
+    lines, k, dv, kp, dp = _stoch_setup(ctx, p)
+    up = p["direction"] == "up"
+    flag = ctx.var("k_crossed_above_d" if up else "k_crossed_below_d")
+    if up:
+        lines.append(f"{flag} = {k} is not None and {kp} <= {dp} and {k} > {dv}")
+    else:
+        lines.append(f"{flag} = {k} is not None and {kp} >= {dp} and {k} < {dv}")
+    label = _stoch_label(p)
+    return Measure(lines, flag=flag, report=[k, dv], score=(f"{k} - {dv}" if up else f"{dv} - {k}") + f" if {k} is not None else 0.0",
+                   formula=f"{flag}: %K of the {label} crosses {'above' if up else 'below'} %D today",
+                   noun=f"%K crosses {'above' if up else 'below'} %D today ({label})")
+
+
+def e_williams_r(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("williams_pct_r")
+    n = ctx.const("WILLR_PERIOD", p["period"], "sessions in the Williams %R high-low window")
+    ctx.bars(n, n)
+    v = ctx.var("williams_r")
+    return Measure([f"{v} = williams_pct_r(bars, {n})"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = -100 x (highest high - close) / (highest high - lowest low) over {p['period']} sessions",
+                   noun=f"Williams %R({p['period']})", prefix="WILLR", names=("willr_high", "willr_low"))
+
+
+def e_cci(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("commodity_channel_index")
+    n = ctx.const("CCI_PERIOD", p["period"], "sessions in the CCI's mean and mean deviation")
+    ctx.bars(n, n)
+    v = ctx.var("cci")
+    return Measure([f"{v} = commodity_channel_index(bars, {n})"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = (typical price - SMA({p['period']}) of it) / (0.015 x its mean absolute deviation)",
+                   noun=f"CCI({p['period']})", prefix="CCI", names=("cci_high", "cci_low"))
+
+
+def e_mfi(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("money_flow_index")
+    n = ctx.const("MFI_PERIOD", p["period"], "sessions in the Money Flow Index")
+    ctx.bars(f"{n} + 1", f"{n} + 1")
+    v = ctx.var("mfi")
+    return Measure([f"{v} = money_flow_index(bars, {n})"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = 100 - 100 / (1 + positive / negative money flow over {p['period']} sessions)",
+                   noun=f"MFI({p['period']})", prefix="MFI", names=("mfi_high", "mfi_low"))
+
+
+def _dmi_setup(ctx: Ctx, p: dict) -> tuple[list[str], str, str, str, str, str]:
+    key = ("dmi", p["period"])
+    if key in ctx.shared:
+        adx, pdi, mdi, pp, mp = ctx.shared[key]
+        return [], adx, pdi, mdi, pp, mp
+    ctx.use("dmi_lines")
+    n = ctx.const("ADX_PERIOD", p["period"], "ADX / DMI period (Wilder's smoothing)")
+    hist = ctx.const("ADX_HISTORY", HISTORY_BARS, "sessions used to warm up the ADX")
+    ctx.bars(f"max({hist}, 2 * {n} + 1)", f"2 * {n} + 1")
+    adx, pdi, mdi, pp, mp = (ctx.var("adx"), ctx.var("plus_di"), ctx.var("minus_di"), ctx.var("plus_di_prev"),
+                             ctx.var("minus_di_prev"))
+    dmi = ctx.var("dmi")
+    lines = [f"{dmi} = dmi_lines({{'high': bars['high'][-{hist}:], 'low': bars['low'][-{hist}:], "
+             f"'close': closes[-{hist}:]}}, {n})",
+             f"{adx}, {pdi}, {mdi}, {pp}, {mp} = {dmi} if {dmi} is not None else (None, None, None, None, None)"]
+    ctx.shared[key] = (adx, pdi, mdi, pp, mp)
+    return lines, adx, pdi, mdi, pp, mp
+
+
+def e_adx(ctx: Ctx, p: dict) -> Measure:
+    lines, adx, pdi, mdi, _, _ = _dmi_setup(ctx, p)
+    return Measure(lines, value=adx, report=[adx, pdi, mdi], nullable=True,
+                   formula=f"{adx} = Wilder's ADX({p['period']}) (average of DX = 100 x |+DI - -DI| / (+DI + -DI))",
+                   noun=f"ADX({p['period']})", prefix="ADX", names=("trending", "not_trending"))
+
+
+def e_dmi(ctx: Ctx, p: dict) -> Measure:
+    lines, adx, pdi, mdi, pp, mp = _dmi_setup(ctx, p)
+    bull, cross = p["side"] == "bull", p["mode"] == "cross"
+    a, b, ap, bp = (pdi, mdi, pp, mp) if bull else (mdi, pdi, mp, pp)
+    flag = ctx.var(("plus_di" if bull else "minus_di") + ("_crossed_above" if cross else "_above"))
+    test = f"{a} > {b}" + (f" and {ap} <= {bp}" if cross else "")
+    lines.append(f"{flag} = {adx} is not None and {test}")
+    what = ("+DI" if bull else "-DI") + (" crosses above " if cross else " is above ") + ("-DI" if bull else "+DI")
+    return Measure(lines, flag=flag, report=[pdi, mdi, adx], score=f"{a} - {b} if {adx} is not None else 0.0",
+                   formula=f"{flag}: {what}" + (" today" if cross else "") + f" (Wilder's DMI, {p['period']})",
+                   noun=what + (" today" if cross else "") + f" (DMI {p['period']})")
+
+
+def e_keltner(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("keltner")
+    lower = p["band"] == "lower"
+    n = ctx.const("KELTNER_PERIOD", p["period"], "sessions in the Keltner middle line (EMA of the close)")
+    mult = ctx.const("KELTNER_MULTIPLE", float(p["mult"]), "ATRs between the middle line and each band")
+    an = ctx.const("KELTNER_ATR_PERIOD", p["atr"], "ATR period of the band width (Wilder's smoothing)")
+    hist = ctx.const("KELTNER_HISTORY", HISTORY_BARS, "sessions used to warm up the EMA and ATR")
+    ctx.bars(f"max({hist}, {n}, {an} + 1)", f"max({n}, {an} + 1)")
+    mid, up_b, lo_b = ctx.var("keltner_middle"), ctx.var("keltner_upper"), ctx.var("keltner_lower")
+    ch = ctx.var("channel")
+    lines = [f"{ch} = keltner({{'high': bars['high'][-{hist}:], 'low': bars['low'][-{hist}:], "
+             f"'close': closes[-{hist}:]}}, {n}, {mult}, {an})",
+             f"{mid}, {up_b}, {lo_b} = {ch} if {ch} is not None else (None, None, None)"]
+    if lower:
+        flag = ctx.var("below_lower_keltner")
+        lines.append(f"{flag} = {lo_b} is not None and closes[-1] < {lo_b}")
+        score = f"({lo_b} - closes[-1]) / {mid} * 100.0 if {lo_b} is not None and {mid} > 0 else 0.0"
+        what = "the close is below the lower Keltner band"
+    else:
+        flag = ctx.var("above_upper_keltner")
+        lines.append(f"{flag} = {up_b} is not None and closes[-1] > {up_b}")
+        score = f"(closes[-1] - {up_b}) / {mid} * 100.0 if {up_b} is not None and {mid} > 0 else 0.0"
+        what = "the close is above the upper Keltner band"
+    return Measure(lines, flag=flag, report=[lo_b if lower else up_b, mid], score=score,
+                   formula=f"{flag}: {what}; bands = EMA({p['period']}) +/- {p['mult']:g} x ATR({p['atr']})",
+                   noun=f"{what} (EMA {p['period']} +/- {p['mult']:g} ATR({p['atr']}))")
+
+
+def e_obv_extreme(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("obv_window")
+    high = p["side"] == "high"
+    word = "high" if high else "low"
+    lb = ctx.const(f"OBV_{word.upper()}_LOOKBACK", p["lookback"], f"sessions in the OBV new-{word} window (today included)")
+    ctx.bars(f"{lb} + 1", f"{lb} + 1")
+    obv, prior, flag = ctx.var("obv"), ctx.var(f"prior_obv_{word}"), ctx.var(f"obv_new_{word}")
+    lines = [f"{obv} = obv_window(bars, {lb})", f"{prior} = {'max' if high else 'min'}({obv}[:-1])",
+             f"{flag} = {obv}[-1] {'>' if high else '<'} {prior}"]
+    return Measure(lines, flag=flag, report=[], score=f"({obv}[-1] - {prior}) / bars['volume'][-1] if bars['volume'][-1] > 0 else 0.0"
+                   if high else f"({prior} - {obv}[-1]) / bars['volume'][-1] if bars['volume'][-1] > 0 else 0.0",
+                   formula=f"{flag}: on-balance volume today {'>' if high else '<'} every OBV value of the previous "
+                           f"{p['lookback'] - 1} sessions",
+                   noun=f"on-balance volume makes a new {p['lookback']}-session {word}")
+
+
+def e_bb_squeeze(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("bandwidth_squeeze")
+    per = ctx.const("BAND_PERIOD", p["period"], "sessions in the Bollinger middle band (SMA)")
+    width = ctx.const("BAND_WIDTH", float(p["width"]), "standard deviations between the middle and outer bands")
+    lb = ctx.const("SQUEEZE_LOOKBACK", p["lookback"], "sessions whose BandWidth today's must be the lowest of")
+    ctx.bars(f"{lb} + {per} - 1", f"{lb} + {per} - 1")
+    flag, v = ctx.var("squeeze"), ctx.var("bandwidth_pct")
+    return Measure([f"{flag}, {v} = bandwidth_squeeze(closes, {per}, {width}, {lb})"], flag=flag, value=v, report=[v],
+                   score=f"-{v} if {v} is not None else 0.0",
+                   formula=f"{flag}: Bollinger({p['period']}, {p['width']:g}) BandWidth today is the lowest of the last "
+                           f"{p['lookback']} sessions",
+                   noun=f"Bollinger BandWidth is at its lowest of the last {p['lookback']} sessions (a squeeze)")
+
+
+def e_close_location(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("close_in_range_pct")
+    ctx.bars("1", "1")
+    v = ctx.var("close_location_pct")
+    return Measure([f"{v} = close_in_range_pct(bars)"], value=v, report=[v], nullable=True,
+                   formula=f"{v} = (close[t] - low[t]) / (high[t] - low[t]) * 100",
+                   noun="where today's close sits in the day's range (0 = the low, 100 = the high)",
+                   prefix="CLOSE_LOCATION_PCT", unit="%", names=("closed_near_high", "closed_near_low"))
+
+
+def e_volume_trend(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("mean_last")
+    fast = ctx.const("FAST_VOLUME_LOOKBACK", p["fast"], "sessions in the shorter average volume (today included)")
+    slow = ctx.const("SLOW_VOLUME_LOOKBACK", p["slow"], "sessions in the longer average volume (today included)")
+    ctx.bars(f"max({fast}, {slow})", f"max({fast}, {slow})")
+    a, b, v = ctx.var("avg_volume_fast"), ctx.var("avg_volume_slow"), ctx.var("volume_trend")
+    lines = [f"{a} = mean_last(bars['volume'], {fast})", f"{b} = mean_last(bars['volume'], {slow})",
+             f"{v} = {a} / {b} if {b} > 0 else None"]
+    return Measure(lines, value=v, report=[a, b, v], nullable=True,
+                   formula=f"{v} = mean(volume, last {p['fast']} sessions) / mean(volume, last {p['slow']} sessions)",
+                   noun=f"the {p['fast']}-session average volume vs the {p['slow']}-session average volume",
+                   prefix="VOLUME_TREND", unit="x", names=("volume_rising", "volume_drying_up"))
+
+
+def e_range_atr(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("wilder_atr")
+    per = ctx.const("ATR_PERIOD", p["period"], "ATR period (Wilder's smoothing), as of yesterday")
+    hist = ctx.const("ATR_HISTORY", HISTORY_BARS, "sessions used to warm up the ATR")
+    ctx.bars(f"max({hist}, {per} + 2)", f"{per} + 2")
+    atr, v = ctx.var("atr_yesterday"), ctx.var("range_vs_atr")
+    lines = [f"{atr} = wilder_atr(bars['high'][-{hist}:-1], bars['low'][-{hist}:-1], closes[-{hist}:-1], {per})",
+             f"{v} = (bars['high'][-1] - bars['low'][-1]) / {atr} if {atr} else None"]
+    return Measure(lines, value=v, report=[atr, v], nullable=True,
+                   formula=f"{v} = (high[t] - low[t]) / ATR({p['period']}) as of yesterday",
+                   noun=f"today's range vs the ATR({p['period']}) as of yesterday", prefix="RANGE_ATR", unit="x",
+                   names=("range_expansion", "range_contraction"))
+
+
 EMITTERS = {
     "gap": e_gap, "body": e_body, "return": e_return, "price": e_price, "ma_cross": e_ma_cross, "ma_spread": e_ma_spread,
     "ma_distance": e_ma_distance, "rsi": e_rsi, "rsi_cross": e_rsi_cross, "bollinger": e_bollinger,
@@ -930,10 +1303,13 @@ EMITTERS = {
     "range_ratio": e_range_ratio, "range_pct": e_range_pct, "volatility": e_volatility, "streak": e_streak_cond,
     "zscore": e_zscore, "relative_strength": e_relative_strength, "fundamental": e_fundamental,
     "earnings_surprise": e_earnings_surprise, "macd_cross": e_macd_cross, "macd": e_macd,
+    "stochastic": e_stochastic, "stoch_cross": e_stoch_cross, "williams_r": e_williams_r, "cci": e_cci, "mfi": e_mfi,
+    "adx": e_adx, "dmi": e_dmi, "keltner": e_keltner, "obv_extreme": e_obv_extreme, "bb_squeeze": e_bb_squeeze,
+    "close_location": e_close_location, "volume_trend": e_volume_trend, "range_atr": e_range_atr,
 }
 
 #: score = value - threshold ("how far past the threshold") for these kinds; otherwise the value
-_DISTANCE_SCORE = {"rsi", "zscore"}
+_DISTANCE_SCORE = {"rsi", "zscore", "stochastic", "williams_r", "cci", "mfi", "adx"}
 _OP_WORDS = {">": "more than", ">=": "at least", "<": "less than", "<=": "at most"}
 
 

@@ -472,16 +472,23 @@ def _ma_distance_bare(m: re.Match):
 
 
 # ---- candle body (close vs open) ------------------------------------------------------------
-@rec("body", rf"\b(?:clos(?:e|es|ed|ing)|finish(?:es|ed)?)\s+(?:(?P<num>{NUM})%\s+)?(?P<side>above|over|higher than|>|below|under"
+@rec("body", rf"\b(?:clos(?:e|es|ed|ing)|finish(?:es|ed)?)\s+(?:(?P<cmp>{CMP})\s*)?(?:(?P<num>{NUM})%\s+)?(?P<side>above|over|higher than|>|below|under"
              r"|lower than|<)\s+(?:the\s+|its\s+|their\s+|today\s+|the day\s+)?open(?:ing price)?\b"
-             r"|\b(?P<color>green|white|bullish|red|black|bearish)\s+(?:candles?|bars?|days?|candlesticks?)\b")
+             r"|\b(?:(?:big|large|long|huge|strong|wide|tall)\s+)?(?P<color>green|white|bullish|red|black|bearish)\s+"
+             r"(?:candles?|bars?|days?|candlesticks?)\b")
 def _body(m: re.Match):
     if m.group("color"):
         up = m.group("color") in ("green", "white", "bullish")
-        return Condition("body", {}, ">" if up else "<", 0.0, m.group(0))
+        # "a big red candle: close more than 4% below the open" is one body condition
+        return weak(Condition("body", {}, ">" if up else "<", 0.0, m.group(0)), {"body"}, "")
     up = m.group("side") in ("above", "over", "higher than", ">")
     pct = float(m.group("num") or 0.0)
-    return Condition("body", {}, ">" if up else "<", pct if up else -pct, m.group(0))
+    cmp = (m.group("cmp") or "").strip()
+    if not pct or not cmp:
+        return Condition("body", {}, ">" if up else "<", pct if up else -pct, m.group(0))
+    # "closed more than 4% below the open": the comparator speaks of the distance
+    op = _CMP_OP[cmp]
+    return Condition("body", {}, op if up else _FLIP[op], pct if up else -pct, m.group(0))
 
 
 # ---- RSI ------------------------------------------------------------------------------------
@@ -721,9 +728,10 @@ def _engulf(m: re.Match):
                  "'engulfing' with no direction means bullish engulfing")
 
 
-@rec("narrow_range", r"\bnr(?P<n>\d+)\b|\bnarrowest\s+(?:daily\s+)?range\s+(?:in|of)\s+(?:the\s+)?(?:past|last)?\s*(?P<n2>\d+)d\b")
+@rec("narrow_range", r"\bnr(?P<n>\d+)\b|\bnarrowest\s+(?:daily\s+)?range\s+(?:in|of)\s+(?:the\s+)?(?:past|last)?\s*(?P<n2>\d+)d\b"
+                     r"|\bnarrow(?:est)?\s+range\s+(?P<n3>\d+)\b(?:\s*\(\s*nr(?P=n3)\s*\))?")
 def _nr(m: re.Match):
-    return Condition("candle", {"pattern": "narrow_range", "lookback": _int(m, "n", "n2", default=7)},
+    return Condition("candle", {"pattern": "narrow_range", "lookback": _int(m, "n", "n2", "n3", default=7)},
                      None, None, m.group(0))
 
 
@@ -754,6 +762,233 @@ def _range_ratio(m: re.Match):
         node, f"average range is over the previous {RANGE_LOOKBACK} sessions")
 
 
+# ---- oscillators: stochastic, Williams %R, CCI, MFI, ADX/DMI; Keltner channels; OBV ----------
+STOCH_PERIOD, STOCH_D = 14, 3
+STOCH_OVERSOLD, STOCH_OVERBOUGHT = 20.0, 80.0
+WILLR_PERIOD = 14
+WILLR_OVERSOLD, WILLR_OVERBOUGHT = -80.0, -20.0
+CCI_PERIOD = 20
+CCI_OVERSOLD, CCI_OVERBOUGHT = -100.0, 100.0
+MFI_PERIOD = 14
+MFI_OVERSOLD, MFI_OVERBOUGHT = 20.0, 80.0
+ADX_PERIOD = 14
+KELTNER = (20, 2.0, 10)  # EMA period, ATR multiple, ATR period (TradingView's defaults)
+SQUEEZE_LOOKBACK = 126  # Bollinger's "Squeeze": BandWidth at its lowest in six months
+
+_STOCH = (r"(?:(?P<kind>slow|fast|full)\s+)?stoch(?:\((?P<p>\d+)(?:,\s*(?P<s>\d+))?(?:,\s*(?P<d>\d+))?\))?"
+          r"(?:\s+oscillator)?(?:\s+%(?P<line>k|d))?(?:\s+line)?")
+_STATE = r"(?:(?:is|are|in|shows?|signals?|reading|reads|now|currently|still|gets?|turns?|turned)\s+)*"
+
+
+def _stoch_params(m: re.Match, tag: str = "") -> dict:
+    g = m.groupdict()
+    smooth = int(g.get("s" + tag) or (3 if g.get("kind" + tag) in ("slow", "full") else 1))
+    return {"period": int(g.get("p" + tag) or STOCH_PERIOD), "smooth": smooth,
+            "d": int(g.get("d" + tag) or STOCH_D), "line": g.get("line" + tag) or "k"}
+
+
+@rec("stoch_cross", rf"\b(?:{_STOCH}\s+)?%k\s+(?:line\s+)?(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke)\s+"
+                    r"(?P<dir>above|over|up through|through|below|under|down through)\s+(?:the\s+)?%d(?:\s+line)?\b")
+def _stoch_cross(m: re.Match):
+    p = _stoch_params(m)
+    p.pop("line")
+    p["direction"] = "down" if m.group("dir") in ("below", "under", "down through") else "up"
+    return Condition("stoch_cross", p, None, None, m.group(0))
+
+
+@rec("stoch_state", rf"\b{_STOCH}\s+{_STATE}(?P<state>oversold|overbought)\b|\b(?P<state2>oversold|overbought)\s+"
+                    rf"(?:on|by|per|according to|using)\s+(?:the\s+|its\s+)?{_STOCH.replace('?P<', '?P<x')}")
+def _stoch_state(m: re.Match):
+    state = m.group("state") or m.group("state2")
+    p = _stoch_params(m, "" if m.group("state") else "x")
+    if state == "oversold":
+        return noted(Condition("stochastic", p, "<", STOCH_OVERSOLD, m.group(0)),
+                     f"'oversold' on the stochastic means %K < {STOCH_OVERSOLD:g}")
+    return noted(Condition("stochastic", p, ">", STOCH_OVERBOUGHT, m.group(0)),
+                 f"'overbought' on the stochastic means %K > {STOCH_OVERBOUGHT:g}")
+
+
+@rec("stoch", rf"\b{_STOCH}\s+(?:(?:reading|value|level|is|was|at|currently|still|now)\s+)*{thr('', tail=NO_UNIT)}"
+              rf"|(?<![\w%])%(?P<line2>k|d)\s+(?:line\s+)?(?:is\s+)?{thr('', tail=NO_UNIT, tag='b')}")
+def _stoch(m: re.Match):
+    if m.group("line2"):
+        p = {"period": STOCH_PERIOD, "smooth": 1, "d": STOCH_D, "line": m.group("line2")}
+        return cond_node("stochastic", p, thresholds(m, ">=", tag="b"), m.group(0))
+    return cond_node("stochastic", _stoch_params(m), thresholds(m, ">="), m.group(0))
+
+
+_WILLR = r"willr(?:\((?P<p>\d+)\))?"
+
+
+def _willr_bounds(m: re.Match) -> list[tuple[str, float]]:
+    bounds = thresholds(m, ">=")
+    if bounds and all(v > 0 for _, v in bounds):
+        # Written without the sign ("Williams %R above 80"): the unsigned reading of the
+        # same scale, so "above 80" is %R < -80 (oversold), as charting sites display it.
+        bounds = [(_FLIP[op], -v) for op, v in bounds]
+    return bounds
+
+
+@rec("willr_state", rf"\b{_WILLR}\s+{_STATE}(?P<state>oversold|overbought)\b")
+def _willr_state(m: re.Match):
+    p = {"period": _int(m, "p", default=WILLR_PERIOD)}
+    if m.group("state") == "oversold":
+        return noted(Condition("williams_r", p, "<", WILLR_OVERSOLD, m.group(0)),
+                     f"'oversold' on Williams %R means %R < {WILLR_OVERSOLD:g}")
+    return noted(Condition("williams_r", p, ">", WILLR_OVERBOUGHT, m.group(0)),
+                 f"'overbought' on Williams %R means %R > {WILLR_OVERBOUGHT:g}")
+
+
+@rec("willr", rf"\b{_WILLR}\s+(?:(?:reading|value|level|is|was|at|currently|still|now)\s+)*{thr('', tail=NO_UNIT)}")
+def _willr(m: re.Match):
+    bounds = _willr_bounds(m)
+    node = cond_node("williams_r", {"period": _int(m, "p", default=WILLR_PERIOD)}, bounds, m.group(0))
+    if node is not None and float(m.group("num") or m.group("lo") or 0) > 0:
+        return noted(node, "Williams %R written without its minus sign is read on the usual -100..0 scale "
+                           "(above 80 = below -80)")
+    return node
+
+
+def _osc_rule(kind: str, token: str, period: int, low: float, high: float, label: str) -> None:
+    """Value and oversold/overbought recognisers of an oscillator written ``token(N)``."""
+    rx = rf"{token}(?:\((?P<p>\d+)\))?"
+
+    def value(m: re.Match):
+        return cond_node(kind, {"period": _int(m, "p", default=period)}, thresholds(m, ">="), m.group(0))
+
+    def state(m: re.Match):
+        p = {"period": _int(m, "p", default=period)}
+        if m.group("state") == "oversold":
+            return noted(Condition(kind, p, "<", low, m.group(0)), f"'oversold' on {label} means {label} < {low:g}")
+        return noted(Condition(kind, p, ">", high, m.group(0)), f"'overbought' on {label} means {label} > {high:g}")
+
+    RECOGNISERS.append((kind + "_state", re.compile(rf"\b{rx}\s+{_STATE}(?P<state>oversold|overbought)\b"), state))
+    RECOGNISERS.append((kind, re.compile(rf"\b{rx}\s+(?:(?:reading|value|level|is|was|at|currently|still|now)\s+)*"
+                                         rf"{thr('', tail=NO_UNIT)}"), value))
+
+
+_osc_rule("cci", "cci", CCI_PERIOD, CCI_OVERSOLD, CCI_OVERBOUGHT, "CCI")
+_osc_rule("mfi", "mfi", MFI_PERIOD, MFI_OVERSOLD, MFI_OVERBOUGHT, "MFI")
+_osc_rule("adx", "adx", ADX_PERIOD, 0.0, 0.0, "ADX")
+RECOGNISERS.pop(-2)  # ADX has no oversold/overbought
+
+
+@rec("dmi", rf"\bpdi(?:\((?P<p>\d+)\))?\s+(?:line\s+)?(?:is\s+)?(?P<verb>(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing))\s+)?"
+            rf"(?P<dir>above|over|>|below|under|<)\s+(?:the\s+)?mdi\b"
+            rf"|\bmdi(?:\((?P<p2>\d+)\))?\s+(?:line\s+)?(?:is\s+)?(?P<verb2>(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing))\s+)?"
+            rf"(?P<dir2>above|over|>|below|under|<)\s+(?:the\s+)?pdi\b")
+def _dmi(m: re.Match):
+    if m.group("dir"):
+        bull = m.group("dir") in ("above", "over", ">")
+    else:
+        bull = m.group("dir2") not in ("above", "over", ">")
+    cross = bool(m.group("verb") or m.group("verb2"))
+    return Condition("dmi", {"period": _int(m, "p", "p2", default=ADX_PERIOD), "side": "bull" if bull else "bear",
+                             "mode": "cross" if cross else "state"}, None, None, m.group(0))
+
+
+@rec("keltner", r"\b(?:(?:clos(?:e|es|ed|ing)|trad(?:es|ed|ing)|price|is|are|moves?|moved|breaks?|broke)\s+)?"
+                r"(?P<side>below|under|beneath|outside|above|over|through|<|>)\s+(?:the\s+|its\s+|their\s+)?"
+                r"(?P<band>lower|upper|bottom|top)\s+(?:(?P<n>\d+)d\s+)?keltner(?:\s+(?:channel|band)s?)?\b"
+                r"|\b(?P<band2>lower|upper|bottom|top)\s+keltner(?:\s+(?:channel|band)s?)?\s+(?:is\s+)?"
+                r"(?P<broken>broken|breached|pierced)\b")
+def _keltner(m: re.Match):
+    band = m.group("band") or m.group("band2")
+    lower = band in ("lower", "bottom")
+    n, mult, atr_n = KELTNER
+    return noted(Condition("keltner", {"period": _int(m, "n", default=n), "mult": mult, "atr": atr_n,
+                                       "band": "lower" if lower else "upper"}, None, None, m.group(0)),
+                 f"Keltner channels are EMA({n}) of the close +/- {mult:g} x ATR({atr_n})")
+
+
+@rec("obv_extreme", r"\bobv\s+(?:(?:is|at|hits?|hitting|makes?|making|made|reach(?:es|ed|ing)?|sets?|setting|prints?"
+                    r"|printing)\s+)*(?:a\s+|an\s+)?(?:new\s+)?(?P<n>\d+)d\s+(?P<side>high|low)s?\b"
+                    r"|\bobv\s+(?:(?:is|at|hits?|hitting|makes?|making|made|reach(?:es|ed|ing)?|sets?|setting)\s+)*"
+                    r"(?:a\s+)?new\s+(?P<side2>high|low)s?\b")
+def _obv(m: re.Match):
+    side = m.group("side") or m.group("side2")
+    n = _int(m, "n", default=NEW_HIGH_DEFAULT_LOOKBACK)
+    node = Condition("obv_extreme", {"lookback": n, "side": side}, None, None, m.group(0))
+    return node if m.group("n") else noted(node, f"a new OBV high/low with no window is over {n} sessions")
+
+
+@rec("bb_squeeze", r"\bbollinger\s+(?:band\s+)?squeeze\b|\bsqueeze\b|\bbollinger\s+(?:band\s*)?width\s+(?:is\s+)?"
+                   r"(?:at|near|hits?|hitting|makes?|making|reach(?:es|ed|ing)?)\s+(?:a\s+|its\s+)?(?:new\s+)?"
+                   r"(?:(?P<n>\d+)d\s+)?(?:low|lowest)\b")
+def _squeeze(m: re.Match):
+    n = _int(m, "n", default=SQUEEZE_LOOKBACK)
+    node = Condition("bb_squeeze", {"period": BOLLINGER_PERIOD, "width": BOLLINGER_WIDTH, "lookback": n},
+                     None, None, m.group(0))
+    return node if m.group("n") else noted(
+        node, f"a Bollinger squeeze is BandWidth (upper - lower band, over the middle band) at its lowest of the "
+              f"last {SQUEEZE_LOOKBACK} sessions (six months)")
+
+
+CLOSE_AT_EXTREME = 95.0  # "closes at the high": in the top 5% of the day's range
+CLOSE_NEAR_EXTREME = 90.0  # "closes near the high": in the top 10%
+
+
+@rec("close_location", r"\b(?:clos(?:e|es|ed|ing))\s+(?:(?P<w>at|near|on|in)\s+)?(?:the\s+|its\s+|their\s+)?"
+                       r"(?:(?P<part>top|bottom|upper|lower)\s+(?P<pct>\d+(?:\.\d+)?)%\s+of\s+(?:the\s+|its\s+|their\s+)?"
+                       r"(?:day\s+|daily\s+|today\s+|the day\s+)?(?:trading\s+)?range"
+                       r"|(?P<side>high|low)s?(?:\s+of\s+(?:the\s+)?(?:day|session)|\s+of\s+its\s+range)"
+                       r"|(?P<side2>high|low)s?(?=\s*(?:$|,|;|\.|and\b|with\b|on\b|but\b|or\b)))")
+def _close_location(m: re.Match):
+    if m.group("part"):
+        top = m.group("part") in ("top", "upper")
+        pct = float(m.group("pct"))
+        return Condition("close_location", {}, ">=" if top else "<=", 100.0 - pct if top else pct, m.group(0))
+    high = (m.group("side") or m.group("side2")) == "high"
+    level = CLOSE_NEAR_EXTREME if m.group("w") == "near" else CLOSE_AT_EXTREME
+    words = "near" if m.group("w") == "near" else "at"
+    node = Condition("close_location", {}, ">=" if high else "<=", level if high else 100.0 - level, m.group(0))
+    return noted(node, f"'closes {words} the {'high' if high else 'low'}' means the close is in the "
+                       f"{'top' if high else 'bottom'} {100 - level:g}% of the day's range")
+
+
+@rec("volume_trend", rf"\b(?P<f>\d+)d\s+{_AVG}\s+(?:daily\s+)?volume\s+(?:is\s+|was\s+)?(?:(?P<cmp>>=|<=)\s*)?"
+                     rf"(?:(?P<mult>{NUM})x\s+)?(?P<side>above|over|>|below|under|<|>=|<=)?\s*(?:the\s+|its\s+)?"
+                     rf"(?P<s>\d+)d\s+{_AVG}(?:\s+(?:daily\s+)?volume)?")
+def _volume_trend(m: re.Match):
+    side = m.group("side") or m.group("cmp") or ">="
+    op = {"above": ">", "over": ">", "below": "<", "under": "<"}.get(side, side)
+    fast, slow = int(m.group("f")), int(m.group("s"))
+    return Condition("volume_trend", {"fast": fast, "slow": slow}, op, float(m.group("mult") or 1.0), m.group(0))
+
+
+@rec("return_multiple", rf"\b(?:price|stocks?|shares|it|that|which|has|have|had|value)\s+(?:has\s+|have\s+|had\s+)?"
+                        rf"(?P<m>{NUM})x\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d\b(?!\s*(?:average|avg|mean))")
+def _ret_multiple(m: re.Match):
+    mult = float(m.group("m"))
+    if mult <= 0:
+        return None
+    pct = (mult - 1.0) * 100.0
+    # "doubled" = +100% or more; "halved" (0.5x) = -50% or worse
+    return Condition("return", {"lookback": int(m.group("n"))}, ">=" if mult >= 1 else "<=", _clean(pct), m.group(0))
+
+
+@rec("range_expansion_word", r"\batr\s+expansion\b")
+def _range_expansion(m: re.Match):
+    node = Condition("range_atr", {"period": ATR_PERIOD}, ">=", RANGE_EXPANSION, m.group(0))
+    return weak(node, {"range_atr", "range_ratio"},
+                f"'ATR expansion' means today's range >= {RANGE_EXPANSION:g}x the ATR({ATR_PERIOD}) as of yesterday")
+
+
+@rec("range_atr", rf"{_RANGE}\s+(?:is\s+|was\s+)?{thr('x')}\s+(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?"
+                  rf"atr(?:\((?P<p>\d+)\))?")
+def _range_atr(m: re.Match):
+    return cond_node("range_atr", {"period": _int(m, "p", "n", default=ATR_PERIOD)}, thresholds(m, ">="), m.group(0))
+
+
+# These read phrases that broader recognisers defined earlier would otherwise claim in part
+# ("OBV making a new 20-day high" is not a price high; "the 10-day average volume is below the
+# 50-day average volume" is not today's volume): they go first.
+_FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_state", "cci", "mfi_state", "mfi", "adx",
+          "dmi", "keltner", "obv_extreme", "bb_squeeze", "close_location", "volume_trend", "return_multiple",
+          "range_expansion_word", "range_atr")
+RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
+
+
 @rec("range_pct", rf"{_RANGE}\s+(?:is\s+|was\s+|of\s+)?{thr('%')}")
 def _range_pct(m: re.Match):
     return cond_node("range_pct", {}, thresholds(m, ">="), m.group(0))
@@ -765,7 +1000,7 @@ def _range_words(m: re.Match):
     wide = m.group("w").startswith(("range exp", "expanding", "wide"))
     lb = {"lookback": RANGE_LOOKBACK}
     if wide:
-        return weak(Condition("range_ratio", lb, ">=", RANGE_EXPANSION, m.group(0)), {"range_ratio"},
+        return weak(Condition("range_ratio", lb, ">=", RANGE_EXPANSION, m.group(0)), {"range_ratio", "range_atr"},
                     f"'range expansion' means today's range >= {RANGE_EXPANSION:g}x the average of the previous "
                     f"{RANGE_LOOKBACK} sessions")
     return weak(Condition("range_ratio", lb, "<=", NARROW_RANGE, m.group(0)), {"range_ratio"},
@@ -892,6 +1127,12 @@ def _ret_sign(m: re.Match):
     if m.group("n0") or m.group("n") or m.group("n1"):
         return node
     return noted(node, f"momentum/return with no period is over {MOMENTUM_DEFAULT_LOOKBACK} sessions")
+
+
+@rec("return_direction", rf"\b(?P<dir>up|down|higher|lower)\s+(?:{PER_WORDS}\s+)?{BACK}(?P<n>\d+)d\b(?!\s*(?:high|low|sma|ema|ma))")
+def _ret_direction(m: re.Match):
+    up = m.group("dir") in ("up", "higher")
+    return Condition("return", {"lookback": int(m.group("n"))}, ">" if up else "<", 0.0, m.group(0))
 
 
 @rec("up_today", r"\b(?:is\s+|are\s+|closed?\s+|trading\s+)?(?P<dir>up|higher|green|down|lower|red)\s+(?:on the day|today)\b")

@@ -31,9 +31,12 @@ CAPABILITIES = (
     "The offline generator builds daily-bar strategies (evaluated at each session's close) from: "
     "opening gaps; returns and momentum over N days; price versus moving averages and SMA/EMA "
     "crosses (golden/death cross); MACD; RSI (any period); Bollinger bands; volume spikes "
-    "relative to an average and volume levels; new N-day/52-week highs and lows and breakouts; "
-    "candlestick patterns (inside/outside day, engulfing, hammer, shooting star, doji, NR7); "
-    "ATR, daily range and volatility; up/down streaks; z-scores versus a moving mean; "
+    "relative to an average, volume levels and short vs long average volume; new N-day/52-week highs "
+    "and lows and breakouts; candlestick patterns (inside/outside day, engulfing, hammer, shooting "
+    "star, doji, NR7) and where the close sits in the day's range; ATR, the day's range vs ATR, daily "
+    "range and volatility; stochastic (%K/%D and their cross), Williams %R, CCI, MFI, ADX and "
+    "+DI/-DI; Keltner channels; Bollinger squeezes; on-balance volume highs and lows; "
+    "up/down streaks; z-scores versus a moving mean; "
     "relative strength versus another symbol; price levels; fundamentals (P/E, EPS, market cap, "
     "debt to equity); sector filters; latest earnings surprise; a ticker restriction; "
     "and/or/not combinations; and top-N rankings by any of these measures."
@@ -63,7 +66,7 @@ _REFUSALS: tuple[tuple[str, str], ...] = (
     ("crypto, forex, futures and commodities are not in the data (US stocks only)",
      (r"\bcrypto\w*|\bbitcoin\b|\bbtc\b|\bethereum\b|\beth\b|\bdogecoin\b|\bdoge\b|\bsolana\b|\baltcoins?\b"
      r"|\bnfts?\b|\bforex\b|\bfx\b|\bcurrency pairs?\b|\bcurrencies\b|\b(?:eur|usd|gbp|jpy|aud|cad|chf)/?"
-     r"(?:usd|jpy|eur|gbp|chf|cad|aud)\b|\bfutures\b|\bcommodit(?:y|ies)\b|\bstablecoins?\b|\bdefi\b")),
+     r"(?:usd|jpy|eur|gbp|chf|cad|aud)\b|\bfutures\b|\bcommodit(?:y|ies)\b(?!\s+channel)|\bstablecoins?\b|\bdefi\b")),
     ("predictions and promises of profit cannot be expressed: a strategy states conditions on past data",
      (r"\bmake (?:me|us|you)? ?(?:rich|money|a fortune|millions)\b|\bget rich\b|\bgetting rich\b"
      r"|\b(?:will|going to|gonna|about to|likely to|expected to|predicted to|poised to|set to|sure to|bound to)"
@@ -101,10 +104,33 @@ def refusal(prompt: str) -> str | None:
 # ----------------------------------------------------------------------------- tickers
 
 #: Capitalised words that are not tickers (indicator names, units, shouting).
-NOT_TICKERS = frozenset(["RSI", "SMA", "EMA", "MA", "DMA", "ATR", "MACD", "BB", "EPS", "PE", "PEG", "ROE", "ROA", "EV", "EBITDA", "FCF", "IPO", "CEO", "CFO", "NYSE", "NASDAQ", "AMEX", "SEC", "GDP", "CPI", "FOMC", "FED", "API", "OHLC", "OHLCV", "VWAP", "RVOL", "ADV", "AVG", "MAX", "MIN", "STD", "SD", "YTD", "MTD", "QTD", "TTM", "YOY", "QOQ", "EOD", "ATH", "ATL", "HV", "IV", "ETF", "ETFS", "USD", "US", "USA", "UK", "EU", "AND", "OR", "NOT", "BUT", "WITH", "WHEN", "THE", "FOR", "ALL", "ANY", "TOP", "BUY", "SELL", "LONG", "SHORT", "ME", "MY", "AN", "IT", "IS", "ON", "IN", "OF", "AT", "BY", "TO", "IF", "SO", "NO", "OK", "UP", "DOWN", "GAP", "HIGH", "LOW", "NEW", "DAY", "DAYS", "TA", "NR", "DE", "AM", "PM", "OTC", "AUM", "AI", "ESG", "GICS", "PCT", "DCF", "ADR", "REIT", "REITS", "BTC", "ETH", "FX", "NFT", "NFTS", "TECH", "IT", "LOL", "PLS", "PLEASE", "FIND", "SHOW", "ALERT", "STOCKS", "STOCK", "SCAN", "TRUE", "FALSE", "NULL", "NONE", "ID", "OTM", "ITM", "ATM", "DTE", "IVR", "CAGR", "MOM", "ROC", "OBV", "ADX", "CCI", "MFI", "PPO", "TRIX", "TSI", "WMA", "HMA", "KAMA", "VIX", "ALSO", "THAT", "THEN", "THAN", "ARE", "WAS", "HAS", "HAVE", "FROM", "INTO", "ONLY", "JUST", "LIKE", "OVER", "UNDER", "ABOVE", "BELOW", "MORE", "LESS"])
+NOT_TICKERS = frozenset(["RSI", "SMA", "EMA", "MA", "DMA", "ATR", "MACD", "BB", "EPS", "PE", "PEG", "ROE", "ROA", "EV", "EBITDA", "FCF", "IPO", "CEO", "CFO", "NYSE", "NASDAQ", "AMEX", "SEC", "GDP", "CPI", "FOMC", "FED", "API", "OHLC", "OHLCV", "VWAP", "RVOL", "ADV", "AVG", "MAX", "MIN", "STD", "SD", "YTD", "MTD", "QTD", "TTM", "YOY", "QOQ", "EOD", "ATH", "ATL", "HV", "IV", "ETF", "ETFS", "USD", "US", "USA", "UK", "EU", "AND", "OR", "NOT", "BUT", "WITH", "WHEN", "THE", "FOR", "ALL", "ANY", "TOP", "BUY", "SELL", "LONG", "SHORT", "ME", "MY", "AN", "IT", "IS", "ON", "IN", "OF", "AT", "BY", "TO", "IF", "SO", "NO", "OK", "UP", "DOWN", "GAP", "HIGH", "LOW", "NEW", "DAY", "DAYS", "TA", "NR", "DE", "AM", "PM", "OTC", "AUM", "AI", "ESG", "GICS", "PCT", "DCF", "ADR", "REIT", "REITS", "BTC", "ETH", "FX", "NFT", "NFTS", "TECH", "IT", "LOL", "PLS", "PLEASE", "FIND", "SHOW", "ALERT", "STOCKS", "STOCK", "SCAN", "TRUE", "FALSE", "NULL", "NONE", "ID", "OTM", "ITM", "ATM", "DTE", "IVR", "CAGR", "MOM", "ROC", "OBV", "ADX", "CCI", "MFI", "DI", "DMI", "PDI", "MDI", "KC", "WR", "STOCH", "SAR", "PSAR", "PPO", "TRIX", "TSI", "WMA", "HMA", "KAMA", "VIX", "ALSO", "THAT", "THEN", "THAN", "ARE", "WAS", "HAS", "HAVE", "FROM", "INTO", "ONLY", "JUST", "LIKE", "OVER", "UNDER", "ABOVE", "BELOW", "MORE", "LESS"])
 
 _TICKER_RE = re.compile(r"(?<![A-Za-z0-9_$/&.'\-])(\$?)([A-Z]{1,5}(?:\.[A-Z]{1,2})?)(?![A-Za-z0-9_/&'])")
 _CASHTAG_RE = re.compile(r"\$([A-Za-z]{1,5}(?:\.[A-Za-z]{1,2})?)\b")
+
+
+#: Company names traders use for well-known US listings -> their tickers (unambiguous names
+#: only: "Target", "Visa" or "Ford" are also plain words).
+COMPANY_TICKERS = {
+    "apple": "AAPL", "microsoft": "MSFT", "google": "GOOG", "alphabet": "GOOG", "ibm": "IBM", "facebook": "FB",
+    "meta platforms": "META", "amazon": "AMZN", "tesla": "TSLA", "nvidia": "NVDA", "netflix": "NFLX",
+    "intel": "INTC", "salesforce": "CRM", "adobe": "ADBE", "paypal": "PYPL", "walmart": "WMT", "disney": "DIS",
+    "boeing": "BA", "exxon": "XOM", "exxonmobil": "XOM", "exxon mobil": "XOM", "chevron": "CVX", "pfizer": "PFE",
+    "jpmorgan": "JPM", "jp morgan": "JPM", "goldman sachs": "GS", "coca-cola": "KO", "coca cola": "KO",
+    "pepsico": "PEP", "mcdonald's": "MCD", "mcdonalds": "MCD", "starbucks": "SBUX", "costco": "COST",
+    "qualcomm": "QCOM", "broadcom": "AVGO", "berkshire hathaway": "BRK.B", "johnson & johnson": "JNJ",
+    "johnson and johnson": "JNJ", "procter & gamble": "PG", "procter and gamble": "PG", "home depot": "HD",
+    "verizon": "VZ", "cisco": "CSCO", "oracle": "ORCL", "uber": "UBER", "airbnb": "ABNB", "alibaba": "BABA",
+    "palantir": "PLTR", "shopify": "SHOP", "spotify": "SPOT", "caterpillar": "CAT", "mastercard": "MA",
+    "unitedhealth": "UNH", "merck": "MRK", "nike": "NKE", "amd": "AMD", "micron": "MU",
+}
+_COMPANY_RE = re.compile(r"(?<![\w$])(" + "|".join(re.escape(k) for k in sorted(COMPANY_TICKERS, key=len, reverse=True))
+                         + r")(?:'s)?(?:\s+(?:inc|corp|corporation|co)\b\.?)?(?![\w-])", re.IGNORECASE)
+
+
+def _mark_companies(text: str) -> str:
+    return _COMPANY_RE.sub(lambda m: " $" + COMPANY_TICKERS[m.group(1).lower()] + " ", text)
 
 
 def _mark_tickers(text: str) -> str:
@@ -152,7 +178,7 @@ def _number_words(text: str) -> str:
     text = re.sub(r"\b(?:a )?(?:one )?and a half times\b", "1.5x", text)
     text = re.sub(r"\btwice\b|\bdouble\b|\bdoubled\b", "2x", text)
     text = re.sub(r"\bthrice\b|\btriple\b|\btripled\b", "3x", text)
-    text = re.sub(r"\bhalf(?: of)?\b", "0.5x", text)
+    text = re.sub(r"\bhalf(?: of)?\b|\bhalved\b", "0.5x", text)
     text = re.sub(r"\b(\d+(?:\.\d+)?)\s*(?:-\s*)?(?:times|fold|x)\b", r"\1x", text)
     return text
 
@@ -208,11 +234,26 @@ _TERMS: tuple[tuple[str, str], ...] = (
     (r"\b(sma|ema|ma)\s*-?\s*(\d+)\b", r"\2d \1"),
     (r"\brelative\s+strength\s+index\b", "rsi"),
     (r"\baverage\s+true\s+ranges?\b", "atr"),
-    (r"\b(rsi|atr)\s*[\(\[]\s*(\d+)\s*[\)\]]", r"\1(\2)"),
-    (r"\b(rsi|atr)\s*-\s*(\d+)\b", r"\1(\2)"),
-    (r"\b(rsi|atr)(\d+)\b", r"\1(\2)"),
-    (r"\b(\d+)\s*-?\s*(?:days?|d|periods?|sessions?|bars?)?\s*-?\s*(rsi|atr)\b", r"\2(\1)"),
-    ((r"\b(rsi|atr)\s+(\d+)(?=\s+(?:is\s+|was\s+)?(?:above|below|over|under|cross|crosses|crossing|"
+    # oscillators and bands with one spelling each (see offline_parse's oscillator recognisers)
+    (r"\bstoch(?:astic)?s?[\s-]*rsi\b|\bstochrsi\b", "stochrsi"),
+    (r"\bwilliams?\s*%\s*r\b|\bwilliams?\s+(?:percent\s+)?r\b|\bw\s*%\s*r\b|(?<![\w%])%\s*r\b", "willr"),
+    (r"\bstochastics?(?:\s+oscillators?)?\b|\bstoch\b", "stoch"),
+    (r"\bstoch\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", r"stoch(\1,\2)"),
+    (r"\bstoch\s*\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)", r"stoch(\1,\2,\3)"),
+    (r"\bcommodity\s+channel\s+index\b", "cci"),
+    (r"\bmoney\s+flow\s+index\b", "mfi"),
+    (r"\baverage\s+directional\s+(?:index|movement(?:\s+index)?)\b", "adx"),
+    (r"(?<![\w+-])\+\s*di\b|\bplus\s+di\b|\bpositive\s+directional\s+(?:indicator|index|movement)\b|\bdi\s*\+", " pdi "),
+    (r"(?<![\w+-])-\s*di\b|\bminus\s+di\b|\bnegative\s+directional\s+(?:indicator|index|movement)\b|\bdi\s*-(?!\w)", " mdi "),
+    (r"\bkeltner(?:\s+(?:channels?|bands?))?\b|\bkc\b", "keltner"),
+    (r"\bkeltner\s+(upper|lower|top|bottom)(?:\s+(?:channels?|bands?|lines?))?\b", r"\1 keltner"),
+    (r"\bon[\s-]*balance[\s-]+volume\b", "obv"),
+    (r"\bmean[\s-]+reversion\b", "reversion"),
+    (r"\b(rsi|atr|cci|adx|mfi|willr|stoch)\s*[\(\[]\s*(\d+)\s*[\)\]]", r"\1(\2)"),
+    (r"\b(rsi|atr|cci|adx|mfi|willr|stoch)\s*-\s*(\d+)\b", r"\1(\2)"),
+    (r"\b(rsi|atr|cci|adx|mfi)(\d+)\b", r"\1(\2)"),
+    (r"\b(\d+)\s*-?\s*(?:days?|d|periods?|sessions?|bars?)?\s*-?\s*(rsi|atr|cci|adx|mfi|willr|stoch)\b", r"\2(\1)"),
+    ((r"\b(rsi|atr|cci|adx|mfi|willr|stoch)\s+(\d+)(?=\s+(?:is\s+|was\s+)?(?:above|below|over|under|cross|crosses|crossing|"
      r"falls|fell|rises|rose|reading|value|level|of|at|<|>|=|greater|less|more|%|percent))"), r"\1(\2)"),
     (r"\bbollinger'?s?(?:\s+bands?)?\b|\bb-?bands?\b|\bbb\b", "bollinger"),
     (r"\bbollinger\s+(lower|upper|bottom|top|middle)(?:\s+bands?)?\b", r"\1 bollinger"),
@@ -261,18 +302,19 @@ def _basic(prompt: str) -> str:
 
 def normalize(prompt: str) -> str:
     """The canonical lower-case form recognisers match (see the module docstring)."""
-    text = _mark_tickers(_basic(prompt)).lower()
+    text = _mark_tickers(_mark_companies(_basic(prompt))).lower()
     text = _number_words(text)
     text = _money(text)
     for rx, rep in _TERM_RES:
         text = rx.sub(rep, text)
     text = _durations(text)
     # re-run the indicator spellings that durations produced ("14d rsi" -> "rsi(14)")
-    text = re.sub(r"\b(\d+)d\s*-?\s*(rsi|atr)\b", r"\2(\1)", text)
+    text = re.sub(r"\b(\d+)d\s*-?\s*(rsi|atr|cci|adx|mfi|willr|stoch)\b", r"\2(\1)", text)
     text = re.sub(r"\b(\d+)d\s*-?\s*(?:day|d|period)?\s*-?\s*(sma|ema|ma)\b", r"\1d \2", text)
     for rx, rep in _COMPARATOR_RES:
         text = rx.sub(rep, text)
     text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)
+    text = re.sub(r"(?<![\w.+])\+(?=\d)", "", text)  # "CCI above +100"
     text = re.sub(r"(\d)\s+%", r"\1%", text)
     text = re.sub(r"(\d)\s+x\b", r"\1x", text)
     text = re.sub(r"\$\s+(\d)", r"$\1", text)

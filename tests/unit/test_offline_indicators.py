@@ -1,0 +1,271 @@
+"""The offline generator's oscillators and the measures beside them, checked against an
+independent implementation: the ``ta`` library (pandas) for the stochastic, Williams %R, CCI,
+MFI, OBV and Keltner channels; numpy written here for the rest; a hand-computed series for
+ADX. Every value a generated strategy reports must equal the reference on the bundled real
+data (adjusted as of each date, the same bars the strategy sees), and so must its signal.
+
+Also: a prompt whose stated condition cannot be placed is refused with that part named
+(never built into a looser strategy), and company names become tickers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from stratagem.data.pit import PointInTime
+from stratagem.data.store import iso_to_day
+from stratagem.generation.base import GenerationRefused
+from stratagem.generation.offline import AllOf, Condition, OfflineGenerator
+from stratagem.sandbox.policy import check
+from stratagem.sandbox.runtime import LoadedStrategy
+
+pd = pytest.importorskip("pandas")
+ta = pytest.importorskip("ta")
+
+GEN = OfflineGenerator()
+# a crash, a quiet year, FB's first weeks (short histories) and the last day of the data
+DAYS = ("2003-06-02", "2008-10-15", "2011-03-01", "2012-06-15", "2012-08-01", "2013-02-28")
+REL = 1e-9
+
+
+def c(kind: str, op: str | None = None, threshold: float | None = None, **params) -> Condition:
+    return Condition(kind, params, op, threshold)
+
+
+STOCH = {"period": 14, "smooth": 1, "d": 3}
+CASES = [
+    ("stochastic below 20", c("stochastic", "<", 20.0, **STOCH, line="k")),
+    ("Stoch(14,3) below 20", c("stochastic", "<", 20.0, period=14, smooth=3, d=3, line="k")),
+    ("slow stochastics oversold", c("stochastic", "<", 20.0, period=14, smooth=3, d=3, line="k")),
+    ("%D above 80", c("stochastic", ">", 80.0, **STOCH, line="d")),
+    ("stochastic %K crosses above %D", c("stoch_cross", **STOCH, direction="up")),
+    ("Williams %R under -80", c("williams_r", "<", -80.0, period=14)),
+    ("Williams %R above 80", c("williams_r", "<", -80.0, period=14)),  # unsigned scale: above 80 = below -80
+    ("williams %r overbought", c("williams_r", ">", -20.0, period=14)),
+    ("CCI(20) above +100", c("cci", ">", 100.0, period=20)),
+    ("commodity channel index below -100", c("cci", "<", -100.0, period=20)),
+    ("money flow index oversold", c("mfi", "<", 20.0, period=14)),
+    ("ADX above 25 and +DI above -DI", AllOf((c("adx", ">", 25.0, period=14),
+                                              c("dmi", period=14, side="bull", mode="state")))),
+    ("-DI crosses above +DI", c("dmi", period=14, side="bear", mode="cross")),
+    ("close above the upper Keltner channel", c("keltner", period=20, mult=2.0, atr=10, band="upper")),
+    ("OBV making a new 20-day high", c("obv_extreme", lookback=20, side="high")),
+    ("Bollinger band squeeze", c("bb_squeeze", period=20, width=2.0, lookback=126)),
+    ("closes in the top 10% of its daily range", c("close_location", ">=", 90.0)),
+    ("close at the high of the day", c("close_location", ">=", 95.0)),
+    ("the 10 day average volume is lower than the 50 day average volume", c("volume_trend", "<", 1.0, fast=10, slow=50)),
+    ("today's range more than 2 times the 14 day ATR", c("range_atr", ">", 2.0, period=14)),
+    ("any stock whose price doubled in a year", c("return", ">=", 100.0, lookback=252)),
+    ("price halved in 6 months", c("return", "<=", -50.0, lookback=126)),
+    ("big red candle: close more than 4% below the open", c("body", "<", -4.0)),
+    ("narrow range 7 (NR7)", c("candle", pattern="narrow_range", lookback=7)),
+    ("up 20% in the last 3 months but down this week", AllOf((c("return", ">=", 20.0, lookback=63),
+                                                              c("return", "<", 0.0, lookback=5)))),
+]
+
+
+@pytest.mark.parametrize("prompt,expr", CASES, ids=[p[:50] for p, _ in CASES])
+def test_reads_the_new_phrasings(prompt, expr):
+    spec = GEN.parse(prompt)
+    assert spec.expr == expr, spec
+    assert spec.ignored == (), spec.ignored
+    assert check(GEN.generate(prompt).code) == []
+
+
+@pytest.fixture(scope="module")
+def pit(market):
+    return PointInTime(market)
+
+
+def _frame(pit: PointInTime, sym: str, n: int) -> pd.DataFrame:
+    d = pit.price_data(sym, "1d", n)
+    return pd.DataFrame({k: np.asarray(d[k], dtype=float) for k in ("open", "high", "low", "close", "volume")})
+
+
+def _outcomes(prompt: str, pit: PointInTime, market, min_bars: int):
+    """(symbol, day, strategy result dict or False, bars as of that day) for every DAYS x symbol
+    with at least ``min_bars`` bars."""
+    strategy = LoadedStrategy(GEN.generate(prompt).code, pit.functions())
+    out = []
+    for iso in DAYS:
+        pit.set_asof(iso_to_day(iso))
+        for sym in market.symbols:
+            df = _frame(pit, sym, 600)
+            if len(df) < min_bars:
+                continue
+            out.append((sym, iso, strategy.classify(sym), df))
+    assert out
+    return out
+
+
+def _close(a: float, b: float, rel: float = REL) -> bool:
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
+
+
+def test_stochastic_matches_ta(pit, market):
+    rows = _outcomes("stochastic below 20", pit, market, 20)
+    for sym, iso, res, df in rows:
+        st = ta.momentum.StochasticOscillator(df["high"], df["low"], df["close"], window=14, smooth_window=3)
+        k, d = st.stoch().iloc[-1], st.stoch_signal().iloc[-1]
+        assert _close(res["stoch_k"], k) and _close(res["stoch_d"], d), (sym, iso, res, k, d)
+        assert res["signal"] == (k < 20)
+
+
+def test_slow_stochastic_and_the_cross(pit, market):
+    for sym, iso, res, df in _outcomes("Stoch(14,3) %K crosses above %D", pit, market, 25):
+        fast = ta.momentum.StochasticOscillator(df["high"], df["low"], df["close"], window=14).stoch()
+        k = fast.rolling(3).mean()
+        d = k.rolling(3).mean()
+        assert _close(res["stoch_k"], k.iloc[-1]) and _close(res["stoch_d"], d.iloc[-1]), (sym, iso)
+        crossed = k.iloc[-2] <= d.iloc[-2] and k.iloc[-1] > d.iloc[-1]
+        assert res["signal"] == crossed, (sym, iso)
+
+
+def test_williams_r_matches_ta(pit, market):
+    for sym, iso, res, df in _outcomes("Williams %R under -80", pit, market, 14):
+        ref = ta.momentum.WilliamsRIndicator(df["high"], df["low"], df["close"], lbp=14).williams_r().iloc[-1]
+        assert _close(res["williams_r"], ref), (sym, iso, res, ref)
+        assert res["signal"] == (ref < -80)
+
+
+def test_cci_matches_ta(pit, market):
+    for sym, iso, res, df in _outcomes("CCI above 100", pit, market, 20):
+        ref = ta.trend.CCIIndicator(df["high"], df["low"], df["close"], window=20).cci().iloc[-1]
+        assert _close(res["cci"], ref, 1e-7), (sym, iso, res, ref)
+        assert res["signal"] == (ref > 100)
+
+
+def test_mfi_matches_ta(pit, market):
+    for sym, iso, res, df in _outcomes("MFI below 20", pit, market, 15):
+        ref = ta.volume.MFIIndicator(df["high"], df["low"], df["close"], df["volume"], window=14).money_flow_index()
+        assert _close(res["mfi"], ref.iloc[-1], 1e-7), (sym, iso, res, ref.iloc[-1])
+        assert res["signal"] == (ref.iloc[-1] < 20)
+
+
+def test_keltner_matches_ta(pit, market):
+    for sym, iso, res, df in _outcomes("close above the upper Keltner channel", pit, market, 250):
+        # the strategy reads the last 250 sessions, like the EMA/ATR warm-up of RSI and MACD
+        w = df.iloc[-250:]
+        kc = ta.volatility.KeltnerChannel(w["high"], w["low"], w["close"], window=20, window_atr=10,
+                                          original_version=False, multiplier=2)
+        upper, mid = kc.keltner_channel_hband().iloc[-1], kc.keltner_channel_mband().iloc[-1]
+        # ta seeds its EMA with the first close (pandas ewm), ours with the mean of the first 20:
+        # after 230 more sessions the seeds differ by (19/21)^230 ~ 1e-10 of their gap
+        assert _close(res["keltner_middle"], mid, 1e-6) and _close(res["keltner_upper"], upper, 1e-6), (sym, iso)
+        if abs(df["close"].iloc[-1] - upper) > 1e-6 * upper:
+            assert res["signal"] == (df["close"].iloc[-1] > upper), (sym, iso)
+
+
+def test_obv_new_high_matches_ta(pit, market):
+    for sym, iso, res, df in _outcomes("OBV making a new 20-day high", pit, market, 21):
+        obv = ta.volume.OnBalanceVolumeIndicator(df["close"], df["volume"]).on_balance_volume().to_numpy()
+        assert res["signal"] == (obv[-1] > obv[-20:-1].max()), (sym, iso)
+
+
+def _wilder(x: np.ndarray, n: int) -> np.ndarray:
+    """TradingView's RMA: the first value is the mean of the first n, then r += (x - r) / n."""
+    out = np.full(len(x), np.nan)
+    out[n - 1] = x[:n].mean()
+    for i in range(n, len(x)):
+        out[i] = out[i - 1] + (x[i] - out[i - 1]) / n
+    return out
+
+
+def _dmi_reference(df: pd.DataFrame, n: int = 14) -> tuple[float, float, float]:
+    h, l, c_ = (df[k].to_numpy() for k in ("high", "low", "close"))
+    up, down = h[1:] - h[:-1], l[:-1] - l[1:]
+    plus = np.where((up > down) & (up > 0), up, 0.0)
+    minus = np.where((down > up) & (down > 0), down, 0.0)
+    tr = np.maximum.reduce([h[1:] - l[1:], np.abs(h[1:] - c_[:-1]), np.abs(l[1:] - c_[:-1])])
+    atr = _wilder(tr, n)
+    pdi, mdi = 100 * _wilder(plus, n) / atr, 100 * _wilder(minus, n) / atr
+    dx = 100 * np.abs(pdi - mdi) / (pdi + mdi)
+    adx = _wilder(dx[n - 1:], n)
+    return adx[-1], pdi[-1], mdi[-1]
+
+
+def test_adx_and_dmi_match_the_reference(pit, market):
+    for sym, iso, res, df in _outcomes("ADX above 25 and +DI above -DI", pit, market, 29):
+        adx, pdi, mdi = _dmi_reference(df.iloc[-250:])
+        assert _close(res["adx"], adx) and _close(res["plus_di"], pdi) and _close(res["minus_di"], mdi), (sym, iso)
+        assert res["signal"] == (adx > 25 and pdi > mdi)
+
+
+def test_adx_of_a_steady_climb_is_100(pit):
+    # Every day one higher with the same 2-point range: +DM = 1, -DM = 0, so +DI > 0 = -DI,
+    # DX = 100 every day and ADX = 100; a steady fall is the mirror image.
+    code = GEN.generate("ADX above 99 and +DI above -DI").code
+    for sign in (1, -1):
+        base = np.arange(60, dtype=float) * sign + 200
+        bars = {"open": base, "high": base + 1, "low": base - 1, "close": base, "volume": np.ones(60)}
+
+        def get_price_data(symbol, timeframe="1d", days=30, bars=bars):
+            return {k: list(v[-days:]) for k, v in bars.items()}
+
+        strategy = LoadedStrategy(code, {"get_price_data": get_price_data})
+        res = strategy.classify("X")
+        assert _close(res["adx"], 100.0)
+        assert res["signal"] == (sign == 1)
+        assert (res["plus_di"] > 0 and res["minus_di"] == 0) if sign == 1 else (res["minus_di"] > 0 and res["plus_di"] == 0)
+
+
+def test_squeeze_close_location_volume_trend_and_range_vs_atr(pit, market):
+    for sym, iso, res, df in _outcomes("Bollinger band squeeze", pit, market, 145):
+        close = df["close"].to_numpy()
+        widths = []
+        for end in range(len(close) - 125, len(close) + 1):
+            w = close[end - 20:end]
+            widths.append(4 * w.std() / w.mean() * 100)
+        assert _close(res["bandwidth_pct"], widths[-1], 1e-7), (sym, iso)
+        assert res["signal"] == (widths[-1] <= min(widths[:-1]) * (1 + 1e-12)), (sym, iso)
+    for sym, iso, res, df in _outcomes("closes in the top 10% of its daily range", pit, market, 1):
+        h, l, cl = df["high"].iloc[-1], df["low"].iloc[-1], df["close"].iloc[-1]
+        if h > l:
+            assert _close(res["close_location_pct"], (cl - l) / (h - l) * 100)
+    for sym, iso, res, df in _outcomes("the 10 day average volume is lower than the 50 day average volume", pit, market, 50):
+        v = df["volume"].to_numpy()
+        ref = v[-10:].mean() / v[-50:].mean()
+        assert _close(res["volume_trend"], ref), (sym, iso)
+        assert res["signal"] == (ref < 1)
+    for sym, iso, res, df in _outcomes("today's range more than 2 times the 14 day ATR", pit, market, 16):
+        w = df.iloc[-250:-1]
+        tr = np.maximum.reduce([(w["high"] - w["low"]).to_numpy()[1:],
+                                np.abs(w["high"].to_numpy()[1:] - w["close"].to_numpy()[:-1]),
+                                np.abs(w["low"].to_numpy()[1:] - w["close"].to_numpy()[:-1])])
+        atr = _wilder(tr, 14)[-1]
+        ref = (df["high"].iloc[-1] - df["low"].iloc[-1]) / atr
+        assert _close(res["range_vs_atr"], ref), (sym, iso)
+
+
+# -- stated conditions are never dropped ------------------------------------------------------
+UNPLACED = [
+    ("gap fill: gapped down yesterday but closed above yesterday's high today", "yesterday"),
+    ("weekly close above the prior week's high", "weekly"),
+    ("pullback to the 20 EMA in an uptrend", "20"),
+    ("RSI below 30 and the Ichimoku cloud turning green", "ichimoku"),
+    ("stochastic RSI oversold", "stochrsi"),
+    ("price above the parabolic SAR", "sar"),
+]
+
+
+@pytest.mark.parametrize("prompt,word", UNPLACED, ids=[p[:40] for p, _ in UNPLACED])
+def test_a_condition_that_cannot_be_placed_is_refused_by_name(prompt, word):
+    with pytest.raises(GenerationRefused) as err:
+        GEN.parse(prompt)
+    assert repr(word) in str(err.value) or word in str(err.value), str(err.value)[:300]
+
+
+def test_qualitative_words_are_reported_not_refused():
+    spec = GEN.parse("hammer candlestick after a downtrend")
+    assert spec.ignored == ("downtrend",)
+    assert "downtrend" in GEN.generate("hammer candlestick after a downtrend").explanation
+
+
+def test_company_names_become_tickers():
+    assert GEN.parse("Apple gaps up").tickers == ("AAPL",)
+    assert GEN.parse("alert me when Microsoft's RSI drops below 30").tickers == ("MSFT",)
+    assert GEN.parse("Johnson & Johnson above its 200 day moving average").tickers == ("JNJ",)
+    # a plain word that is also a company name elsewhere stays a word
+    assert GEN.parse("oversold tech stocks").tickers == ()
