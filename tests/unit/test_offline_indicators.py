@@ -63,6 +63,23 @@ CASES = [
     ("narrow range 7 (NR7)", c("candle", pattern="narrow_range", lookback=7)),
     ("up 20% in the last 3 months but down this week", AllOf((c("return", ">=", 20.0, lookback=63),
                                                               c("return", "<", 0.0, lookback=5)))),
+    ("stocks gapping down at least 5% at the open", c("gap", "<=", -5.0)),
+    ("stocks that gapped up but closed red", AllOf((c("gap", ">=", 2.0), c("body", "<", 0.0)))),
+    ("price within 1% of the 50 day moving average", AllOf((c("ma_distance", ">=", -1.0, period=50, ma="sma"),
+                                                           c("ma_distance", "<=", 1.0, period=50, ma="sma")))),
+    ("closing above the upper band", c("bollinger", period=20, width=2.0, band="upper", mode="close")),
+    ("volume 3 times higher than normal", c("relative_volume", ">=", 3.0, lookback=20)),
+    ("stocks with positive earnings surprise above 10%", c("earnings_surprise", ">", 10.0)),
+    ("stocks outperforming the S&P 500 by 5% over the last month",
+     c("relative_strength", ">=", 5.0, benchmark="SPY", lookback=21)),
+    ("closes above the previous day's high", c("prev_bar", ">", 0.0, field="close", ref="high")),
+    ("lower low than yesterday", c("prev_bar", "<", 0.0, field="low", ref="low")),
+    ("52 week high breakout on volume", AllOf((c("new_extreme", lookback=252, side="high", price="high"),
+                                              c("relative_volume", ">", 1.5, lookback=20)))),
+    ("bullish engulfing candle after three down days in a row",
+     AllOf((c("candle", pattern="bullish_engulfing"), c("streak", ">=", 3.0, direction="down")))),
+    ("when the close is above its 50 day moving average", c("ma_distance", ">", 0.0, period=50, ma="sma")),
+    ("closes above its 50 day moving average", c("ma_distance", ">", 0.0, period=50, ma="sma")),
 ]
 
 
@@ -247,6 +264,8 @@ UNPLACED = [
     ("RSI below 30 and the Ichimoku cloud turning green", "ichimoku"),
     ("stochastic RSI oversold", "stochrsi"),
     ("price above the parabolic SAR", "sar"),
+    ("golden cross in the last 5 days", "last"),  # a cross on one of 5 days, not today only
+    ("stocks up three days in a row with rising volume", "rising"),
 ]
 
 
@@ -269,3 +288,10 @@ def test_company_names_become_tickers():
     assert GEN.parse("Johnson & Johnson above its 200 day moving average").tickers == ("JNJ",)
     # a plain word that is also a company name elsewhere stays a word
     assert GEN.parse("oversold tech stocks").tickers == ()
+
+
+def test_previous_session_comparisons(pit, market):
+    for sym, iso, res, df in _outcomes("closes above the previous day's high", pit, market, 2):
+        ref = (df["close"].iloc[-1] / df["high"].iloc[-2] - 1) * 100
+        assert _close(res["close_vs_prev_high_pct"], ref), (sym, iso)
+        assert res["signal"] == (df["close"].iloc[-1] > df["high"].iloc[-2])

@@ -59,7 +59,8 @@ yesterday yesterdays week weeks month months prior previous above below over und
 higher lower rise rises rising rose fall falls falling fell up down gap gaps gapped gapping range ratio return returns
 sma ema ma rsi macd atr bollinger bandwidth stoch willr cci adx mfi obv keltner pdi mdi stochrsi ichimoku sar parabolic
 aroon trix supertrend pivot pivots fibonacci fib donchian vortex ppo tsi kama hma wma dema tema chaikin heikin renko
-vwap std zscore pe eps mcap de dividend dividends yield float shares outstanding
+vwap std zscore pe eps mcap de dividend dividends yield float shares outstanding last past within since straight
+consecutive row
 """.split())
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
 

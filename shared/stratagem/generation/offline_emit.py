@@ -1295,6 +1295,18 @@ def e_range_atr(ctx: Ctx, p: dict) -> Measure:
                    names=("range_expansion", "range_contraction"))
 
 
+def e_prev_bar(ctx: Ctx, p: dict) -> Measure:
+    field, ref = p["field"], p["ref"]
+    ctx.bars("2", "2")
+    now = "closes[-1]" if field == "close" else f"bars['{field}'][-1]"
+    v = ctx.var(f"{field}_vs_prev_{ref}_pct")
+    lines = [f"{v} = ({now} / bars['{ref}'][-2] - 1.0) * 100.0 if bars['{ref}'][-2] > 0 else None"]
+    return Measure(lines, value=v, report=[v], nullable=True,
+                   formula=f"{v} = ({field}[t] / {ref}[t-1] - 1) * 100",
+                   noun=f"today's {field} vs yesterday's {ref}", prefix=f"{field.upper()}_VS_PREV_{ref.upper()}_PCT",
+                   unit="%", names=(f"{field}_above_prev_{ref}", f"{field}_below_prev_{ref}"))
+
+
 EMITTERS = {
     "gap": e_gap, "body": e_body, "return": e_return, "price": e_price, "ma_cross": e_ma_cross, "ma_spread": e_ma_spread,
     "ma_distance": e_ma_distance, "rsi": e_rsi, "rsi_cross": e_rsi_cross, "bollinger": e_bollinger,
@@ -1306,6 +1318,7 @@ EMITTERS = {
     "stochastic": e_stochastic, "stoch_cross": e_stoch_cross, "williams_r": e_williams_r, "cci": e_cci, "mfi": e_mfi,
     "adx": e_adx, "dmi": e_dmi, "keltner": e_keltner, "obv_extreme": e_obv_extreme, "bb_squeeze": e_bb_squeeze,
     "close_location": e_close_location, "volume_trend": e_volume_trend, "range_atr": e_range_atr,
+    "prev_bar": e_prev_bar,
 }
 
 #: score = value - threshold ("how far past the threshold") for these kinds; otherwise the value

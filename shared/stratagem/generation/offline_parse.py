@@ -241,7 +241,7 @@ def _earn_noun(m: re.Match):
                                                          negate=verb == "miss"), m.group(0))
 
 
-@rec("earnings_pct", rf"\b(?:(?:earnings|eps)\s+)?surprise(?:\s+%)?\s+(?:is\s+|of\s+)?{thr('%')}")
+@rec("earnings_pct", rf"\b(?:(?:a\s+)?positive\s+)?(?:(?:earnings|eps)\s+)?surprise(?:\s+%)?\s+(?:is\s+|of\s+)?{thr('%')}")
 def _earn_pct(m: re.Match):
     return cond_node("earnings_surprise", {}, thresholds(m, ">"), m.group(0))
 
@@ -450,7 +450,9 @@ def _ma_spread(m: re.Match):
                      ">" if above else "<", 0.0, m.group(0))
 
 
-@rec("ma_distance", rf"(?:(?P<cmp>{CMP})\s*)?(?:(?P<num>{NUM})%(?P<post>{POST})\s+)?(?P<side>above|over|below|under|beneath|>|<)"
+@rec("ma_distance", rf"(?:\b(?:the\s+)?(?:close|closing price|price|stock|shares)\s+)?"
+                    rf"(?:\b(?:clos(?:e|es|ed|ing)|trad(?:es|ed|ing)|is|are|was|stays?|remains?)\s+)?"
+                    rf"(?:(?P<cmp>{CMP})\s*)?(?:(?P<num>{NUM})%(?P<post>{POST})\s+)?(?P<side>above|over|below|under|beneath|>|<)"
                     r"\s+(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?(?P<t>sma|ema|ma)\b")
 def _ma_distance(m: re.Match):
     n = _int(m, "n", default=MA_DEFAULT_PERIOD)
@@ -475,10 +477,11 @@ def _ma_distance_bare(m: re.Match):
 @rec("body", rf"\b(?:clos(?:e|es|ed|ing)|finish(?:es|ed)?)\s+(?:(?P<cmp>{CMP})\s*)?(?:(?P<num>{NUM})%\s+)?(?P<side>above|over|higher than|>|below|under"
              r"|lower than|<)\s+(?:the\s+|its\s+|their\s+|today\s+|the day\s+)?open(?:ing price)?\b"
              r"|\b(?:(?:big|large|long|huge|strong|wide|tall)\s+)?(?P<color>green|white|bullish|red|black|bearish)\s+"
-             r"(?:candles?|bars?|days?|candlesticks?)\b")
+             r"(?:candles?|bars?|days?|candlesticks?)\b"
+             r"|\b(?:clos(?:e|es|ed|ing)|finish(?:es|ed)?)\s+(?:the\s+day\s+)?(?P<color2>red|green)\b")
 def _body(m: re.Match):
-    if m.group("color"):
-        up = m.group("color") in ("green", "white", "bullish")
+    if m.group("color") or m.group("color2"):
+        up = (m.group("color") or m.group("color2")) in ("green", "white", "bullish")
         # "a big red candle: close more than 4% below the open" is one body condition
         return weak(Condition("body", {}, ">" if up else "<", 0.0, m.group(0)), {"body"}, "")
     up = m.group("side") in ("above", "over", "higher than", ">")
@@ -980,12 +983,47 @@ def _range_atr(m: re.Match):
     return cond_node("range_atr", {"period": _int(m, "p", "n", default=ATR_PERIOD)}, thresholds(m, ">="), m.group(0))
 
 
+_PREV = r"(?:the\s+)?(?:previous|prior|yesterday|last)\s*(?:day|session|bar|candle)?"
+
+
+@rec("prev_bar", rf"\b(?P<f>clos(?:e|es|ed|ing)|high|low)\s+(?:is\s+|was\s+)?(?P<dir>above|over|>|below|under|<)\s+{_PREV}\s+"
+                 rf"(?P<ref>high|low|close|open)\b"
+                 rf"|\b(?P<dir2>higher|lower)\s+(?P<f2>high|low|close)\s+(?:than|>|<)?\s*{_PREV}(?:\s+(?P<ref2>high|low|close))?\b")
+def _prev_bar(m: re.Match):
+    if m.group("f"):
+        field = "close" if m.group("f").startswith("clos") else m.group("f")
+        up = m.group("dir") in ("above", "over", ">")
+        ref = m.group("ref")
+    else:
+        field = m.group("f2")
+        up = m.group("dir2") == "higher"
+        ref = m.group("ref2") or field
+    return Condition("prev_bar", {"field": field, "ref": ref}, ">" if up else "<", 0.0, m.group(0))
+
+
+@rec("ma_within", rf"\bwithin\s+(?P<num>{NUM})%\s+of\s+(?:the\s+|its\s+|their\s+|a\s+)?(?:(?P<n>\d+)d\s+)?(?P<t>sma|ema|ma)\b")
+def _ma_within(m: re.Match):
+    pct = abs(float(m.group("num")))
+    n = _int(m, "n", default=MA_DEFAULT_PERIOD)
+    params = {"period": n, "ma": _ma_type(m.group("t"))}
+    node = AllOf((Condition("ma_distance", params, ">=", _clean(-pct), m.group(0)),
+                  Condition("ma_distance", dict(params), "<=", _clean(pct), m.group(0))))
+    return node if m.group("n") else noted(node, f"a moving average with no period is the {n}-day")
+
+
+@rec("on_volume", r"\bon\s+volume\b")
+def _on_volume(m: re.Match):
+    return weak(Condition("relative_volume", {"lookback": VOLUME_LOOKBACK}, ">", HIGH_VOLUME, m.group(0)),
+                {"relative_volume"}, f"'on volume' means volume > {HIGH_VOLUME:g}x the average of the previous "
+                                     f"{VOLUME_LOOKBACK} sessions")
+
+
 # These read phrases that broader recognisers defined earlier would otherwise claim in part
 # ("OBV making a new 20-day high" is not a price high; "the 10-day average volume is below the
 # 50-day average volume" is not today's volume): they go first.
 _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_state", "cci", "mfi_state", "mfi", "adx",
           "dmi", "keltner", "obv_extreme", "bb_squeeze", "close_location", "volume_trend", "return_multiple",
-          "range_expansion_word", "range_atr")
+          "range_expansion_word", "range_atr", "prev_bar", "ma_within", "earnings_pct")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 
@@ -1049,7 +1087,9 @@ RECOGNISERS.extend([
         r"(?P<n>\d+)d?\s+(?:(?:days?|sessions?|bars?|closes)\s+)?(?:in a row|straight|consecutive(?:ly)?|running)\b"), _streak),
     ("streak_adj", re.compile(
         rf"\b(?:>=\s*)?(?P<n>\d+)d?\s+(?:consecutive|straight|successive)\s+(?P<dir>{_SUP}|{_SDOWN})"
-        r"(?:\s+(?:days?|sessions?|closes?|bars?|candles?))?\b"), _streak),
+        r"(?:\s+(?:days?|sessions?|closes?|bars?|candles?))?\b"
+        rf"|\b(?:>=\s*)?(?P<n2>\d+)d?\s+(?P<dir2>{_SUP}|{_SDOWN})\s+(?:days?|sessions?|closes?|bars?|candles?)\s+"
+        r"(?:in a row|straight|consecutive(?:ly)?|running)\b"), _streak),
     ("streak_noun", re.compile(
         r"\b(?P<n>\d+)d?\s+(?P<dir>winning|losing|up|down)\s+streak\b|\b(?P<dir2>winning|losing|up|down)\s+streak\s+of\s+"
         r"(?:>=\s*)?(?P<n2>\d+)d?\b"), _streak),
@@ -1383,7 +1423,7 @@ def parse_text(prompt: str) -> Spec:
                 chars[i] = " "
         leftover = "".join(chars)
     ignored = tuple(w for w in re.findall(r"[a-z][a-z'\-]*|\d+(?:\.\d+)?%?", leftover)
-                    if w not in _FILLER and not _NEG.fullmatch(w) and len(w) > 1)
+                    if w not in _FILLER and not _NEG.fullmatch(w) and (len(w) > 1 or w.isdigit()))
     return Spec(prompt=prompt, expr=expr, tickers=tuple(tickers), sectors=tuple(sectors), ranking=ranking,
                 defaults=tuple(dict.fromkeys(notes)), ignored=ignored, normalized=text)
 

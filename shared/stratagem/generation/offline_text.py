@@ -315,6 +315,12 @@ def normalize(prompt: str) -> str:
         text = rx.sub(rep, text)
     text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)
     text = re.sub(r"(?<![\w.+])\+(?=\d)", "", text)  # "CCI above +100"
+    # when in the session a daily-bar strategy looks is fixed (at the close), so these add nothing
+    text = re.sub(r"\b(?:at|on|into|by)\s+(?:the\s+)?(?:open|opening bell|close|closing bell)\b"
+                  r"(?!\s*(?:price|of|>|<|above|below|over|under))", " ", text)
+    text = re.sub(r"\bthe\s+(sym_[a-z.]+)", r"\1", text)
+    text = re.sub(r"\b(\d+(?:\.\d+)?x)\s+>\s+(?=normal|average|usual|typical)", r"\1 ", text)
+    text = re.sub(r"\b(upper|lower|top|bottom)\s+bands?\b", r"\1 bollinger", text)
     text = re.sub(r"(\d)\s+%", r"\1%", text)
     text = re.sub(r"(\d)\s+x\b", r"\1x", text)
     text = re.sub(r"\$\s+(\d)", r"$\1", text)
