@@ -80,6 +80,12 @@ CASES = [
      AllOf((c("candle", pattern="bullish_engulfing"), c("streak", ">=", 3.0, direction="down")))),
     ("when the close is above its 50 day moving average", c("ma_distance", ">", 0.0, period=50, ma="sma")),
     ("closes above its 50 day moving average", c("ma_distance", ">", 0.0, period=50, ma="sma")),
+    ("golden cross in the last 5 days", Condition("within", {"kind": "ma_cross", "days": 5, "params": (
+        ("direction", "up"), ("fast", 50), ("ma", "sma"), ("slow", 200))})),
+    ("bullish engulfing in the past week", Condition("within", {"kind": "candle", "days": 5, "params": (
+        ("pattern", "bullish_engulfing"),)})),
+    ("stocks that made a new 52 week high recently", Condition("within", {"kind": "new_extreme", "days": 5, "params": (
+        ("lookback", 252), ("price", "high"), ("side", "high"))})),
 ]
 
 
@@ -264,7 +270,7 @@ UNPLACED = [
     ("RSI below 30 and the Ichimoku cloud turning green", "ichimoku"),
     ("stochastic RSI oversold", "stochrsi"),
     ("price above the parabolic SAR", "sar"),
-    ("golden cross in the last 5 days", "last"),  # a cross on one of 5 days, not today only
+    ("a golden cross 5 days ago", "5"),  # "N days ago" exactly is not read: never today's cross instead
     ("stocks up three days in a row with rising volume", "rising"),
 ]
 
@@ -295,3 +301,28 @@ def test_previous_session_comparisons(pit, market):
         ref = (df["close"].iloc[-1] / df["high"].iloc[-2] - 1) * 100
         assert _close(res["close_vs_prev_high_pct"], ref), (sym, iso)
         assert res["signal"] == (df["close"].iloc[-1] > df["high"].iloc[-2])
+
+
+@pytest.mark.parametrize("pattern,within", [("golden cross", "golden cross in the last 10 days"),
+                                            ("MACD crosses above its signal line", "MACD crosses above its signal line within the past 3 days"),
+                                            ("bullish engulfing", "bullish engulfing in the last week")])
+def test_within_the_last_n_days_is_any_of_those_sessions(pattern, within, pit, market):
+    """The "within" strategy signals on day t exactly when the plain pattern signalled on one of
+    the last N sessions of that symbol (each evaluated as of its own day)."""
+    n = GEN.parse(within).expr.params["days"]
+    plain = LoadedStrategy(GEN.generate(pattern).code, pit.functions())
+    recent = LoadedStrategy(GEN.generate(within).code, pit.functions())
+    cal = [int(d) for d in market.calendar()]
+    days = [d for d in cal if iso_to_day("2005-01-03") <= d <= iso_to_day("2007-12-31")]
+    hits = 0
+    for sym in ("AAPL", "IBM", "MSFT", "GOOG"):
+        history: list[bool] = []
+        for d in days:
+            pit.set_asof(d)
+            res = plain.classify(sym)
+            history.append(bool(res and res["signal"]))
+            got = recent.classify(sym)
+            if len(history) >= n:
+                assert bool(got and got["signal"]) == any(history[-n:]), (sym, d)
+                hits += bool(got and got["signal"])
+    assert hits > 0  # the comparison saw signals, not only silence

@@ -504,6 +504,7 @@ class Ctx:
         # lines already emitted for a computation several measures read (ADX and DMI, %K and
         # its cross): (setup name, params) -> the variable names they set
         self.shared: dict[tuple, tuple[str, ...]] = {}
+        self.functions: list[str] = []  # module-level functions built for this strategy (see e_within)
 
     def const(self, base: str, value: Any, meaning: str) -> str:
         name = base
@@ -1307,6 +1308,48 @@ def e_prev_bar(ctx: Ctx, p: dict) -> Measure:
                    unit="%", names=(f"{field}_above_prev_{ref}", f"{field}_below_prev_{ref}"))
 
 
+_helper("bars_before", '''
+def bars_before(bars, k):
+    """The bars as they stood k sessions ago (the last k sessions removed)."""
+    if k == 0:
+        return bars
+    return {key: values[:len(values) - k] for key, values in bars.items()}
+''')
+
+
+def e_within(ctx: Ctx, p: dict) -> Measure:
+    """A pattern (a cross, a candle, a new high...) on any of the last ``days`` sessions: the
+    pattern's own lines run in a function of the bars, once per session, on the bars as they
+    stood that day (so nothing after that day is seen)."""
+    inner_kind, inner_params, days = p["kind"], dict(p["params"]), p["days"]
+    # the pattern's lines live in their own function: nothing computed for today is shared
+    wants, needs, shared = ctx.wants, ctx.needs, ctx.shared
+    ctx.wants, ctx.needs, ctx.shared = [], [], {}
+    inner = EMITTERS[inner_kind](ctx, inner_params)
+    inner_wants, inner_needs = ctx.wants, ctx.needs
+    ctx.wants, ctx.needs, ctx.shared = wants, needs, shared
+    n = ctx.const("WITHIN_SESSIONS", days, "the pattern may have happened on any of this many sessions (today included)")
+    ctx.use("bars_before")
+    # enough bars for the pattern on the earliest of the sessions too
+    ctx.bars(f"{_max_expr(inner_wants)} + {n} - 1", f"{_max_expr(inner_needs)} + {n} - 1")
+    fn = ctx.var(f"{inner.flag}_on")
+    ctx.names.add(fn)
+    body = ["closes = bars['close']", *inner.lines, f"return {inner.flag}"]
+    ctx.functions.append(f"def {fn}(bars):\n    \"\"\"Whether {_plain(inner.noun)} on the last of these bars.\"\"\"\n"
+                         + "\n".join("    " + line for line in body))
+    days_v, flag = ctx.var(f"{inner.flag}_days_ago"), ctx.var(f"{inner.flag}_recently")
+    lines = [f"{days_v} = next((k for k in range({n}) if {fn}(bars_before(bars, k))), None)",
+             f"{flag} = {days_v} is not None"]
+    return Measure(lines, flag=flag, report=[days_v], score=f"-{days_v} if {days_v} is not None else None",
+                   formula=f"{flag}: {inner.formula.split(': ', 1)[-1]}, on one of the last {days} sessions "
+                           f"({days_v} = how many sessions ago, 0 = today)",
+                   noun=f"{_plain(inner.noun)} on one of the last {days} sessions")
+
+
+def _plain(noun: str) -> str:
+    return re.sub(r"\s+today$", "", noun.replace(" today (", " (").strip())
+
+
 EMITTERS = {
     "gap": e_gap, "body": e_body, "return": e_return, "price": e_price, "ma_cross": e_ma_cross, "ma_spread": e_ma_spread,
     "ma_distance": e_ma_distance, "rsi": e_rsi, "rsi_cross": e_rsi_cross, "bollinger": e_bollinger,
@@ -1318,7 +1361,7 @@ EMITTERS = {
     "stochastic": e_stochastic, "stoch_cross": e_stoch_cross, "williams_r": e_williams_r, "cci": e_cci, "mfi": e_mfi,
     "adx": e_adx, "dmi": e_dmi, "keltner": e_keltner, "obv_extreme": e_obv_extreme, "bb_squeeze": e_bb_squeeze,
     "close_location": e_close_location, "volume_trend": e_volume_trend, "range_atr": e_range_atr,
-    "prev_bar": e_prev_bar,
+    "prev_bar": e_prev_bar, "within": e_within,
 }
 
 #: score = value - threshold ("how far past the threshold") for these kinds; otherwise the value
@@ -1600,6 +1643,8 @@ def emit(spec: Spec) -> Emitted:
     for h in sorted(ctx.helpers, key=lambda h: h != "fetch"):
         parts += ["", HELPERS[h][0], ""]
     parts += ["", *const_lines, "", ""]
+    for src in ctx.functions:
+        parts += [src, "", ""]
     parts.append("def classify_symbol(symbol):")
     parts += ["    " + line for line in body]
     if spec.ranking is not None and spec.ranking.limit:

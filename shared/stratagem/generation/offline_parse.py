@@ -1380,6 +1380,8 @@ def parse_text(prompt: str) -> Spec:
             hits.append(hit)
             claimed.append((a, b))
     hits.sort(key=lambda h: h.start)
+    for h in hits:
+        _within(text, h, free)
     recognised = [(h.start, h.end) for h in hits]
 
     # weak defaults give way to explicit conditions of their family
@@ -1426,6 +1428,33 @@ def parse_text(prompt: str) -> Spec:
                     if w not in _FILLER and not _NEG.fullmatch(w) and (len(w) > 1 or w.isdigit()))
     return Spec(prompt=prompt, expr=expr, tickers=tuple(tickers), sectors=tuple(sectors), ranking=ranking,
                 defaults=tuple(dict.fromkeys(notes)), ignored=ignored, normalized=text)
+
+
+#: Patterns that may be asked for "in the last N days" (a cross, a candle, a new high...)
+WITHIN_KINDS = frozenset(["ma_cross", "macd_cross", "rsi_cross", "stoch_cross", "dmi", "candle", "new_extreme", "breakout",
+                          "obv_extreme", "bb_squeeze", "keltner", "bollinger"])
+_WITHIN_TAIL = re.compile(r"\s*(?:,\s*)?(?:at\s+some\s+point\s+)?(?:in|within|during|over)\s+(?:the\s+)?(?:past|last|prior|previous)"
+                          r"\s+(?P<n>\d+)d\b|\s*(?:,\s*)?(?P<recent>recently|lately)\b")
+RECENT_SESSIONS = 5  # "recently": on one of the last 5 sessions
+
+
+def _within(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
+    """Turn a pattern hit followed by "in the last N days" into "on any of the last N sessions"
+    (a golden cross within a week is not a golden cross today)."""
+    node = h.node
+    if not isinstance(node, Condition) or node.op is not None or node.kind not in WITHIN_KINDS:
+        return
+    m = _WITHIN_TAIL.match(text, h.end)
+    if m is None or not free(h.end, m.end()):
+        return
+    days = int(m.group("n")) if m.group("n") else RECENT_SESSIONS
+    if days <= 1:
+        return
+    h.node = Condition("within", {"kind": node.kind, "params": tuple(sorted(node.params.items())), "days": days},
+                       None, None, node.text + text[h.end:m.end()])
+    if m.group("recent"):
+        h.note = (h.note + "; " if h.note else "") + f"'recently' means on one of the last {RECENT_SESSIONS} sessions"
+    h.end = m.end()
 
 
 def _leaves(node: Node) -> list[Condition]:
