@@ -86,6 +86,12 @@ CASES = [
         ("pattern", "bullish_engulfing"),)})),
     ("stocks that made a new 52 week high recently", Condition("within", {"kind": "new_extreme", "days": 5, "params": (
         ("lookback", 252), ("price", "high"), ("side", "high"))})),
+    ("price above the 200 DMA for 10 straight days", Condition("persist", {
+        "kind": "ma_distance", "params": (("ma", "sma"), ("period", 200)), "days": 10, "op": ">", "threshold": 0.0})),
+    ("the close has been above the 50 day moving average for 5 days", Condition("persist", {
+        "kind": "ma_distance", "params": (("ma", "sma"), ("period", 50)), "days": 5, "op": ">", "threshold": 0.0})),
+    ("RSI below 30 for 3 days in a row", Condition("persist", {
+        "kind": "rsi", "params": (("period", 14),), "days": 3, "op": "<", "threshold": 30.0})),
 ]
 
 
@@ -305,11 +311,16 @@ def test_previous_session_comparisons(pit, market):
 
 @pytest.mark.parametrize("pattern,within", [("golden cross", "golden cross in the last 10 days"),
                                             ("MACD crosses above its signal line", "MACD crosses above its signal line within the past 3 days"),
-                                            ("bullish engulfing", "bullish engulfing in the last week")])
-def test_within_the_last_n_days_is_any_of_those_sessions(pattern, within, pit, market):
-    """The "within" strategy signals on day t exactly when the plain pattern signalled on one of
-    the last N sessions of that symbol (each evaluated as of its own day)."""
-    n = GEN.parse(within).expr.params["days"]
+                                            ("bullish engulfing", "bullish engulfing in the last week"),
+                                            ("RSI below 40", "RSI below 40 for 3 days in a row"),
+                                            ("price above the 50 day moving average", "price above the 50 day moving average for 10 straight days")])
+def test_within_and_in_a_row_are_any_and_all_of_those_sessions(pattern, within, pit, market):
+    """A "within N days" strategy signals on day t exactly when the plain one signalled on one of
+    the last N sessions of that symbol (each evaluated as of its own day); "N days in a row"
+    when it signalled on all of them."""
+    expr = GEN.parse(within).expr
+    n = expr.params["days"]
+    combine = any if expr.kind == "within" else all
     plain = LoadedStrategy(GEN.generate(pattern).code, pit.functions())
     recent = LoadedStrategy(GEN.generate(within).code, pit.functions())
     cal = [int(d) for d in market.calendar()]
@@ -323,6 +334,50 @@ def test_within_the_last_n_days_is_any_of_those_sessions(pattern, within, pit, m
             history.append(bool(res and res["signal"]))
             got = recent.classify(sym)
             if len(history) >= n:
-                assert bool(got and got["signal"]) == any(history[-n:]), (sym, d)
+                assert bool(got and got["signal"]) == combine(history[-n:]), (sym, d)
                 hits += bool(got and got["signal"])
     assert hits > 0  # the comparison saw signals, not only silence
+
+
+def _bars_strategy(prompt: str, rows: list[tuple[float, float, float, float]]):
+    """Run ``prompt``'s strategy on hand-made (open, high, low, close) candles, last = today."""
+    code = GEN.generate(prompt).code
+    series = {k: [r[i] for r in rows] for i, k in enumerate(("open", "high", "low", "close"))}
+    series["volume"] = [1000.0] * len(rows)
+
+    def get_price_data(symbol, timeframe="1d", days=30):
+        return {k: v[-days:] for k, v in series.items()}
+
+    res = LoadedStrategy(code, {"get_price_data": get_price_data}).classify("X")
+    return bool(res and res["signal"])
+
+
+# (prompt, candles that form the pattern, the same with one rule broken)
+CANDLE_SHAPES = [
+    ("morning star", [(110, 111, 99, 100), (98, 99, 96, 97), (99, 108, 98, 107)],
+     [(110, 111, 99, 100), (98, 99, 96, 97), (99, 104, 98, 103)]),          # third close below the middle
+    ("evening star", [(100, 111, 99, 110), (112, 114, 111, 113), (111, 112, 102, 103)],
+     [(100, 111, 99, 110), (109, 114, 108, 113), (111, 112, 102, 103)]),    # star body not above the first
+    ("three white soldiers", [(100, 106, 99, 105), (103, 109, 102, 108), (106, 112, 105, 111)],
+     [(100, 106, 99, 105), (103, 109, 102, 108), (109, 112, 105, 111)]),    # third opens above the second body
+    ("three black crows", [(111, 112, 105, 106), (108, 109, 102, 103), (105, 106, 99, 100)],
+     [(111, 112, 105, 106), (108, 109, 102, 107), (105, 106, 99, 100)]),    # second closes above the first
+    ("bullish harami", [(110, 111, 99, 100), (102, 106, 101, 105)], [(110, 111, 99, 100), (102, 112, 101, 111)]),
+    ("bearish harami", [(100, 111, 99, 110), (108, 109, 103, 104)], [(100, 111, 99, 110), (108, 109, 97, 98)]),
+    ("piercing line", [(110, 111, 99, 100), (98, 108, 97, 107)], [(110, 111, 99, 100), (98, 104, 97, 103)]),
+    ("dark cloud cover", [(100, 111, 99, 110), (112, 113, 102, 103)], [(100, 111, 99, 110), (112, 113, 106, 107)]),
+]
+
+
+@pytest.mark.parametrize("prompt,shape,broken", CANDLE_SHAPES, ids=[p for p, _, _ in CANDLE_SHAPES])
+def test_candle_patterns_on_hand_made_candles(prompt, shape, broken):
+    lead = [(100.0, 101.0, 99.0, 100.0)] * 5
+    assert _bars_strategy(prompt, lead + shape)
+    assert not _bars_strategy(prompt, lead + broken)
+
+
+def test_candle_patterns_run_on_real_data(pit, market):
+    # every symbol with three sessions gets a verdict (no strategy error on real candles)
+    for prompt, _, _ in CANDLE_SHAPES:
+        for sym, iso, res, _df in _outcomes(prompt, pit, market, 3):
+            assert isinstance(res, dict) and isinstance(res["signal"], bool), (prompt, sym, iso, res)

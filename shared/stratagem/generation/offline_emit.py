@@ -316,6 +316,62 @@ def doji(bars, max_body):
         return False, 0.0
     return body <= max_body * rng, body / rng
 ''', ("candle_parts",))
+_helper("three_candles", '''
+def three_candles(bars, bullish):
+    """(three white soldiers / black crows, today's close vs the first candle's open %):
+    three candles of the same colour (close above / below its open), each closing beyond the
+    previous close and opening inside the previous candle's body."""
+    o, c = bars['open'][-3:], bars['close'][-3:]
+    for i in range(3):
+        if (c[i] <= o[i]) if bullish else (c[i] >= o[i]):
+            return False, 0.0
+    for i in (1, 2):
+        beyond = c[i] > c[i - 1] if bullish else c[i] < c[i - 1]
+        lo, hi = min(o[i - 1], c[i - 1]), max(o[i - 1], c[i - 1])
+        if not beyond or not lo <= o[i] <= hi:
+            return False, 0.0
+    return True, (c[2] / o[0] - 1.0) * 100.0 if o[0] > 0 else 0.0
+''')
+_helper("star", '''
+def star(bars, bullish, long_body, small_body):
+    """(morning / evening star, how far the third close went into the first body, 0..1+).
+    Morning star: a long red candle (body >= long_body x its range), then a small body
+    (<= small_body x the first body) entirely below the first body, then a green candle
+    closing above the middle of the first body. The evening star is the mirror image."""
+    o, h, l, c = bars['open'][-3:], bars['high'][-3:], bars['low'][-3:], bars['close'][-3:]
+    body1, range1 = abs(c[0] - o[0]), h[0] - l[0]
+    if range1 <= 0 or body1 < long_body * range1 or abs(c[1] - o[1]) > small_body * body1:
+        return False, 0.0
+    middle = (o[0] + c[0]) / 2.0
+    if bullish:
+        shape = c[0] < o[0] and max(o[1], c[1]) < c[0] and c[2] > o[2] and c[2] > middle
+        depth = (c[2] - c[0]) / body1
+    else:
+        shape = c[0] > o[0] and min(o[1], c[1]) > c[0] and c[2] < o[2] and c[2] < middle
+        depth = (c[0] - c[2]) / body1
+    return shape, depth
+''')
+_helper("two_candle", '''
+def two_candle(bars, pattern):
+    """(pattern, today's body / yesterday's body) for two-candle reversals. Bullish harami: a
+    red candle, then a green one whose body lies inside it; piercing line: a red candle, then a
+    green one opening below its close and closing above the middle of its body (but below its
+    open). Bearish harami and dark cloud cover are the mirror images."""
+    o, c = bars['open'][-2:], bars['close'][-2:]
+    body0, body1 = abs(c[0] - o[0]), abs(c[1] - o[1])
+    if body0 <= 0:
+        return False, 0.0
+    middle = (o[0] + c[0]) / 2.0
+    if pattern == 'bullish_harami':
+        shape = c[0] < o[0] and c[1] > o[1] and o[1] > c[0] and c[1] < o[0]
+    elif pattern == 'bearish_harami':
+        shape = c[0] > o[0] and c[1] < o[1] and o[1] < c[0] and c[1] > o[0]
+    elif pattern == 'piercing_line':
+        shape = c[0] < o[0] and c[1] > o[1] and o[1] < c[0] and middle < c[1] < o[0]
+    else:
+        shape = c[0] > o[0] and c[1] < o[1] and o[1] > c[0] and o[0] < c[1] < middle
+    return shape, body1 / body0
+''')
 _helper("narrow_range", '''
 def narrow_range(bars, lookback):
     """(narrowest range, today's range / the smallest of the previous lookback - 1):
@@ -863,6 +919,14 @@ _CANDLE_NOUNS = {
     "shooting_star": "today is a shooting star / inverted hammer (long upper shadow, small body at the bottom)",
     "doji": "today is a doji (tiny body)",
     "narrow_range": "today has the narrowest daily range",
+    "morning_star": "a morning star completes today (long red, small body below it, green closing past its middle)",
+    "evening_star": "an evening star completes today (long green, small body above it, red closing past its middle)",
+    "three_white_soldiers": "three white soldiers end today (3 green candles, rising closes, each opening in the last body)",
+    "three_black_crows": "three black crows end today (3 red candles, falling closes, each opening in the last body)",
+    "bullish_harami": "today is a bullish harami (a green body inside yesterday's red one)",
+    "bearish_harami": "today is a bearish harami (a red body inside yesterday's green one)",
+    "piercing_line": "today is a piercing line (opens below yesterday's red close, closes past its middle)",
+    "dark_cloud_cover": "today is a dark cloud cover (opens above yesterday's green close, closes below its middle)",
 }
 
 
@@ -905,6 +969,30 @@ def e_candle(ctx: Ctx, p: dict) -> Measure:
         flag, v = ctx.var("is_doji"), ctx.var("body_to_range")
         return Measure([f"{flag}, {v} = doji(bars, {mb})"], flag=flag, value=v, report=[v], score=f"-{v}",
                        formula=f"{flag}: |close - open| <= {mb} x (high - low)", noun=noun)
+    if pat in ("three_white_soldiers", "three_black_crows"):
+        ctx.use("three_candles")
+        ctx.bars("3", "3")
+        flag, v = ctx.var(pat), ctx.var("three_day_move_pct")
+        bullish = pat == "three_white_soldiers"
+        return Measure([f"{flag}, {v} = three_candles(bars, {bullish})"], flag=flag, value=v, report=[v],
+                       score=v if bullish else f"-{v}", formula=f"{flag}: {noun.split(' (', 1)[1].rstrip(')')}",
+                       noun=noun)
+    if pat in ("morning_star", "evening_star"):
+        ctx.use("star")
+        ctx.bars("3", "3")
+        long_body = ctx.const("STAR_LONG_BODY", 0.5, "the first candle's body is at least this fraction of its range")
+        small = ctx.const("STAR_SMALL_BODY", 0.3, "the star's body is at most this fraction of the first body")
+        flag, v = ctx.var(pat), ctx.var("star_depth")
+        return Measure([f"{flag}, {v} = star(bars, {pat == 'morning_star'}, {long_body}, {small})"], flag=flag,
+                       value=v, report=[v], score=v, formula=f"{flag}: {noun.split(' (', 1)[1].rstrip(')')}",
+                       noun=noun)
+    if pat in ("bullish_harami", "bearish_harami", "piercing_line", "dark_cloud_cover"):
+        ctx.use("two_candle")
+        ctx.bars("2", "2")
+        flag, v = ctx.var(pat), ctx.var("body_ratio")
+        return Measure([f"{flag}, {v} = two_candle(bars, '{pat}')"], flag=flag, value=v, report=[v],
+                       score=f"-{v}" if "harami" in pat else v, formula=f"{flag}: {noun.split(' (', 1)[1].rstrip(')')}",
+                       noun=noun)
     n = p["lookback"]
     ctx.use("narrow_range")
     lb = ctx.const("NARROW_RANGE_LOOKBACK", n, "sessions compared (today included), e.g. NR7")
@@ -1346,6 +1434,43 @@ def e_within(ctx: Ctx, p: dict) -> Measure:
                    noun=f"{_plain(inner.noun)} on one of the last {days} sessions")
 
 
+def e_persist(ctx: Ctx, p: dict) -> Measure:
+    """A condition that held on each of the last ``days`` sessions ("above its 200-day moving
+    average for 10 straight days"): its lines run in a function of the bars, once per session,
+    on the bars as they stood that day."""
+    inner_kind, inner_params, days, op, threshold = p["kind"], dict(p["params"]), p["days"], p["op"], p["threshold"]
+    wants, needs, shared = ctx.wants, ctx.needs, ctx.shared
+    ctx.wants, ctx.needs, ctx.shared = [], [], {}
+    inner = EMITTERS[inner_kind](ctx, inner_params)
+    inner_wants, inner_needs = ctx.wants, ctx.needs
+    ctx.wants, ctx.needs, ctx.shared = wants, needs, shared
+    n = ctx.const("HELD_SESSIONS", days, "sessions in a row (today included) the condition must hold on")
+    ctx.use("bars_before")
+    ctx.bars(f"{_max_expr(inner_wants)} + {n} - 1", f"{_max_expr(inner_needs)} + {n} - 1")
+    if op is None:
+        test, what = inner.flag, _plain(inner.noun)
+        base = inner.flag
+    else:
+        up = op in (">", ">=")
+        const = ctx.const(f"{inner.prefix}_{'MIN' if up else 'MAX'}", float(threshold),
+                          f"{'lower' if up else 'upper'} bound on {inner.noun} ({op})")
+        test = f"{inner.value} is not None and {inner.value} {op} {const}"
+        what = f"{inner.noun} is {_OP_WORDS[op]} {_value_text(threshold, inner.unit)}"
+        base = inner.names[0] if up else inner.names[1]
+    fn = ctx.var(f"{base}_on")
+    ctx.names.add(fn)
+    body = ["closes = bars['close']", *inner.lines, f"return {test}"]
+    ctx.functions.append(f"def {fn}(bars):\n    \"\"\"Whether {what} on the last of these bars.\"\"\"\n"
+                         + "\n".join("    " + line for line in body))
+    held, flag = ctx.var(f"{base}_sessions"), ctx.var(f"{base}_{days}_in_a_row")
+    lines = [f"{held} = next((k for k in range({n}) if not {fn}(bars_before(bars, k))), {n})",
+             f"{flag} = {held} == {n}"]
+    return Measure(lines, flag=flag, report=[held], score=held,
+                   formula=f"{flag}: {what} on each of the last {days} sessions ({held} = sessions in a row it held, "
+                           f"counted back from today, up to {days})",
+                   noun=f"{what} on each of the last {days} sessions")
+
+
 def _plain(noun: str) -> str:
     return re.sub(r"\s+today$", "", noun.replace(" today (", " (").strip())
 
@@ -1361,7 +1486,7 @@ EMITTERS = {
     "stochastic": e_stochastic, "stoch_cross": e_stoch_cross, "williams_r": e_williams_r, "cci": e_cci, "mfi": e_mfi,
     "adx": e_adx, "dmi": e_dmi, "keltner": e_keltner, "obv_extreme": e_obv_extreme, "bb_squeeze": e_bb_squeeze,
     "close_location": e_close_location, "volume_trend": e_volume_trend, "range_atr": e_range_atr,
-    "prev_bar": e_prev_bar, "within": e_within,
+    "prev_bar": e_prev_bar, "within": e_within, "persist": e_persist,
 }
 
 #: score = value - threshold ("how far past the threshold") for these kinds; otherwise the value

@@ -451,7 +451,7 @@ def _ma_spread(m: re.Match):
 
 
 @rec("ma_distance", rf"(?:\b(?:the\s+)?(?:close|closing price|price|stock|shares)\s+)?"
-                    rf"(?:\b(?:clos(?:e|es|ed|ing)|trad(?:es|ed|ing)|is|are|was|stays?|remains?)\s+)?"
+                    rf"(?:\b(?:clos(?:e|es|ed|ing)|trad(?:es|ed|ing)|is|are|was|stays?|remains?|(?:has|have|had)\s+been)\s+)?"
                     rf"(?:(?P<cmp>{CMP})\s*)?(?:(?P<num>{NUM})%(?P<post>{POST})\s+)?(?P<side>above|over|below|under|beneath|>|<)"
                     r"\s+(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?(?P<t>sma|ema|ma)\b")
 def _ma_distance(m: re.Match):
@@ -718,6 +718,14 @@ _CANDLES = (
     ("shooting_star", r"\binverted\s+hammers?\b|\bshooting\s+stars?\b"),
     ("hammer", r"\bhammers?(?:\s+(?:candles?|patterns?|bars?))?\b"),
     ("doji", r"\bdojis?\b"),
+    ("morning_star", r"\bmorning\s+(?:doji\s+)?stars?(?:\s+(?:patterns?|formations?))?\b"),
+    ("evening_star", r"\bevening\s+(?:doji\s+)?stars?(?:\s+(?:patterns?|formations?))?\b"),
+    ("three_white_soldiers", r"\b3\s+(?:white|advancing)\s+soldiers\b"),
+    ("three_black_crows", r"\b3\s+black\s+crows\b"),
+    ("bullish_harami", r"\b(?:bullish|bull)\s+harami\b"),
+    ("bearish_harami", r"\b(?:bearish|bear)\s+harami\b"),
+    ("piercing_line", r"\bpiercing\s+(?:line|pattern|candle)s?\b"),
+    ("dark_cloud_cover", r"\bdark\s+cloud(?:\s+cover)?\b"),
 )
 for _name, _pattern in _CANDLES:
     def _make(name: str) -> Builder:
@@ -1382,6 +1390,7 @@ def parse_text(prompt: str) -> Spec:
     hits.sort(key=lambda h: h.start)
     for h in hits:
         _within(text, h, free)
+        _persist(text, h, free)
     recognised = [(h.start, h.end) for h in hits]
 
     # weak defaults give way to explicit conditions of their family
@@ -1454,6 +1463,31 @@ def _within(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
                        None, None, node.text + text[h.end:m.end()])
     if m.group("recent"):
         h.note = (h.note + "; " if h.note else "") + f"'recently' means on one of the last {RECENT_SESSIONS} sessions"
+    h.end = m.end()
+
+
+#: Conditions on other data than the symbol's own bars cannot be re-read "as of" earlier sessions
+_NOT_PERSISTABLE = frozenset(["fundamental", "earnings_surprise", "relative_strength", "within", "persist", "streak"])
+_PERSIST_TAIL = re.compile(r"\s*(?:,\s*)?(?:for|during)\s+(?:(?:the|each\s+of\s+the|every\s+one\s+of\s+the)\s+)?"
+                           r"(?:past|last|previous|prior)?\s*(?P<n>\d+)(?:d\b|\s+(?:straight|consecutive|running)\s+"
+                           r"(?:days?|sessions?|closes?|bars?)\b)(?:\s+(?:in a row|straight|running|consecutively))?"
+                           r"|\s*(?:,\s*)?(?P<n2>\d+)d\s+(?:in a row|straight|running|consecutively)\b")
+
+
+def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
+    """Turn a condition followed by "for N days" / "N days in a row" into "on each of the last
+    N sessions" (ten closes above the 200-day average, not just today's)."""
+    node = h.node
+    if not isinstance(node, Condition) or node.kind in _NOT_PERSISTABLE:
+        return
+    m = _PERSIST_TAIL.match(text, h.end)
+    if m is None or not free(h.end, m.end()):
+        return
+    days = int(m.group("n") or m.group("n2"))
+    if days <= 1:
+        return
+    h.node = Condition("persist", {"kind": node.kind, "params": tuple(sorted(node.params.items())), "days": days,
+                                   "op": node.op, "threshold": node.threshold}, None, None, node.text + text[h.end:m.end()])
     h.end = m.end()
 
 
