@@ -92,6 +92,16 @@ CASES = [
         "kind": "ma_distance", "params": (("ma", "sma"), ("period", 50)), "days": 5, "op": ">", "threshold": 0.0})),
     ("RSI below 30 for 3 days in a row", Condition("persist", {
         "kind": "rsi", "params": (("period", 14),), "days": 3, "op": "<", "threshold": 30.0})),
+    ("gap and go", AllOf((c("gap", ">=", 2.0), c("body", ">", 0.0)))),
+    ("gap and go: gap up 3% and close above the open", AllOf((c("gap", ">=", 3.0), c("body", ">", 0.0)))),
+    ("fast MA (9) crosses slow MA (21)", c("ma_cross", fast=9, slow=21, ma="sma", direction="up")),
+    ("20/50 EMA golden cross", c("ma_cross", fast=20, slow=50, ma="ema", direction="up")),
+    ("bollinger band breakout", c("bollinger", period=20, width=2.0, band="upper", mode="close")),
+    ("price below 2.5 standard deviation lower band", c("bollinger", period=20, width=2.5, band="lower", mode="close")),
+    ("today's volume exceeds the 50 day average volume by 50%", c("relative_volume", ">", 1.5, lookback=50)),
+    ("dollar volume above $10 million", c("dollar_volume", ">", 1e7, lookback=20)),
+    ("price up 5% this week on rising volume", AllOf((c("return", ">=", 5.0, lookback=5),
+                                                     c("prev_bar", ">", 0.0, field="volume", ref="volume")))),
 ]
 
 
@@ -277,7 +287,7 @@ UNPLACED = [
     ("stochastic RSI oversold", "stochrsi"),
     ("price above the parabolic SAR", "sar"),
     ("a golden cross 5 days ago", "5"),  # "N days ago" exactly is not read: never today's cross instead
-    ("stocks up three days in a row with rising volume", "rising"),
+    ("stocks up three days in a row with accelerating volume", "volume"),
 ]
 
 
@@ -292,6 +302,12 @@ def test_qualitative_words_are_reported_not_refused():
     spec = GEN.parse("hammer candlestick after a downtrend")
     assert spec.ignored == ("downtrend",)
     assert "downtrend" in GEN.generate("hammer candlestick after a downtrend").explanation
+
+
+def test_tickers_beside_indicator_names_are_tickers():
+    # capitals for a ticker and an indicator, with lower-case words: not shouting
+    assert GEN.parse("AAPL RSI above 70").tickers == ("AAPL",)
+    assert GEN.parse("FIND STOCKS WITH RSI BELOW 30").tickers == ()
 
 
 def test_company_names_become_tickers():

@@ -1405,6 +1405,17 @@ def bars_before(bars, k):
 ''')
 
 
+def e_dollar_volume(ctx: Ctx, p: dict) -> Measure:
+    n = p["lookback"]
+    lb = ctx.const("DOLLAR_VOLUME_LOOKBACK", n, "sessions in the average dollar volume (today included)")
+    ctx.bars(lb, lb)
+    v = ctx.var("dollar_volume")
+    lines = [f"{v} = sum(c * q for c, q in zip(closes[-{lb}:], bars['volume'][-{lb}:])) / {lb}"]
+    return Measure(lines, value=v, report=[v], formula=f"{v} = mean(close x volume over the last {n} sessions)",
+                   noun=f"the {n}-session average dollar volume (close x volume)" if n > 1 else "today's dollar volume",
+                   prefix="DOLLAR_VOLUME", unit="$", names=("liquid", "illiquid"))
+
+
 def e_within(ctx: Ctx, p: dict) -> Measure:
     """A pattern (a cross, a candle, a new high...) on any of the last ``days`` sessions: the
     pattern's own lines run in a function of the bars, once per session, on the bars as they
@@ -1486,7 +1497,7 @@ EMITTERS = {
     "stochastic": e_stochastic, "stoch_cross": e_stoch_cross, "williams_r": e_williams_r, "cci": e_cci, "mfi": e_mfi,
     "adx": e_adx, "dmi": e_dmi, "keltner": e_keltner, "obv_extreme": e_obv_extreme, "bb_squeeze": e_bb_squeeze,
     "close_location": e_close_location, "volume_trend": e_volume_trend, "range_atr": e_range_atr,
-    "prev_bar": e_prev_bar, "within": e_within, "persist": e_persist,
+    "prev_bar": e_prev_bar, "within": e_within, "persist": e_persist, "dollar_volume": e_dollar_volume,
 }
 
 #: score = value - threshold ("how far past the threshold") for these kinds; otherwise the value

@@ -387,21 +387,26 @@ def _ma_type(*types: str | None) -> str:
 _UP_WORDS = ("above", "over", "up through", "up over", "through", ">", "up")
 
 
-@rec("golden_cross", r"\b(?P<kind>golden|death)\s+cross(?:es|ed|ing|over)?\b")
+@rec("golden_cross", r"\b(?:(?P<a>\d+)d?\s*/\s*(?P<b>\d+)d?\s+(?:(?P<t>sma|ema|ma)\s+)?)?(?P<kind>golden|death)\s+"
+                     r"cross(?:es|ed|ing|over)?\b")
 def _golden(m: re.Match):
     up = m.group("kind") == "golden"
-    return Condition("ma_cross", {"fast": 50, "slow": 200, "ma": "sma", "direction": "up" if up else "down"},
-                     None, None, m.group(0))
+    fast, slow = sorted((int(m.group("a")), int(m.group("b")))) if m.group("a") else (50, 200)
+    if fast == slow:
+        return None
+    return Condition("ma_cross", {"fast": fast, "slow": slow, "ma": _ma_type(m.group("t")),
+                                  "direction": "up" if up else "down"}, None, None, m.group(0))
 
 
 _CROSS_VERB = r"(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke|cut(?:s|ting)?|pierc(?:es|ed|ing))"
 _CROSS_DIR = r"(?P<dir>up\s+through|up\s+over|down\s+through|above|over|through|below|under|beneath|<|>)"
 
 
-@rec("ma_cross", rf"\b{ma_ref('f')}\s+(?:is\s+)?{_CROSS_VERB}\s+(?:back\s+)?{_CROSS_DIR}\s+{ma_ref('s')}")
+@rec("ma_cross", rf"\b(?:fast(?:er)?\s+)?{ma_ref('f')}\s+(?:is\s+)?{_CROSS_VERB}\s+(?:back\s+)?(?:{_CROSS_DIR}\s+)?"
+                 rf"(?:(?:the\s+)?slow(?:er)?\s+)?{ma_ref('s')}")
 def _ma_cross(m: re.Match):
     fast, slow = int(m.group("nf")), int(m.group("ns"))
-    up = m.group("dir") in _UP_WORDS
+    up = m.group("dir") in _UP_WORDS or m.group("dir") is None  # "the 9 crosses the 21": the fast one rises through
     if fast > slow:
         fast, slow, up = slow, fast, not up
     if fast == slow:
@@ -536,6 +541,16 @@ def _oversold(m: re.Match):
 
 
 # ---- Bollinger bands ---------------------------------------------------------------------
+@rec("bollinger_breakout", r"\bbollinger\s+(?P<w>breakout|breakdown)s?\b|\b(?P<w2>breakout|breakdown)\s+(?:above|below|from|of)\s+"
+                           r"(?:the\s+)?bollinger\b")
+def _bollinger_breakout(m: re.Match):
+    up = (m.group("w") or m.group("w2")) == "breakout"
+    return noted(Condition("bollinger", {"period": BOLLINGER_PERIOD, "width": BOLLINGER_WIDTH,
+                                         "band": "upper" if up else "lower", "mode": "close"}, None, None, m.group(0)),
+                 f"a Bollinger {'breakout' if up else 'breakdown'} is a close {'above the upper' if up else 'below the lower'}"
+                 f" band ({BOLLINGER_PERIOD}, {BOLLINGER_WIDTH:g})")
+
+
 @rec("bollinger", r"\b(?:(?P<verb>clos(?:e|es|ed|ing)|trad(?:es|ed|ing)|price|is|are|falls?|fell|drops?|dropped|moves?"
                   r"|moved|breaks?|broke|pierc(?:es|ed|ing)|touch(?:es|ed|ing)?|tag(?:s|ged|ging)?|hit(?:s|ting)?"
                   r"|reach(?:es|ed|ing)?|at|on|sits?|rides?|riding)\s+)?(?:(?P<side>below|under|beneath|outside|above"
@@ -606,6 +621,32 @@ def _rvol4(m: re.Match):
 def _rvol5(m: re.Match):
     above = m.group("side") in ("above", "over", ">")
     return _rel_volume(m, [(">" if above else "<", 1.0)])
+
+
+@rec("volume_by_pct", rf"\b(?:today\s+)?volume\s+(?:is\s+|was\s+)?(?:>|above|over|exceeds?|exceeded|beats?)\s+(?:the\s+|its\s+)?"
+                      rf"(?:(?P<n>\d+)d\s+)?{_AVG}(?:\s+(?:daily\s+)?volume)?{_AVG_TAIL}\s+by\s+(?:(?P<cmp>>=|>)\s*)?(?P<num>{NUM})%")
+def _volume_by_pct(m: re.Match):
+    ratio = round(1.0 + float(m.group("num")) / 100.0, 10)
+    return _rel_volume(m, [((m.group("cmp") or ">").strip(), ratio)])
+
+
+@rec("rising_volume", r"\b(?:on\s+|with\s+)?(?:rising|increasing|growing|higher|expanding)\s+volume\b|\bvolume\s+(?:is\s+)?"
+                      r"(?:rising|increasing|growing|expanding|up)\b(?!\s+\d)")
+def _rising_volume(m: re.Match):
+    return noted(Condition("prev_bar", {"field": "volume", "ref": "volume"}, ">", 0.0, m.group(0)),
+                 "'rising volume' means today's volume above yesterday's")
+
+
+DOLLAR_VOLUME_LOOKBACK = 20
+
+
+@rec("dollar_volume", rf"\b(?:(?P<n>\d+)d\s+)?(?:average\s+(?:daily\s+)?|daily\s+)?dollar\s+volume\s+(?:is\s+|of\s+)?"
+                      rf"{thr('', money=True, tail=NO_UNIT)}")
+def _dollar_volume(m: re.Match):
+    n = _int(m, "n", default=DOLLAR_VOLUME_LOOKBACK)
+    node = cond_node("dollar_volume", {"lookback": n}, thresholds(m, ">="), m.group(0))
+    return node if m.group("n") else noted(
+        node, f"dollar volume is the average of close x volume over the last {DOLLAR_VOLUME_LOOKBACK} sessions")
 
 
 @rec("volume_level", rf"\b(?:(?P<n>\d+)d\s+)?(?P<avg>average\s+(?:daily\s+)?|daily\s+average\s+)?(?:trading\s+)?volume\s+"
@@ -991,6 +1032,13 @@ def _range_atr(m: re.Match):
     return cond_node("range_atr", {"period": _int(m, "p", "n", default=ATR_PERIOD)}, thresholds(m, ">="), m.group(0))
 
 
+@rec("gap_and_go", r"\bgapandgo\b")
+def _gap_and_go(m: re.Match):
+    node = AllOf((Condition("gap", {}, ">=", GAP_DEFAULT_PCT, m.group(0)), Condition("body", {}, ">", 0.0, m.group(0))))
+    return weak(node, {"gap", "body"}, f"'gap and go' means a gap up of at least {GAP_DEFAULT_PCT:g}% and a close "
+                                       "above the open")
+
+
 _PREV = r"(?:the\s+)?(?:previous|prior|yesterday|last)\s*(?:day|session|bar|candle)?"
 
 
@@ -1031,7 +1079,8 @@ def _on_volume(m: re.Match):
 # 50-day average volume" is not today's volume): they go first.
 _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_state", "cci", "mfi_state", "mfi", "adx",
           "dmi", "keltner", "obv_extreme", "bb_squeeze", "close_location", "volume_trend", "return_multiple",
-          "range_expansion_word", "range_atr", "prev_bar", "ma_within", "earnings_pct")
+          "range_expansion_word", "range_atr", "prev_bar", "ma_within", "earnings_pct", "volume_by_pct", "dollar_volume",
+          "bollinger_breakout", "gap_and_go")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 

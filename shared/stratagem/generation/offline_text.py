@@ -31,9 +31,12 @@ CAPABILITIES = (
     "The offline generator builds daily-bar strategies (evaluated at each session's close) from: "
     "opening gaps; returns and momentum over N days; price versus moving averages and SMA/EMA "
     "crosses (golden/death cross); MACD; RSI (any period); Bollinger bands; volume spikes "
-    "relative to an average, volume levels and short vs long average volume; new N-day/52-week highs "
-    "and lows and breakouts; candlestick patterns (inside/outside day, engulfing, hammer, shooting "
-    "star, doji, NR7) and where the close sits in the day's range; ATR, the day's range vs ATR, daily "
+    "relative to an average, rising volume, volume and dollar-volume levels and short vs long average "
+    "volume; new N-day/52-week highs and lows and breakouts; candlestick patterns (inside/outside "
+    "day, engulfing, hammer, shooting star, doji, NR7, morning/evening star, three white soldiers/black "
+    "crows, harami, piercing line, dark cloud cover), today's bar vs yesterday's, and where the close "
+    "sits in the day's range; any pattern 'in the last N days' and any condition 'for N days in a row'; "
+    "ATR, the day's range vs ATR, daily "
     "range and volatility; stochastic (%K/%D and their cross), Williams %R, CCI, MFI, ADX and "
     "+DI/-DI; Keltner channels; Bollinger squeezes; on-balance volume highs and lows; "
     "up/down streaks; z-scores versus a moving mean; "
@@ -136,7 +139,11 @@ def _mark_companies(text: str) -> str:
 def _mark_tickers(text: str) -> str:
     words = re.findall(r"[A-Za-z]{2,}", text)
     upper = [w for w in words if w.isupper()]
-    shouting = len(words) >= 3 and len(upper) >= 0.6 * len(words)
+    # All in capitals ("FIND STOCKS WITH RSI BELOW 30"): capitals say nothing about tickers. A
+    # prompt of mostly tickers and indicator names with some lower-case words ("AAPL RSI above
+    # 70") is not shouting.
+    lower = [w for w in words if w.islower()]
+    shouting = len(words) >= 3 and (not lower or len(upper) >= 0.8 * len(words))
 
     def repl(m: re.Match) -> str:
         cash, tok = m.group(1), m.group(2)
@@ -321,6 +328,8 @@ def normalize(prompt: str) -> str:
     text = re.sub(r"\bthe\s+(sym_[a-z.]+)", r"\1", text)
     text = re.sub(r"\b(\d+(?:\.\d+)?x)\s+>\s+(?=normal|average|usual|typical)", r"\1 ", text)
     text = re.sub(r"\b(upper|lower|top|bottom)\s+bands?\b", r"\1 bollinger", text)
+    text = re.sub(r"\b(\d+(?:\.\d+)?)\s*std\s+(upper|lower|top|bottom)\s+bollinger\b", r"\2 \1 std bollinger", text)
+    text = re.sub(r"\bgap\s+(?:and|&|n)\s+go\b", "gapandgo", text)
     text = re.sub(r"(\d)\s+%", r"\1%", text)
     text = re.sub(r"(\d)\s+x\b", r"\1x", text)
     text = re.sub(r"\$\s+(\d)", r"$\1", text)
