@@ -76,8 +76,6 @@ CASES = [
     ("lower low than yesterday", c("prev_bar", "<", 0.0, field="low", ref="low")),
     ("52 week high breakout on volume", AllOf((c("new_extreme", lookback=252, side="high", price="high"),
                                               c("relative_volume", ">", 1.5, lookback=20)))),
-    ("bullish engulfing candle after three down days in a row",
-     AllOf((c("candle", pattern="bullish_engulfing"), c("streak", ">=", 3.0, direction="down")))),
     ("when the close is above its 50 day moving average", c("ma_distance", ">", 0.0, period=50, ma="sma")),
     ("closes above its 50 day moving average", c("ma_distance", ">", 0.0, period=50, ma="sma")),
     ("golden cross in the last 5 days", Condition("within", {"kind": "ma_cross", "days": 5, "params": (
@@ -92,6 +90,17 @@ CASES = [
         "kind": "ma_distance", "params": (("ma", "sma"), ("period", 50)), "days": 5, "op": ">", "threshold": 0.0})),
     ("RSI below 30 for 3 days in a row", Condition("persist", {
         "kind": "rsi", "params": (("period", 14),), "days": 3, "op": "<", "threshold": 30.0})),
+    ("close more than 2 standard deviations below the 20-day average", c("zscore", "<", -2.0, lookback=20)),
+    ("streak of 4 up days", c("streak", ">=", 4.0, direction="up")),
+    ("stocks underperforming the market by 10% this year",
+     c("relative_strength", "<=", -10.0, benchmark="SPY", lookback=252)),
+    ("inside day after a gap up", AllOf((c("candle", pattern="inside_day"),
+                                         Condition("prior", {"kind": "gap", "params": (), "op": ">=", "threshold": 2.0})))),
+    ("bullish engulfing candle after three down days in a row", AllOf((
+        c("candle", pattern="bullish_engulfing"),
+        Condition("prior", {"kind": "streak", "params": (("direction", "down"),), "op": ">=", "threshold": 3.0})))),
+    ("after a gap down, a hammer", AllOf((Condition("prior", {"kind": "gap", "params": (), "op": "<=", "threshold": -2.0}),
+                                          c("candle", pattern="hammer")))),
     ("gap and go", AllOf((c("gap", ">=", 2.0), c("body", ">", 0.0)))),
     ("gap and go: gap up 3% and close above the open", AllOf((c("gap", ">=", 3.0), c("body", ">", 0.0)))),
     ("fast MA (9) crosses slow MA (21)", c("ma_cross", fast=9, slow=21, ma="sma", direction="up")),
@@ -397,3 +406,24 @@ def test_candle_patterns_run_on_real_data(pit, market):
     for prompt, _, _ in CANDLE_SHAPES:
         for sym, iso, res, _df in _outcomes(prompt, pit, market, 3):
             assert isinstance(res, dict) and isinstance(res["signal"], bool), (prompt, sym, iso, res)
+
+
+def test_after_means_the_session_before(pit, market):
+    """'A after B': A today and B on the symbol's previous session, each as of its own day."""
+    a = LoadedStrategy(GEN.generate("inside day").code, pit.functions())
+    b = LoadedStrategy(GEN.generate("gap up").code, pit.functions())
+    both = LoadedStrategy(GEN.generate("inside day after a gap up").code, pit.functions())
+    cal = [int(d) for d in market.calendar()]
+    days = [d for d in cal if iso_to_day("2008-01-02") <= d <= iso_to_day("2009-12-31")]
+    hits = 0
+    for sym in ("AAPL", "IBM", "MSFT", "GOOG"):
+        prev = None
+        for d in days:
+            pit.set_asof(d)
+            ra, rb, got = a.classify(sym), b.classify(sym), both.classify(sym)
+            if prev is not None:
+                want = bool(ra and ra["signal"]) and prev
+                assert bool(got and got["signal"]) == want, (sym, d)
+                hits += want
+            prev = bool(rb and rb["signal"])
+    assert hits > 0

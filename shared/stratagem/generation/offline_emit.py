@@ -1482,6 +1482,37 @@ def e_persist(ctx: Ctx, p: dict) -> Measure:
                    noun=f"{what} on each of the last {days} sessions")
 
 
+def e_prior(ctx: Ctx, p: dict) -> Measure:
+    """A condition as of the session before today ("an inside day after a gap up": the gap was
+    yesterday's): its lines run in a function of the bars, on the bars as they stood then."""
+    inner_kind, inner_params, op, threshold = p["kind"], dict(p["params"]), p["op"], p["threshold"]
+    wants, needs, shared = ctx.wants, ctx.needs, ctx.shared
+    ctx.wants, ctx.needs, ctx.shared = [], [], {}
+    inner = EMITTERS[inner_kind](ctx, inner_params)
+    inner_wants, inner_needs = ctx.wants, ctx.needs
+    ctx.wants, ctx.needs, ctx.shared = wants, needs, shared
+    ctx.use("bars_before")
+    ctx.bars(f"{_max_expr(inner_wants)} + 1", f"{_max_expr(inner_needs)} + 1")
+    if op is None:
+        test, what, base = inner.flag, _plain(inner.noun), inner.flag
+    else:
+        up = op in (">", ">=")
+        const = ctx.const(f"{inner.prefix}_{'MIN' if up else 'MAX'}", float(threshold),
+                          f"{'lower' if up else 'upper'} bound on {inner.noun} ({op}), as of yesterday")
+        test = f"{inner.value} is not None and {inner.value} {op} {const}"
+        what = f"{inner.noun} is {_OP_WORDS[op]} {_value_text(threshold, inner.unit)}"
+        base = inner.names[0] if up else inner.names[1]
+    fn = ctx.var(f"{base}_on")
+    ctx.names.add(fn)
+    body = ["closes = bars['close']", *inner.lines, f"return {test}"]
+    ctx.functions.append(f"def {fn}(bars):\n    \"\"\"Whether {what} on the last of these bars.\"\"\"\n"
+                         + "\n".join("    " + line for line in body))
+    flag = ctx.var(f"{base}_yesterday")
+    return Measure([f"{flag} = {fn}(bars_before(bars, 1))"], flag=flag, report=[], score="0.0",
+                   formula=f"{flag}: {what}, as of yesterday's close (the session before today)",
+                   noun=f"{what} yesterday (the session before today)")
+
+
 def _plain(noun: str) -> str:
     return re.sub(r"\s+today$", "", noun.replace(" today (", " (").strip())
 
@@ -1498,6 +1529,7 @@ EMITTERS = {
     "adx": e_adx, "dmi": e_dmi, "keltner": e_keltner, "obv_extreme": e_obv_extreme, "bb_squeeze": e_bb_squeeze,
     "close_location": e_close_location, "volume_trend": e_volume_trend, "range_atr": e_range_atr,
     "prev_bar": e_prev_bar, "within": e_within, "persist": e_persist, "dollar_volume": e_dollar_volume,
+    "prior": e_prior,
 }
 
 #: score = value - threshold ("how far past the threshold") for these kinds; otherwise the value

@@ -252,7 +252,7 @@ BENCH = r"(?P<bench>sym_[a-z.]+|the market|the index|the benchmark)"
 
 @rec("relative_strength", rf"\b(?P<verb>outperform(?:s|ed|ing)?|beat(?:s|ing)?|stronger than|better than"
                           rf"|underperform(?:s|ed|ing)?|weaker than|worse than|lagg(?:ing|ed)|lags?)\s+{BENCH}"
-                          rf"(?:\s+by\s+{thr('%')})?(?P<period>\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?")
+                          rf"(?:\s+by\s+{thr('%')})?(?P<period>\s+(?:{PER_WORDS}\s+)?{BACK}(?P<n>\d+)d)?")
 def _rs(m: re.Match):
     bench = m.group("bench")
     bench = bench[4:].upper() if bench.startswith("sym_") else "SPY"
@@ -1130,9 +1130,10 @@ _SDOWN = r"(?:down|lower|red|negative|fall(?:en|ing)?|fell|declin(?:ed|ing)|los(
 
 
 def _streak(m: re.Match):
-    d = m.group("dir") or m.group("dir2") or ""
-    up = re.fullmatch(_SUP, d) is not None
-    n = _int(m, "n", "n2")
+    g = m.groupdict()
+    d = g.get("dir") or g.get("dir2") or g.get("dir3") or ""
+    up = re.fullmatch(_SUP, d) is not None or d == "winning"
+    n = _int(m, "n", "n2", "n3")
     if not n or n < 1:
         return None
     return Condition("streak", {"direction": "up" if up else "down"}, ">=", float(n), m.group(0))
@@ -1149,7 +1150,8 @@ RECOGNISERS.extend([
         r"(?:in a row|straight|consecutive(?:ly)?|running)\b"), _streak),
     ("streak_noun", re.compile(
         r"\b(?P<n>\d+)d?\s+(?P<dir>winning|losing|up|down)\s+streak\b|\b(?P<dir2>winning|losing|up|down)\s+streak\s+of\s+"
-        r"(?:>=\s*)?(?P<n2>\d+)d?\b"), _streak),
+        r"(?:>=\s*)?(?P<n2>\d+)d?\b|\bstreak\s+of\s+(?:>=\s*)?(?P<n3>\d+)d?\s+(?P<dir3>up|down|green|red|winning|losing)"
+        r"(?:\s+(?:days?|sessions?|closes?))?\b"), _streak),
     ("streak_row_of", re.compile(
         rf"\b(?P<n>\d+)d?\s+(?:(?:days?|sessions?)\s+)?(?:in a row|straight)\s+(?:of\s+)?(?P<dir>gains|losses|{_SUP}|{_SDOWN})"
         r"(?:\s+closes)?\b"), _streak),
@@ -1157,7 +1159,8 @@ RECOGNISERS.extend([
 
 
 # ---- z-score --------------------------------------------------------------------------------
-@rec("zscore_std", rf"(?:(?P<cmp>{CMP})\s*)?(?P<num>{NUM})\s*std\s+(?P<side>below|under|beneath|above|over)\s+"
+@rec("zscore_std", rf"(?:\b(?:the\s+)?(?:close|closes|closed|closing|closing price|price)\s+(?:is\s+|was\s+)?)?"
+                   rf"(?:(?P<cmp>{CMP})\s*)?(?P<num>{NUM})\s*std\s+(?P<side>below|under|beneath|above|over)\s+"
                    rf"(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?(?:mean|average|sma|ma|moving average|mean price"
                    rf"|average price|norm)(?:\s+price)?(?:\s+{PER_WORDS}\s+{BACK}(?P<n2>\d+)d)?")
 def _zscore_std(m: re.Match):
@@ -1293,7 +1296,7 @@ _METRIC_RES = tuple((re.compile(p), f) for p, f in _METRICS)
 _NOUNS = r"(?:stocks?|symbols?|names?|tickers?|companies|equities|shares|results?|picks?|ones)"
 _RANK_HEAD = re.compile(
     rf"\b(?:(?:the\s+)?(?P<top>top|best|first|bottom|worst)\s+(?P<n>\d+)|(?P<n2>\d+)\s+(?:{_NOUNS}\s+)?(?=with|by|ranked|sorted|having))"
-    rf"(?:\s+[a-z_]+){{0,3}}?\s+(?:(?:ranked|sorted|ordered|rank|sort|order)\s+)?(?:by|on|in terms of|with\s+(?:the\s+)?"
+    rf"(?:\s+[a-z_]+){{0,3}}?\s*(?:(?:ranked|sorted|ordered|rank|sort|order)\s+)?(?:by|on|in terms of|with\s+(?:the\s+)?"
     rf"(?P<dir>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest|most|least|greatest|cheapest)|having\s+(?:the\s+)?"
     rf"(?P<dir3>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest|most|least|greatest))\s+"
     rf"(?:(?P<dir2>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest)\s+)?")
@@ -1540,6 +1543,18 @@ def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
     h.end = m.end()
 
 
+_AFTER = re.compile(r"\bafter\b|\bfollowing\b")
+_NOT_PRIOR = frozenset(["fundamental", "earnings_surprise", "relative_strength", "prior"])
+
+
+def _prior(node: Node) -> Node:
+    """``node`` as of the session before today (conditions on the symbol's own bars only)."""
+    if isinstance(node, Condition) and node.kind not in _NOT_PRIOR:
+        return Condition("prior", {"kind": node.kind, "params": tuple(sorted(node.params.items())),
+                                   "op": node.op, "threshold": node.threshold}, None, None, node.text)
+    return node
+
+
 def _leaves(node: Node) -> list[Condition]:
     if isinstance(node, Condition):
         return [node]
@@ -1573,6 +1588,9 @@ def _combine(text: str, hits: list[Hit]) -> Node | None:
         if i == 0:
             tail = gap[-40:]
         node = h.node
+        if _AFTER.search(gap) and (i > 0 or len(hits) > 1):
+            # "A after B" / "after B, A": B held on the session before today, not on the same day
+            node = _prior(node)
         if _NEG.search(tail) or (last is not None and re.search(r"\bwithout\b|\bexcluding\b|\bexcept\b", gap)):
             node = Not(node)
         nodes.append(node)
