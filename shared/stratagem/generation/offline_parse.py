@@ -325,6 +325,16 @@ def _fund_words(m: re.Match):
                  f"'{q}' means {field} {op} {value:g}")
 
 
+VALUE_PE = 15.0  # "value stocks" / "undervalued": P/E below 15, the seed's value example
+
+
+@rec("value_words", r"\b(?:undervalued|value\s+(?:stocks?|names|plays|picks|companies)|cheap\s+valuations?"
+                    r"|cheaply\s+valued|attractively\s+valued|trading\s+cheap(?:ly)?\s+on\s+earnings)\b")
+def _value_words(m: re.Match):
+    return weak(Condition("fundamental", {"field": "pe_ratio"}, "<", VALUE_PE, m.group(0)), {"fundamental:pe_ratio"},
+                f"'{m.group(0)}' means a P/E ratio below {VALUE_PE:g} (and above 0)")
+
+
 # ---- MACD ------------------------------------------------------------------------------------
 _MACD = r"macd(?:\s*\(\s*(?P<f>\d+)\s*,\s*(?P<s>\d+)\s*,\s*(?P<g>\d+)\s*\))?"
 
@@ -1447,6 +1457,9 @@ def parse_text(prompt: str) -> Spec:
 
     # weak defaults give way to explicit conditions of their family
     strong_kinds = {c.kind for h in hits if not h.weak for c in _leaves(h.node)}
+    # fundamentals give way field by field ("value stocks with a market cap over $1B" keeps P/E < 15)
+    strong_kinds |= {f"fundamental:{c.params['field']}" for h in hits if not h.weak for c in _leaves(h.node)
+                     if c.kind == "fundamental"}
     hits = [h for h in hits if not (h.weak and h.weak & strong_kinds)]
     # exact duplicates of an earlier condition are merged
     seen: list[Node] = []
