@@ -41,6 +41,8 @@ CASES = [
     ("slow stochastics oversold", c("stochastic", "<", 20.0, period=14, smooth=3, d=3, line="k")),
     ("%D above 80", c("stochastic", ">", 80.0, **STOCH, line="d")),
     ("stochastic %K crosses above %D", c("stoch_cross", **STOCH, direction="up")),
+    ("stochastic %K crosses above %D below 20", AllOf((c("stoch_cross", **STOCH, direction="up"),
+                                                       c("stochastic", "<", 20.0, **STOCH, line="d")))),
     ("Williams %R under -80", c("williams_r", "<", -80.0, period=14)),
     ("Williams %R above 80", c("williams_r", "<", -80.0, period=14)),  # unsigned scale: above 80 = below -80
     ("williams %r overbought", c("williams_r", ">", -20.0, period=14)),

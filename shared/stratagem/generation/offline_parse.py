@@ -850,12 +850,25 @@ def _stoch_params(m: re.Match, tag: str = "") -> dict:
 
 
 @rec("stoch_cross", rf"\b(?:{_STOCH}\s+)?%k\s+(?:line\s+)?(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke)\s+"
-                    r"(?P<dir>above|over|up through|through|below|under|down through)\s+(?:the\s+)?%d(?:\s+line)?\b")
+                    r"(?P<dir>above|over|up through|through|below|under|down through)\s+(?:the\s+)?%d(?:\s+line)?\b"
+                    rf"(?:\s+(?:while\s+|when\s+)?(?:(?P<zside>below|under|<|above|over|>)\s+(?P<zone>{NUM})\b"
+                    r"|(?:in\s+(?:the\s+)?)?(?P<zword>oversold|overbought)(?:\s+(?:zone|territory|area|region))?\b))?")
 def _stoch_cross(m: re.Match):
     p = _stoch_params(m)
     p.pop("line")
     p["direction"] = "down" if m.group("dir") in ("below", "under", "down through") else "up"
-    return Condition("stoch_cross", p, None, None, m.group(0))
+    node = Condition("stoch_cross", p, None, None, m.group(0))
+    if not (m.group("zside") or m.group("zword")):
+        return node
+    # "%K crosses above %D below 20": the cross happens in that zone, read as %D beyond the level today
+    if m.group("zword"):
+        below, level = m.group("zword") == "oversold", STOCH_OVERSOLD if m.group("zword") == "oversold" else STOCH_OVERBOUGHT
+    else:
+        below, level = m.group("zside") in ("below", "under", "<"), float(m.group("zone"))
+    line = {k: v for k, v in p.items() if k != "direction"} | {"line": "d"}
+    zone = Condition("stochastic", line, "<" if below else ">", level, m.group(0))
+    return noted(AllOf((node, zone)), f"a stochastic cross {'below' if below else 'above'} {level:g} means %D "
+                                      f"{'<' if below else '>'} {level:g} on the day of the cross")
 
 
 @rec("stoch_state", rf"\b{_STOCH}\s+{_STATE}(?P<state>oversold|overbought)\b|\b(?P<state2>oversold|overbought)\s+"
