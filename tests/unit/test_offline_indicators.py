@@ -107,6 +107,22 @@ CASES = [
     ("value stocks with market cap over $1B", AllOf((c("fundamental", "<", 15.0, field="pe_ratio"),
                                                     c("fundamental", ">", 1e9, field="market_cap")))),
     ("undervalued stocks with P/E under 10", c("fundamental", "<", 10.0, field="pe_ratio")),
+    ("stocks above their 20, 50 and 200 day moving averages", AllOf(tuple(
+        c("ma_distance", ">", 0.0, period=n, ma="sma") for n in (20, 50, 200)))),
+    ("stocks trading near their 200 day moving average", AllOf((c("ma_distance", ">=", -2.0, period=200, ma="sma"),
+                                                                c("ma_distance", "<=", 2.0, period=200, ma="sma")))),
+    ("the 50 day moving average is rising", c("ma_slope", ">", 0.0, period=50, ma="sma", lookback=5)),
+    ("stocks in a strong uptrend", AllOf((c("ma_distance", ">", 0.0, period=50, ma="sma"),
+                                          c("ma_spread", ">", 0.0, fast=50, slow=200, ma="sma")))),
+    ("highest close in 50 days", c("new_extreme", lookback=50, side="high", price="close")),
+    ("new 10 day high close", c("new_extreme", lookback=10, side="high", price="close")),
+    ("Bollinger band width below 5%", c("bb_width", "<", 5.0, period=20, width=2.0)),
+    ("%B above 1", c("percent_b", ">", 1.0, period=20, width=2.0)),
+    ("volume dried up", c("relative_volume", "<", 0.75, lookback=20)),
+    ("first green day after 3 red days", AllOf((c("body", ">", 0.0), Condition("prior", {
+        "kind": "streak", "params": (("direction", "down"),), "op": ">=", "threshold": 3.0})))),
+    ("two consecutive inside days", Condition("persist", {"kind": "candle", "params": (("pattern", "inside_day"),),
+                                                          "days": 2, "op": None, "threshold": None})),
     ("gap and go", AllOf((c("gap", ">=", 2.0), c("body", ">", 0.0)))),
     ("gap and go: gap up 3% and close above the open", AllOf((c("gap", ">=", 3.0), c("body", ">", 0.0)))),
     ("fast MA (9) crosses slow MA (21)", c("ma_cross", fast=9, slow=21, ma="sma", direction="up")),
@@ -297,12 +313,14 @@ def test_squeeze_close_location_volume_trend_and_range_vs_atr(pit, market):
 UNPLACED = [
     ("gap fill: gapped down yesterday but closed above yesterday's high today", "yesterday"),
     ("weekly close above the prior week's high", "weekly"),
-    ("pullback to the 20 EMA in an uptrend", "20"),
+    ("RSI divergence with price", "divergence"),
     ("RSI below 30 and the Ichimoku cloud turning green", "ichimoku"),
     ("stochastic RSI oversold", "stochrsi"),
     ("price above the parabolic SAR", "sar"),
     ("a golden cross 5 days ago", "5"),  # "N days ago" exactly is not read: never today's cross instead
     ("stocks up three days in a row with accelerating volume", "volume"),
+    ("stocks that bounced off their 52-week low", "bounced"),
+    ("stocks that gapped up on earnings", "earnings"),
 ]
 
 
@@ -314,9 +332,9 @@ def test_a_condition_that_cannot_be_placed_is_refused_by_name(prompt, word):
 
 
 def test_qualitative_words_are_reported_not_refused():
-    spec = GEN.parse("hammer candlestick after a downtrend")
-    assert spec.ignored == ("downtrend",)
-    assert "downtrend" in GEN.generate("hammer candlestick after a downtrend").explanation
+    spec = GEN.parse("hammer candlestick in a choppy tape")
+    assert spec.ignored == ("choppy", "tape")
+    assert "choppy" in GEN.generate("hammer candlestick in a choppy tape").explanation
 
 
 def test_tickers_beside_indicator_names_are_tickers():
@@ -433,3 +451,21 @@ def test_after_means_the_session_before(pit, market):
                 hits += want
             prev = bool(rb and rb["signal"])
     assert hits > 0
+
+
+def test_band_cross_slope_width_and_percent_b(pit, market):
+    for sym, iso, res, df in _outcomes("price crossed above the upper Bollinger band", pit, market, 21):
+        c_ = df["close"].to_numpy()
+        up = [c_[e - 20:e].mean() + 2 * c_[e - 20:e].std() for e in (len(c_) - 1, len(c_))]
+        assert res["signal"] == bool(c_[-1] > up[1] and not c_[-2] > up[0]), (sym, iso)
+    for sym, iso, res, df in _outcomes("the 50 day moving average is rising", pit, market, 55):
+        c_ = df["close"].to_numpy()
+        ref = (c_[-50:].mean() / c_[-55:-5].mean() - 1) * 100
+        assert _close(res["sma50_slope_pct"], ref), (sym, iso)
+    for sym, iso, res, df in _outcomes("Bollinger band width below 5%", pit, market, 20):
+        w = df["close"].to_numpy()[-20:]
+        assert _close(res["bandwidth_pct"], 4 * w.std() / w.mean() * 100, 1e-7), (sym, iso)
+    for sym, iso, res, df in _outcomes("%B above 1", pit, market, 20):
+        w = df["close"].to_numpy()[-20:]
+        lo, hi = w.mean() - 2 * w.std(), w.mean() + 2 * w.std()
+        assert _close(res["percent_b"], (w[-1] - lo) / (hi - lo), 1e-7), (sym, iso)

@@ -60,7 +60,8 @@ higher lower rise rises rising rose fall falls falling fell up down gap gaps gap
 sma ema ma rsi macd atr bollinger bandwidth stoch willr cci adx mfi obv keltner pdi mdi stochrsi ichimoku sar parabolic
 aroon trix supertrend pivot pivots fibonacci fib donchian vortex ppo tsi kama hma wma dema tema chaikin heikin renko
 vwap std zscore pe eps mcap de dividend dividends yield float shares outstanding last past within since straight
-consecutive row
+consecutive row bounce bounced bounces bouncing rebound rebounds rebounded rebounding divergence diverging pullback
+pulled earnings
 """.split())
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
 

@@ -1405,6 +1405,57 @@ def bars_before(bars, k):
 ''')
 
 
+def e_ma_slope(ctx: Ctx, p: dict) -> Measure:
+    n, ma, k = p["period"], p["ma"], p["lookback"]
+    label = _ma_label(ma)
+    per = ctx.const("MA_PERIOD", n, f"sessions in the {label}")
+    lb = ctx.const("SLOPE_LOOKBACK", k, f"sessions back the {label} is compared with")
+    now, then, v = ctx.var(f"{ma}{n}"), ctx.var(f"{ma}{n}_before"), ctx.var(f"{ma}{n}_slope_pct")
+    if ma == "ema":
+        ctx.use("ema_series")
+        hist = ctx.const("EMA_HISTORY", HISTORY_BARS, "sessions used to warm up the EMAs")
+        series = ctx.var(f"{ma}{n}_series")
+        lines = [f"{series} = ema_series(closes[-{hist}:], {per})", f"{now}, {then} = {series}[-1], {series}[-1 - {lb}]"]
+        ctx.bars(f"max({hist}, {per} + {lb})", f"{per} + {lb}")
+    else:
+        ctx.use("mean_last")
+        lines = [f"{now} = mean_last(closes, {per})", f"{then} = mean_last(closes, {per}, skip={lb})"]
+        ctx.bars(f"{per} + {lb}", f"{per} + {lb}")
+    lines.append(f"{v} = ({now} / {then} - 1.0) * 100.0 if {then} else None")
+    return Measure(lines, value=v, report=[now, v], nullable=True,
+                   formula=f"{v} = ({label}{n}[t] / {label}{n}[t-{k}] - 1) * 100",
+                   noun=f"the {n}-day {label}'s change over {k} sessions", prefix="MA_SLOPE_PCT", unit="%",
+                   names=(f"{ma}{n}_rising", f"{ma}{n}_falling"))
+
+
+def e_bb_width(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("bollinger")
+    per = ctx.const("BAND_PERIOD", p["period"], "sessions in the Bollinger middle band (SMA)")
+    width = ctx.const("BAND_WIDTH", float(p["width"]), "standard deviations between the middle and outer bands")
+    ctx.bars(per, per)
+    mid, up_b, lo_b, v = ctx.var("middle_band"), ctx.var("upper_band"), ctx.var("lower_band"), ctx.var("bandwidth_pct")
+    lines = [f"{mid}, {up_b}, {lo_b} = bollinger(closes, {per}, {width})",
+             f"{v} = ({up_b} - {lo_b}) / {mid} * 100.0 if {mid} > 0 else None"]
+    return Measure(lines, value=v, report=[v], nullable=True,
+                   formula=f"{v} = (upper - lower band) / middle band * 100, Bollinger({p['period']}, {p['width']:g})",
+                   noun=f"the Bollinger BandWidth ({p['period']}, {p['width']:g})", prefix="BANDWIDTH_PCT", unit="%",
+                   names=("wide_bands", "narrow_bands"))
+
+
+def e_percent_b(ctx: Ctx, p: dict) -> Measure:
+    ctx.use("bollinger")
+    per = ctx.const("BAND_PERIOD", p["period"], "sessions in the Bollinger middle band (SMA)")
+    width = ctx.const("BAND_WIDTH", float(p["width"]), "standard deviations between the middle and outer bands")
+    ctx.bars(per, per)
+    mid, up_b, lo_b, v = ctx.var("middle_band"), ctx.var("upper_band"), ctx.var("lower_band"), ctx.var("percent_b")
+    lines = [f"{mid}, {up_b}, {lo_b} = bollinger(closes, {per}, {width})",
+             f"{v} = (closes[-1] - {lo_b}) / ({up_b} - {lo_b}) if {up_b} > {lo_b} else None"]
+    return Measure(lines, value=v, report=[v], nullable=True,
+                   formula=f"{v} = (close - lower band) / (upper band - lower band), Bollinger({p['period']}, {p['width']:g})",
+                   noun=f"Bollinger %B ({p['period']}, {p['width']:g})", prefix="PERCENT_B",
+                   names=("percent_b_high", "percent_b_low"))
+
+
 def e_dollar_volume(ctx: Ctx, p: dict) -> Measure:
     n = p["lookback"]
     lb = ctx.const("DOLLAR_VOLUME_LOOKBACK", n, "sessions in the average dollar volume (today included)")
@@ -1529,7 +1580,7 @@ EMITTERS = {
     "adx": e_adx, "dmi": e_dmi, "keltner": e_keltner, "obv_extreme": e_obv_extreme, "bb_squeeze": e_bb_squeeze,
     "close_location": e_close_location, "volume_trend": e_volume_trend, "range_atr": e_range_atr,
     "prev_bar": e_prev_bar, "within": e_within, "persist": e_persist, "dollar_volume": e_dollar_volume,
-    "prior": e_prior,
+    "prior": e_prior, "ma_slope": e_ma_slope, "bb_width": e_bb_width, "percent_b": e_percent_b,
 }
 
 #: score = value - threshold ("how far past the threshold") for these kinds; otherwise the value

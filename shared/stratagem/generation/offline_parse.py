@@ -489,7 +489,7 @@ def _ma_distance_bare(m: re.Match):
 
 
 # ---- candle body (close vs open) ------------------------------------------------------------
-@rec("body", rf"\b(?:clos(?:e|es|ed|ing)|finish(?:es|ed)?)\s+(?:(?P<cmp>{CMP})\s*)?(?:(?P<num>{NUM})%\s+)?(?P<side>above|over|higher than|>|below|under"
+@rec("body", rf"\b(?:clos(?:e|es|ed|ing)|finish(?:es|ed)?)\s+(?:is\s+|was\s+)?(?:(?P<cmp>{CMP})\s*)?(?:(?P<num>{NUM})%\s+)?(?P<side>above|over|higher than|>|below|under"
              r"|lower than|<)\s+(?:the\s+|its\s+|their\s+|today\s+|the day\s+)?open(?:ing price)?\b"
              r"|\b(?:(?:big|large|long|huge|strong|wide|tall)\s+)?(?P<color>green|white|bullish|red|black|bearish)\s+"
              r"(?:candles?|bars?|days?|candlesticks?)\b"
@@ -743,10 +743,17 @@ def _breakout_word(m: re.Match):
                 + ("high" if up else "low"))
 
 
+@rec("extreme_close", r"\b(?P<w>highest|lowest)\s+(?:close|closing price|closing level)\s+(?:in|of|over|for)\s+(?:the\s+)?"
+                      r"(?:past|last|prior|previous)?\s*(?P<n>\d+)d\b")
+def _extreme_close(m: re.Match):
+    side = "high" if m.group("w") == "highest" else "low"
+    return Condition("new_extreme", {"lookback": int(m.group("n")), "side": side, "price": "close"}, None, None, m.group(0))
+
+
 @rec("new_extreme", rf"\b(?:(?P<close>clos(?:e|es|ed|ing))\s+(?:at\s+)?(?:a\s+|an\s+)?)?(?:(?:new|fresh)\s+)?{_EXT}\s+"
-                    rf"(?P<close2>clos(?:e|es|ing)\s+)?(?P<side>high|low)s?\b")
+                    rf"(?P<close2>clos(?:e|es|ing)\s+)?(?P<side>high|low)s?(?P<close3>\s+clos(?:e|es|ing))?\b")
 def _new_extreme(m: re.Match):
-    price = "close" if (m.group("close") or m.group("close2")) else m.group("side")
+    price = "close" if (m.group("close") or m.group("close2") or m.group("close3")) else m.group("side")
     return Condition("new_extreme", {"lookback": _lookback_of(m, NEW_HIGH_DEFAULT_LOOKBACK), "side": m.group("side"),
                                      "price": price}, None, None, m.group(0))
 
@@ -1062,6 +1069,100 @@ def _gap_and_go(m: re.Match):
                                        "above the open")
 
 
+NEAR_MA_PCT = 2.0  # "near its 200-day moving average": within 2%
+MA_SLOPE_LOOKBACK = 5  # "the 50-day moving average is rising": higher than 5 sessions ago
+TREND = (50, 200)  # "uptrend": close above the 50-day SMA, which is above the 200-day SMA
+
+
+@rec("ma_list", r"\b(?P<side>above|over|below|under)\s+(?:all\s+(?:of\s+)?)?(?:the\s+|its\s+|their\s+)?(?P<list>\d+(?:\s*,\s*\d+)*"
+                r"\s*,?\s*(?:and|&)\s*\d+)d\s+(?P<t>sma|ema|ma)s?\b"
+                r"|\b(?P<side2>above|over|below|under)\s+(?:all\s+)?(?:the\s+|its\s+|their\s+)?(?:key|major|main)\s+ma\b")
+def _ma_list(m: re.Match):
+    above = (m.group("side") or m.group("side2")) in ("above", "over")
+    periods = [int(x) for x in re.findall(r"\d+", m.group("list"))] if m.group("list") else [20, 50, 200]
+    ma = _ma_type(m.group("t"))
+    node = AllOf(tuple(Condition("ma_distance", {"period": n, "ma": ma}, ">" if above else "<", 0.0, m.group(0))
+                       for n in dict.fromkeys(periods)))
+    return node if m.group("list") else noted(node, "the major moving averages are the 20-, 50- and 200-day SMAs")
+
+
+@rec("ma_near", r"\b(?:near|nearing|close to|around|at|testing|tests|touching|pull(?:ed|s|ing)?\s*back\s+to|pullback\s+to"
+                r"|retest(?:s|ing|ed)?)\s+(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?(?P<t>sma|ema|ma)\b")
+def _ma_near(m: re.Match):
+    n = _int(m, "n", default=MA_DEFAULT_PERIOD)
+    params = {"period": n, "ma": _ma_type(m.group("t"))}
+    node = AllOf((Condition("ma_distance", params, ">=", -NEAR_MA_PCT, m.group(0)),
+                  Condition("ma_distance", dict(params), "<=", NEAR_MA_PCT, m.group(0))))
+    return noted(node, f"near a moving average means within {NEAR_MA_PCT:g}% of it"
+                       + ("" if m.group("n") else f"; with no period, the {n}-day"))
+
+
+@rec("ma_slope", r"\b(?:the\s+|its\s+|their\s+)?(?P<n>\d+)d\s+(?P<t>sma|ema|ma)\s+(?:is\s+|are\s+)?(?:still\s+)?"
+                 r"(?P<dir>rising|falling|turning up|turning down|sloping up|sloping down|trending up|trending down|"
+                 r"pointing up|pointing down|increasing|decreasing|declining|up|down)\b"
+                 r"|\b(?P<dir2>rising|falling|upward sloping|downward sloping|declining)\s+(?P<n2>\d+)d\s+(?P<t2>sma|ema|ma)\b")
+def _ma_slope(m: re.Match):
+    d = m.group("dir") or m.group("dir2")
+    up = d in ("rising", "turning up", "sloping up", "trending up", "pointing up", "increasing", "up", "upward sloping")
+    n = _int(m, "n", "n2")
+    return noted(Condition("ma_slope", {"period": n, "ma": _ma_type(m.group("t"), m.group("t2")),
+                                        "lookback": MA_SLOPE_LOOKBACK}, ">" if up else "<", 0.0, m.group(0)),
+                 f"a rising / falling moving average is above / below its value {MA_SLOPE_LOOKBACK} sessions earlier")
+
+
+@rec("trend_words", r"\b(?:(?:strong|clear|confirmed|established|long[\s-]?term)\s+)?(?P<w>up\s?trend(?:ing)?|down\s?trend(?:ing)?)s?\b"
+                    r"|\btrending\s+(?P<w2>up|higher|down|lower)\b")
+def _trend(m: re.Match):
+    w = m.group("w") or m.group("w2")
+    up = w.startswith("up") or w == "higher"
+    fast, slow = TREND
+    node = AllOf((Condition("ma_distance", {"period": fast, "ma": "sma"}, ">" if up else "<", 0.0, m.group(0)),
+                  Condition("ma_spread", {"fast": fast, "slow": slow, "ma": "sma"}, ">" if up else "<", 0.0, m.group(0))))
+    return noted(node, f"an {'up' if up else 'down'}trend means the close {'above' if up else 'below'} its {fast}-day SMA "
+                       f"and the {fast}-day SMA {'above' if up else 'below'} the {slow}-day SMA")
+
+
+@rec("band_cross", r"\b(?:price\s+|close\s+|stock\s+)?(?:cross(?:es|ed|ing)?|breaks?|broke|mov(?:es|ed))\s+(?P<side>above|over|below|under)"
+                   r"\s+(?:the\s+)?(?P<band>upper|lower|top|bottom)\s+(?P<kind>bollinger|keltner)\b")
+def _band_cross(m: re.Match):
+    lower = m.group("band") in ("lower", "bottom")
+    if m.group("kind") == "keltner":
+        n, mult, atr_n = KELTNER
+        cond = Condition("keltner", {"period": n, "mult": mult, "atr": atr_n, "band": "lower" if lower else "upper"},
+                         None, None, m.group(0))
+    else:
+        cond = Condition("bollinger", {"period": BOLLINGER_PERIOD, "width": BOLLINGER_WIDTH,
+                                       "band": "lower" if lower else "upper", "mode": "close"}, None, None, m.group(0))
+    # crossing = beyond the band today, not beyond it yesterday
+    return AllOf((cond, Not(_prior(cond))))
+
+
+@rec("bb_width", rf"\bbollinger\s+(?:band\s*)?width\s+(?:is\s+)?{thr('%?')}")
+def _bb_width(m: re.Match):
+    return cond_node("bb_width", {"period": BOLLINGER_PERIOD, "width": BOLLINGER_WIDTH}, thresholds(m, ">="), m.group(0))
+
+
+@rec("percent_b", rf"(?:\bbollinger\s+)?%b\s+(?:is\s+)?{thr('', tail=NO_UNIT)}")
+def _percent_b(m: re.Match):
+    return cond_node("percent_b", {"period": BOLLINGER_PERIOD, "width": BOLLINGER_WIDTH}, thresholds(m, ">="), m.group(0))
+
+
+@rec("volume_dry", r"\bvolume\s+(?:has\s+|is\s+)?(?:dried|drying|dries)\s+up\b|\bdried[\s-]up\s+volume\b")
+def _volume_dry(m: re.Match):
+    return noted(Condition("relative_volume", {"lookback": VOLUME_LOOKBACK}, "<", LOW_VOLUME, m.group(0)),
+                 f"volume drying up means volume < {LOW_VOLUME:g}x the average of the previous {VOLUME_LOOKBACK} sessions")
+
+
+@rec("streak_days", r"\b(?:(?:a\s+)?(?:winning\s+|losing\s+)?streak\s+of\s+)?(?P<n>\d+)\s+(?P<dir>red|green|down|up|losing|winning)\s+"
+                    r"(?:days|sessions|closes|candles)(?:\s+(?:in a row|straight|running|consecutively))?\b")
+def _streak_days(m: re.Match):
+    up = m.group("dir") in ("green", "up", "winning")
+    n = int(m.group("n"))
+    if n < 1:
+        return None
+    return Condition("streak", {"direction": "up" if up else "down"}, ">=", float(n), m.group(0))
+
+
 _PREV = r"(?:the\s+)?(?:previous|prior|yesterday|last)\s*(?:day|session|bar|candle)?"
 
 
@@ -1103,7 +1204,8 @@ def _on_volume(m: re.Match):
 _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_state", "cci", "mfi_state", "mfi", "adx",
           "dmi", "keltner", "obv_extreme", "bb_squeeze", "close_location", "volume_trend", "return_multiple",
           "range_expansion_word", "range_atr", "prev_bar", "ma_within", "earnings_pct", "volume_by_pct", "dollar_volume",
-          "bollinger_breakout", "gap_and_go")
+          "bollinger_breakout", "gap_and_go", "extreme_close", "ma_list", "ma_near", "ma_slope", "band_cross", "bb_width",
+          "percent_b", "volume_dry", "streak_days")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 
@@ -1424,7 +1526,7 @@ _OR = re.compile(r"\bor\b|\beither\b")
 _AND = re.compile(r"\band\b|\bwith\b|\bbut\b|\bplus\b|\bwhile\b|\balso\b|\bwhere\b|\bthat\b|\bwhich\b|&|;|\bwithout\b"
                   r"|\bexcluding\b|\bexcept\b|\bon\b|\bafter\b|\bwhen\b|\bwhose\b|\bhaving\b")
 
-_FILLER = frozenset(["find", "show", "list", "give", "get", "me", "my", "i", "we", "us", "our", "want", "wanted", "looking", "look", "for", "scan", "screen", "screener", "search", "identify", "alert", "alerts", "notify", "tell", "when", "whenever", "if", "where", "which", "that", "who", "whose", "stocks", "stock", "shares", "share", "companies", "company", "names", "name", "tickers", "ticker", "symbols", "symbol", "equities", "equity", "securities", "the", "a", "an", "with", "and", "or", "but", "not", "no", "of", "in", "on", "at", "by", "to", "from", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "its", "their", "it", "they", "them", "there", "this", "these", "those", "any", "all", "some", "today", "day", "days", "session", "currently", "current", "now", "just", "recently", "recent", "still", "also", "both", "either", "neither", "nor", "than", "then", "so", "very", "pattern", "patterns", "signal", "signals", "setup", "setups", "candle", "candles", "candlestick", "bar", "bars", "trading", "trade", "trades", "traded", "please", "can", "could", "you", "would", "like", "need", "should", "etc", "sector", "sectors", "space", "industry", "plays", "play", "ones", "one", "having", "whose", "into", "onto", "after", "before", "while", "where", "what", "show", "screen", "flag", "flags", "triggered", "trigger", "triggers", "gives", "forming", "form", "formed", "forms", "print", "prints", "printed", "appear", "appears", "appearing", "daily", "market", "markets", "price", "prices", "strategy", "strategies", "idea", "ideas", "buy", "sell", "entry", "entries", "candidates", "candidate", "universe", "filter", "filters", "filtered", "day's", "sessions", "today's", "currently", "occurring", "occur", "occurs", "occurred", "happen", "happens", "happened", "make", "makes", "making", "made"])
+_FILLER = frozenset(["find", "show", "list", "give", "get", "me", "my", "i", "we", "us", "our", "want", "wanted", "looking", "look", "for", "scan", "screen", "screener", "search", "identify", "alert", "alerts", "notify", "tell", "when", "whenever", "if", "where", "which", "that", "who", "whose", "stocks", "stock", "shares", "share", "companies", "company", "names", "name", "tickers", "ticker", "symbols", "symbol", "equities", "equity", "securities", "the", "a", "an", "with", "and", "or", "but", "not", "no", "of", "in", "on", "at", "by", "to", "from", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "its", "their", "it", "they", "them", "there", "this", "these", "those", "any", "all", "some", "today", "day", "days", "session", "currently", "current", "now", "just", "recently", "recent", "still", "also", "both", "either", "neither", "nor", "than", "then", "so", "very", "pattern", "patterns", "signal", "signals", "setup", "setups", "candle", "candles", "candlestick", "bar", "bars", "trading", "trade", "trades", "traded", "please", "can", "could", "you", "would", "like", "need", "should", "etc", "sector", "sectors", "space", "industry", "plays", "play", "ones", "one", "having", "whose", "into", "onto", "after", "before", "while", "where", "what", "show", "screen", "flag", "flags", "triggered", "trigger", "triggers", "gives", "forming", "form", "formed", "forms", "print", "prints", "printed", "appear", "appears", "appearing", "daily", "market", "markets", "price", "prices", "strategy", "strategies", "idea", "ideas", "buy", "sell", "entry", "entries", "candidates", "candidate", "universe", "filter", "filters", "filtered", "day's", "sessions", "today's", "currently", "occurring", "occur", "occurs", "occurred", "happen", "happens", "happened", "make", "makes", "making", "made", "first"])
 
 
 def parse_text(prompt: str) -> Spec:
@@ -1552,6 +1654,9 @@ _PERSIST_TAIL = re.compile(r"\s*(?:,\s*)?(?:for|during)\s+(?:(?:the|each\s+of\s+
                            r"|\s*(?:,\s*)?(?P<n2>\d+)d\s+(?:in a row|straight|running|consecutively)\b")
 
 
+_PERSIST_HEAD = re.compile(r"\b(?P<n>\d+)\s+(?:consecutive|straight|successive)\s+$")
+
+
 def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
     """Turn a condition followed by "for N days" / "N days in a row" into "on each of the last
     N sessions" (ten closes above the 200-day average, not just today's)."""
@@ -1559,14 +1664,21 @@ def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
     if not isinstance(node, Condition) or node.kind in _NOT_PERSISTABLE:
         return
     m = _PERSIST_TAIL.match(text, h.end)
-    if m is None or not free(h.end, m.end()):
+    head = _PERSIST_HEAD.search(text[:h.start]) if node.op is None else None
+    if m is not None and free(h.end, m.end()):
+        days = int(m.group("n") or m.group("n2"))
+    elif head is not None and free(head.start(), h.start):
+        days = int(head.group("n"))
+    else:
         return
-    days = int(m.group("n") or m.group("n2"))
     if days <= 1:
         return
     h.node = Condition("persist", {"kind": node.kind, "params": tuple(sorted(node.params.items())), "days": days,
-                                   "op": node.op, "threshold": node.threshold}, None, None, node.text + text[h.end:m.end()])
-    h.end = m.end()
+                                   "op": node.op, "threshold": node.threshold}, None, None, node.text)
+    if m is not None and free(h.end, m.end()):
+        h.end = m.end()
+    else:
+        h.start = head.start()
 
 
 _AFTER = re.compile(r"\bafter\b|\bfollowing\b")
@@ -1578,6 +1690,12 @@ def _prior(node: Node) -> Node:
     if isinstance(node, Condition) and node.kind not in _NOT_PRIOR:
         return Condition("prior", {"kind": node.kind, "params": tuple(sorted(node.params.items())),
                                    "op": node.op, "threshold": node.threshold}, None, None, node.text)
+    if isinstance(node, AllOf):
+        return AllOf(tuple(_prior(n) for n in node.items))
+    if isinstance(node, AnyOf):
+        return AnyOf(tuple(_prior(n) for n in node.items))
+    if isinstance(node, Not):
+        return Not(_prior(node.item))
     return node
 
 
