@@ -1467,101 +1467,88 @@ def e_dollar_volume(ctx: Ctx, p: dict) -> Measure:
                    prefix="DOLLAR_VOLUME", unit="$", names=("liquid", "illiquid"))
 
 
-def e_within(ctx: Ctx, p: dict) -> Measure:
-    """A pattern (a cross, a candle, a new high...) on any of the last ``days`` sessions: the
-    pattern's own lines run in a function of the bars, once per session, on the bars as they
-    stood that day (so nothing after that day is seen)."""
-    inner_kind, inner_params, days = p["kind"], dict(p["params"]), p["days"]
-    # the pattern's lines live in their own function: nothing computed for today is shared
+@dataclass
+class _AsOf:
+    """A condition compiled into a module-level function of the bars (see :func:`_as_of`)."""
+
+    fn: str  # the function's name: fn(bars) -> bool
+    base: str  # a variable-name stem for what it tests
+    what: str  # the condition in words
+    formula: str  # the inner measure's formula line
+    want: str  # bars the condition reads today (expression)
+    need: str  # bars it needs today (expression)
+
+
+def _as_of(ctx: Ctx, p: dict) -> _AsOf:
+    """Compile condition ``p`` (``kind``, ``params``, optional ``op`` / ``threshold``) into a
+    function of the bars, so it can be evaluated on the bars as they stood on an earlier session
+    (``bars_before(bars, k)``): "in the last N days", "N days in a row", "after ...". Its lines live
+    in their own function, so nothing computed for today is shared with them."""
     wants, needs, shared = ctx.wants, ctx.needs, ctx.shared
     ctx.wants, ctx.needs, ctx.shared = [], [], {}
-    inner = EMITTERS[inner_kind](ctx, inner_params)
-    inner_wants, inner_needs = ctx.wants, ctx.needs
-    ctx.wants, ctx.needs, ctx.shared = wants, needs, shared
-    n = ctx.const("WITHIN_SESSIONS", days, "the pattern may have happened on any of this many sessions (today included)")
-    ctx.use("bars_before")
-    # enough bars for the pattern on the earliest of the sessions too
-    ctx.bars(f"{_max_expr(inner_wants)} + {n} - 1", f"{_max_expr(inner_needs)} + {n} - 1")
-    fn = ctx.var(f"{inner.flag}_on")
-    ctx.names.add(fn)
-    body = ["closes = bars['close']", *inner.lines, f"return {inner.flag}"]
-    ctx.functions.append(f"def {fn}(bars):\n    \"\"\"Whether {_plain(inner.noun)} on the last of these bars.\"\"\"\n"
-                         + "\n".join("    " + line for line in body))
-    days_v, flag = ctx.var(f"{inner.flag}_days_ago"), ctx.var(f"{inner.flag}_recently")
-    lines = [f"{days_v} = next((k for k in range({n}) if {fn}(bars_before(bars, k))), None)",
-             f"{flag} = {days_v} is not None"]
-    return Measure(lines, flag=flag, report=[days_v], score=f"-{days_v} if {days_v} is not None else None",
-                   formula=f"{flag}: {inner.formula.split(': ', 1)[-1]}, on one of the last {days} sessions "
-                           f"({days_v} = how many sessions ago, 0 = today)",
-                   noun=f"{_plain(inner.noun)} on one of the last {days} sessions")
-
-
-def e_persist(ctx: Ctx, p: dict) -> Measure:
-    """A condition that held on each of the last ``days`` sessions ("above its 200-day moving
-    average for 10 straight days"): its lines run in a function of the bars, once per session,
-    on the bars as they stood that day."""
-    inner_kind, inner_params, days, op, threshold = p["kind"], dict(p["params"]), p["days"], p["op"], p["threshold"]
-    wants, needs, shared = ctx.wants, ctx.needs, ctx.shared
-    ctx.wants, ctx.needs, ctx.shared = [], [], {}
-    inner = EMITTERS[inner_kind](ctx, inner_params)
-    inner_wants, inner_needs = ctx.wants, ctx.needs
-    ctx.wants, ctx.needs, ctx.shared = wants, needs, shared
-    n = ctx.const("HELD_SESSIONS", days, "sessions in a row (today included) the condition must hold on")
-    ctx.use("bars_before")
-    ctx.bars(f"{_max_expr(inner_wants)} + {n} - 1", f"{_max_expr(inner_needs)} + {n} - 1")
-    if op is None:
-        test, what = inner.flag, _plain(inner.noun)
-        base = inner.flag
-    else:
-        up = op in (">", ">=")
-        const = ctx.const(f"{inner.prefix}_{'MIN' if up else 'MAX'}", float(threshold),
-                          f"{'lower' if up else 'upper'} bound on {inner.noun} ({op})")
-        test = f"{inner.value} is not None and {inner.value} {op} {const}"
-        what = f"{inner.noun} is {_OP_WORDS[op]} {_value_text(threshold, inner.unit)}"
-        base = inner.names[0] if up else inner.names[1]
-    fn = ctx.var(f"{base}_on")
-    ctx.names.add(fn)
-    body = ["closes = bars['close']", *inner.lines, f"return {test}"]
-    ctx.functions.append(f"def {fn}(bars):\n    \"\"\"Whether {what} on the last of these bars.\"\"\"\n"
-                         + "\n".join("    " + line for line in body))
-    held, flag = ctx.var(f"{base}_sessions"), ctx.var(f"{base}_{days}_in_a_row")
-    lines = [f"{held} = next((k for k in range({n}) if not {fn}(bars_before(bars, k))), {n})",
-             f"{flag} = {held} == {n}"]
-    return Measure(lines, flag=flag, report=[held], score=held,
-                   formula=f"{flag}: {what} on each of the last {days} sessions ({held} = sessions in a row it held, "
-                           f"counted back from today, up to {days})",
-                   noun=f"{what} on each of the last {days} sessions")
-
-
-def e_prior(ctx: Ctx, p: dict) -> Measure:
-    """A condition as of the session before today ("an inside day after a gap up": the gap was
-    yesterday's): its lines run in a function of the bars, on the bars as they stood then."""
-    inner_kind, inner_params, op, threshold = p["kind"], dict(p["params"]), p["op"], p["threshold"]
-    wants, needs, shared = ctx.wants, ctx.needs, ctx.shared
-    ctx.wants, ctx.needs, ctx.shared = [], [], {}
-    inner = EMITTERS[inner_kind](ctx, inner_params)
+    inner = EMITTERS[p["kind"]](ctx, dict(p["params"]))
     inner_wants, inner_needs = ctx.wants, ctx.needs
     ctx.wants, ctx.needs, ctx.shared = wants, needs, shared
     ctx.use("bars_before")
-    ctx.bars(f"{_max_expr(inner_wants)} + 1", f"{_max_expr(inner_needs)} + 1")
+    op = p.get("op")
     if op is None:
         test, what, base = inner.flag, _plain(inner.noun), inner.flag
     else:
         up = op in (">", ">=")
-        const = ctx.const(f"{inner.prefix}_{'MIN' if up else 'MAX'}", float(threshold),
-                          f"{'lower' if up else 'upper'} bound on {inner.noun} ({op}), as of yesterday")
+        const = ctx.const(f"{inner.prefix}_{'MIN' if up else 'MAX'}", float(p["threshold"]),
+                          f"{'lower' if up else 'upper'} bound on {inner.noun} ({op})")
         test = f"{inner.value} is not None and {inner.value} {op} {const}"
-        what = f"{inner.noun} is {_OP_WORDS[op]} {_value_text(threshold, inner.unit)}"
+        what = f"{inner.noun} is {_OP_WORDS[op]} {_value_text(p['threshold'], inner.unit)}"
         base = inner.names[0] if up else inner.names[1]
     fn = ctx.var(f"{base}_on")
-    ctx.names.add(fn)
     body = ["closes = bars['close']", *inner.lines, f"return {test}"]
     ctx.functions.append(f"def {fn}(bars):\n    \"\"\"Whether {what} on the last of these bars.\"\"\"\n"
                          + "\n".join("    " + line for line in body))
-    flag = ctx.var(f"{base}_yesterday")
-    return Measure([f"{flag} = {fn}(bars_before(bars, 1))"], flag=flag, report=[], score="0.0",
-                   formula=f"{flag}: {what}, as of yesterday's close (the session before today)",
-                   noun=f"{what} yesterday (the session before today)")
+    return _AsOf(fn, base, what, inner.formula.split(": ", 1)[-1], _max_expr(inner_wants), _max_expr(inner_needs))
+
+
+def e_within(ctx: Ctx, p: dict) -> Measure:
+    """A pattern (a cross, a candle, a new high...) on any of the last ``days`` sessions, each
+    evaluated on the bars as they stood that day (so nothing after that day is seen)."""
+    days = p["days"]
+    a = _as_of(ctx, p)
+    n = ctx.const("WITHIN_SESSIONS", days, "the pattern may have happened on any of this many sessions (today included)")
+    # enough bars for the pattern on the earliest of the sessions too
+    ctx.bars(f"{a.want} + {n} - 1", f"{a.need} + {n} - 1")
+    days_v, flag = ctx.var(f"{a.base}_days_ago"), ctx.var(f"{a.base}_recently")
+    lines = [f"{days_v} = next((k for k in range({n}) if {a.fn}(bars_before(bars, k))), None)",
+             f"{flag} = {days_v} is not None"]
+    return Measure(lines, flag=flag, report=[days_v], score=f"-{days_v} if {days_v} is not None else None",
+                   formula=f"{flag}: {a.formula}, on one of the last {days} sessions "
+                           f"({days_v} = how many sessions ago, 0 = today)",
+                   noun=f"{a.what} on one of the last {days} sessions")
+
+
+def e_persist(ctx: Ctx, p: dict) -> Measure:
+    """A condition that held on each of the last ``days`` sessions ("above its 200-day moving
+    average for 10 straight days"), each evaluated on the bars as they stood that day."""
+    days = p["days"]
+    a = _as_of(ctx, p)
+    n = ctx.const("HELD_SESSIONS", days, "sessions in a row (today included) the condition must hold on")
+    ctx.bars(f"{a.want} + {n} - 1", f"{a.need} + {n} - 1")
+    held, flag = ctx.var(f"{a.base}_sessions"), ctx.var(f"{a.base}_{days}_in_a_row")
+    lines = [f"{held} = next((k for k in range({n}) if not {a.fn}(bars_before(bars, k))), {n})",
+             f"{flag} = {held} == {n}"]
+    return Measure(lines, flag=flag, report=[held], score=held,
+                   formula=f"{flag}: {a.what} on each of the last {days} sessions ({held} = sessions in a row it held, "
+                           f"counted back from today, up to {days})",
+                   noun=f"{a.what} on each of the last {days} sessions")
+
+
+def e_prior(ctx: Ctx, p: dict) -> Measure:
+    """A condition as of the session before today ("an inside day after a gap up": the gap was
+    yesterday's), evaluated on the bars as they stood then."""
+    a = _as_of(ctx, p)
+    ctx.bars(f"{a.want} + 1", f"{a.need} + 1")
+    flag = ctx.var(f"{a.base}_yesterday")
+    return Measure([f"{flag} = {a.fn}(bars_before(bars, 1))"], flag=flag, report=[], score="0.0",
+                   formula=f"{flag}: {a.what}, as of yesterday's close (the session before today)",
+                   noun=f"{a.what} yesterday (the session before today)")
 
 
 def _plain(noun: str) -> str:
