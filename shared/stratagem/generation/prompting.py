@@ -379,6 +379,17 @@ _CONVENTIONS = (
     "avg_loss), 100 when avg_loss is 0. Request about 120 bars so the smoothing settles. "
     "Oversold < 30, overbought > 70."),
     "Bollinger bands = 20-day SMA +/- 2 population standard deviations (np.std) of the same closes.",
+    ("Other indicators, unless the idea states otherwise: stochastic %K over 14 sessions = 100 * "
+    "(close - lowest low) / (highest high - lowest low), %D = 3-session mean of %K (slow: %K averaged "
+    "over 3 first), oversold < 20; Williams %R over 14 sessions on its -100..0 scale, oversold < -80; "
+    "CCI over 20 sessions with the 0.015 constant and the mean absolute deviation; MFI over 14 "
+    "sessions, oversold < 20; Wilder's ADX with +DI/-DI over 14 sessions; Keltner channels = 20-day "
+    "EMA of the close +/- 2 x Wilder's 10-session ATR; OBV highs compare on-balance volume within the "
+    "window."),
+    ("Time words: \"in the last N days\" = on any of the last N sessions (today included), each "
+    "judged with the data of its own day; \"for N days\" / \"N days in a row\" = on each of them; "
+    "\"A after B\" = B on the session before A (today); an uptrend = close above its 50-day SMA and "
+    "the 50-day SMA above the 200-day."),
     ("52-week high = max of the last 252 highs; near the high = today's close within the stated "
     "percentage of it."),
     ("Check lengths before indexing: if len(closes) < the bars you need, return False. Guard every "
