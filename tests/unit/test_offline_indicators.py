@@ -469,3 +469,9 @@ def test_band_cross_slope_width_and_percent_b(pit, market):
         w = df["close"].to_numpy()[-20:]
         lo, hi = w.mean() - 2 * w.std(), w.mean() + 2 * w.std()
         assert _close(res["percent_b"], (w[-1] - lo) / (hi - lo), 1e-7), (sym, iso)
+
+
+def test_a_ranking_order_after_the_measure_is_kept():
+    assert GEN.parse("rank by RSI lowest first, top 5").ranking.descending is False
+    assert GEN.parse("rank by RSI, highest first").ranking.descending is True
+    assert GEN.parse("rank by RSI lowest first, top 5").ignored == ()

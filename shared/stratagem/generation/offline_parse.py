@@ -1487,14 +1487,22 @@ def find_ranking(text: str) -> tuple[Ranking, list[tuple[int, int]], str] | None
         if metric:
             kind, params, desc, end = metric
             top = _RANK_TOPN.search(text)
+            d = m.group("dir") or m.group("dir2")
+            order = _RANK_ORDER.match(text, end)  # "rank by RSI, lowest first"
+            if order:
+                d = "lowest" if order.group("asc") else "highest"
+                end = order.end()
             spans = [(m.start(), end)]
             n = None
             if top:
                 n = int(top.group("n"))
                 spans.append((top.start(), top.end()))
-            return (Ranking(kind, params, _direction(m.group("dir") or m.group("dir2"), desc), n, text[m.start():end]),
-                    spans, "")
+            return (Ranking(kind, params, _direction(d, desc), n, text[m.start():end]), spans, "")
     return None
+
+
+_RANK_ORDER = re.compile(r"\s*,?\s*(?:(?P<asc>lowest|smallest|least|low to high|ascending)|(?P<desc>highest|largest|biggest|most"
+                         r"|high to low|descending))(?:\s+(?:ones?\s+)?first)?\b")
 
 
 # --------------------------------------------------------------------------- sectors
