@@ -108,6 +108,18 @@ def thresholds(m: re.Match, default_op: str = ">=", negate: bool = False, scale:
     return out
 
 
+def directed(bounds: list[tuple[str, float]], down: bool) -> list[tuple[str, float]]:
+    """Bounds of a move with a stated direction: "gap up under 1%" is 0 < gap < 1, not any gap
+    below 1% (a gap down included); "down less than 3%" is -3 < change < 0."""
+    if not bounds:
+        return bounds
+    if down and all(op in (">", ">=") for op, _ in bounds) and all(v <= 0 for _, v in bounds):
+        return bounds + [("<", 0.0)]
+    if not down and all(op in ("<", "<=") for op, _ in bounds) and all(v >= 0 for _, v in bounds):
+        return [(">", 0.0)] + bounds
+    return bounds
+
+
 def cond_node(kind: str, params: dict, bounds: list[tuple[str, float]], text: str) -> Node | None:
     conds = [Condition(kind, dict(params), op, _clean(v), text) for op, v in bounds]
     if not conds:
@@ -186,13 +198,14 @@ def _gap_full(m: re.Match):
                  r"(?:\s+(?:the\s+)?(?:yesterday|prior|previous|last)(?:\s+day)?\s+close)?")
 def _gap_open(m: re.Match):
     down = m.group("dir") in ("lower", "below", "down", "<")
-    return cond_node("gap", {}, thresholds(m, ">=", negate=down), m.group(0))
+    return cond_node("gap", {}, directed(thresholds(m, ">=", negate=down), down), m.group(0))
 
 
 @rec("gap_pre", rf"{thr('%')}\s+(?:or more\s+)?(?:opening\s+)?gap(?:s|ped|ping)?(?:\s+(?P<dir>up|down|higher|lower))?")
 def _gap_pre(m: re.Match):
     down = m.group("dir") in ("down", "lower")
-    return cond_node("gap", {}, thresholds(m, ">=", negate=down), m.group(0))
+    bounds = thresholds(m, ">=", negate=down)
+    return cond_node("gap", {}, directed(bounds, down) if m.group("dir") else bounds, m.group(0))
 
 
 @rec("gap", rf"\b(?:opening\s+)?gap(?:s|ped|ping)?(?:\s+(?P<dir>up|down|higher|lower))?(?:\s+(?:by|of|at))?"
@@ -205,7 +218,8 @@ def _gap(m: re.Match):
         t = -GAP_DEFAULT_PCT if down else GAP_DEFAULT_PCT
         return noted(Condition("gap", {}, "<=" if down else ">=", t, m.group(0)),
                      f"a gap with no size means at least {GAP_DEFAULT_PCT:g}% (open vs previous close)")
-    return cond_node("gap", {}, thresholds(m, ">=", negate=down), m.group(0))
+    bounds = thresholds(m, ">=", negate=down)
+    return cond_node("gap", {}, directed(bounds, down) if m.group("dir") else bounds, m.group(0))
 
 
 # ---- earnings surprise (before fundamentals: 'eps' appears in both) ------------------
@@ -1308,8 +1322,11 @@ def _ret(m: re.Match, down: bool, default_lookback: int = 1, default_op: str = "
         n = 1
     else:
         n = _int(m, "n0", "n", default=default_lookback)
-    node = cond_node("return", {"lookback": n}, thresholds(m, default_op, negate=down), m.group(0))
-    return node
+    bounds = thresholds(m, default_op, negate=down)
+    # a stated direction ("up", "fell", "a drop of") bounds the move on that side of zero
+    directional = bool({"verb", "dir"} & {k for k, v in m.groupdict().items() if v}) or m.groupdict().get("noun") not in (
+        None, "return", "returns", "move", "change", "performance", "momentum", "price change", "rate of change", "roc")
+    return cond_node("return", {"lookback": n}, directed(bounds, down) if directional else bounds, m.group(0))
 
 
 @rec("return_metric", rf"\b(?:(?P<n0>\d+)d\s+)?(?:price\s+)?(?P<noun>momentum|returns?|performance|price change|change"
