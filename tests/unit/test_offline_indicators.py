@@ -127,6 +127,13 @@ CASES = [
     ("gap down less than 2%", AllOf((c("gap", ">", -2.0), c("gap", "<", 0.0)))),
     ("stocks up less than 2% today", AllOf((c("return", ">", 0.0, lookback=1), c("return", "<", 2.0, lookback=1)))),
     ("return over 20 days below 5%", c("return", "<", 5.0, lookback=20)),
+    ("a 5% pullback from the 20-day high", c("extreme_distance", "<=", -5.0, lookback=20, side="high")),
+    ("stocks that pulled back 10% from their recent high", c("extreme_distance", "<=", -10.0, lookback=20, side="high")),
+    ("down 20% from the all-time high", c("extreme_distance", "<=", -20.0, lookback=None, side="high")),
+    ("up more than 100% from the 52-week low", c("extreme_distance", ">", 100.0, lookback=252, side="low")),
+    ("MACD histogram turned positive today", c("macd_cross", fast=12, slow=26, signal=9, direction="up", line="signal")),
+    ("MACD(8,17,9) histogram turned negative", c("macd_cross", fast=8, slow=17, signal=9, direction="down", line="signal")),
+    ("MACD line crosses the zero line from below", c("macd_cross", fast=12, slow=26, signal=9, direction="up", line="zero")),
     ("gap and go", AllOf((c("gap", ">=", 2.0), c("body", ">", 0.0)))),
     ("gap and go: gap up 3% and close above the open", AllOf((c("gap", ">=", 3.0), c("body", ">", 0.0)))),
     ("fast MA (9) crosses slow MA (21)", c("ma_cross", fast=9, slow=21, ma="sma", direction="up")),
@@ -325,6 +332,7 @@ UNPLACED = [
     ("stocks up three days in a row with accelerating volume", "volume"),
     ("stocks that bounced off their 52-week low", "bounced"),
     ("stocks that gapped up on earnings", "earnings"),
+    ("stocks that are up more than 50% year to date", "year to date"),
 ]
 
 

@@ -26,6 +26,7 @@ SMA +/- 2 population std, golden cross = 50 SMA crossing above 200 SMA today.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from .base import GeneratedStrategy, GenerationRefused
 from .offline_emit import describe_condition, describe_node, emit
@@ -61,9 +62,19 @@ sma ema ma rsi macd atr bollinger bandwidth stoch willr cci adx mfi obv keltner 
 aroon trix supertrend pivot pivots fibonacci fib donchian vortex ppo tsi kama hma wma dema tema chaikin heikin renko
 vwap std zscore pe eps mcap de dividend dividends yield float shares outstanding last past within since straight
 consecutive row bounce bounced bounces bouncing rebound rebounds rebounded rebounding divergence diverging pullback
-pulled earnings
+pulled earnings yeartodate
 """.split())
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
+
+
+# normalised spellings shown to users as they would write them
+_READABLE = {"yeartodate": "year to date", "willr": "Williams %R", "stoch": "stochastic", "stochrsi": "stochastic RSI",
+             "pdi": "+DI", "mdi": "-DI", "ma": "moving average", "de": "debt to equity", "mcap": "market cap",
+             "pe": "P/E", "std": "standard deviations", "gapandgo": "gap and go"}
+
+
+def _readable(words: Iterable[str]) -> str:
+    return " ".join(_READABLE.get(w, w) for w in words)
 
 
 def unplaced(ignored: tuple[str, ...]) -> list[str]:
@@ -95,14 +106,14 @@ class OfflineGenerator:
         spec = parse_text(prompt)
         left = unplaced(spec.ignored)
         if spec.expr is None and spec.ranking is None:
-            named = (f" (not understood: {', '.join(repr(w) for w in dict.fromkeys(left))})" if left else "")
+            named = (f" (not understood: {', '.join(repr(_readable([w])) for w in dict.fromkeys(left))})" if left else "")
             raise GenerationRefused("no condition I can compute from daily bars or the data API was recognised in "
                                     f"this request{named}. {CAPABILITIES}")
         if left:
             understood = describe_node(spec.expr) if spec.expr is not None else "a ranking only"
             raise GenerationRefused(
-                f"part of this request was not understood: {' '.join(spec.ignored)!r} (it mentions "
-                f"{', '.join(repr(w) for w in dict.fromkeys(left))}). Building from the rest would drop a condition "
+                f"part of this request was not understood: {_readable(spec.ignored)!r} (it mentions "
+                f"{', '.join(repr(_readable([w])) for w in dict.fromkeys(left))}). Building from the rest would drop a condition "
                 f"you stated; what was understood: {understood}. Rephrase that part, or leave it out. {CAPABILITIES}")
         return spec
 

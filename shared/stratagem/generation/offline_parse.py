@@ -381,6 +381,24 @@ def _macd_word(m: re.Match):
     return Condition("macd_cross", p, None, None, m.group(0))
 
 
+@rec("macd_turn", rf"\b{_MACD}\s+(?:histogram|hist)\s+(?:turn(?:s|ed|ing)?|flip(?:s|ped|ping)?|cross(?:es|ed|ing)?|went|goes|moved?)"
+                  r"\s+(?:to\s+)?(?:above\s+)?(?P<sign>positive|negative|green|red|above\s+0|below\s+0|0)\b"
+                  rf"|\b{_MACD.replace('?P<', '?P<z')}(?:\s+line)?\s+(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing))\s+(?:the\s+)?(?:zero|0)"
+                  r"(?:\s+line)?\s+from\s+(?P<from>below|above)\b")
+def _macd_turn(m: re.Match):
+    g = m.groupdict()
+    f, sl, sg = (g["f"], g["s"], g["g"]) if g.get("f") else (g.get("zf"), g.get("zs"), g.get("zg"))
+    p = {"fast": int(f), "slow": int(sl), "signal": int(sg)} if f else dict(zip(("fast", "slow", "signal"), MACD))
+    if m.group("from"):
+        # the MACD line itself crosses zero
+        p.update(direction="up" if m.group("from") == "below" else "down", line="zero")
+        return Condition("macd_cross", p, None, None, m.group(0))
+    up = m.group("sign") in ("positive", "green", "above 0")
+    # the histogram (MACD minus signal) turning positive is MACD crossing above its signal line
+    p.update(direction="up" if up else "down", line="signal")
+    return Condition("macd_cross", p, None, None, m.group(0))
+
+
 @rec("macd_state", rf"\b{_MACD}(?:\s+line)?\s+(?:is\s+)?(?P<side>above|over|below|under|>|<)\s+(?:the\s+|its\s+)?"
                    rf"(?P<line>signal(?:\s+line)?|zero(?:\s+line)?|0)\b|\b{_MACD.replace('?P<', '?P<y')}\s+"
                    rf"(?:histogram\s+)?(?:is\s+)?(?P<sign>positive|negative)\b")
@@ -728,7 +746,27 @@ def _near(m: re.Match):
     return node if m.group("num") else noted(node, f"'near' a high/low means within {NEAR_EXTREME_PCT:g}%")
 
 
-@rec("off_extreme", rf"{thr('%')}\s+(?P<dir>below|off|from|under|beneath|above|over)\s+(?:the\s+|its\s+|their\s+)?"
+RECENT_HIGH_LOOKBACK = 20  # "its recent high": the last 20 sessions
+
+
+@rec("pullback_from_high", rf"(?:\b(?:pull(?:ed|s|ing)?\s+back|down|off|dropp?(?:ed|s|ing)?|fell|fall(?:s|ing|en)?|declin(?:ed|es|ing)"
+                           rf"|retreat(?:ed|s|ing)?|slid|sold\s+off|corrected|is|are|trades?|trading)\s+)?(?:by\s+)?{thr('%')}\s+"
+                           r"(?:(?:pullback|pull back|drop|decline|correction|retreat|fall|selloff|sell off|dip|drawdown)\s+)?"
+                           r"(?:from|off|below)\s+(?:the\s+|its\s+|their\s+|a\s+)?(?P<recent>recent\s+)?(?:(?P<n>\d+)d\s+)?"
+                           r"(?P<all>alltime\s+|record\s+)?(?:high|highs|peak|top)\b")
+def _pullback(m: re.Match):
+    if m.group("all"):
+        n = None
+    else:
+        n = _int(m, "n", default=RECENT_HIGH_LOOKBACK if m.group("recent") else NEW_HIGH_DEFAULT_LOOKBACK)
+    node = cond_node("extreme_distance", {"lookback": n, "side": "high"}, thresholds(m, ">=", negate=True), m.group(0))
+    if m.group("n") or m.group("all") or node is None:
+        return node
+    return noted(node, f"a high with no window is the {n}-session high" + (" ('recent')" if m.group("recent") else ""))
+
+
+@rec("off_extreme", rf"(?:\b(?:up|rallied|rose|risen|gained|climbed|bounced|down|fell|dropped)\s+)?{thr('%')}\s+"
+                    rf"(?P<dir>below|off|from|under|beneath|above|over)\s+(?:the\s+|its\s+|their\s+)?"
                     rf"{_EXT}\s+(?P<side>high|low)s?\b")
 def _off(m: re.Match):
     high = m.group("side") == "high"
@@ -1219,7 +1257,7 @@ _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_st
           "dmi", "keltner", "obv_extreme", "bb_squeeze", "close_location", "volume_trend", "return_multiple",
           "range_expansion_word", "range_atr", "prev_bar", "ma_within", "earnings_pct", "volume_by_pct", "dollar_volume",
           "bollinger_breakout", "gap_and_go", "extreme_close", "ma_list", "ma_near", "ma_slope", "band_cross", "bb_width",
-          "percent_b", "volume_dry", "streak_days")
+          "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 

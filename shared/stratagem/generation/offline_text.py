@@ -330,6 +330,8 @@ def normalize(prompt: str) -> str:
     text = re.sub(r"\b(upper|lower|top|bottom)\s+bands?\b", r"\1 bollinger", text)
     text = re.sub(r"\b(\d+(?:\.\d+)?)\s*std\s+(upper|lower|top|bottom)\s+bollinger\b", r"\2 \1 std bollinger", text)
     text = re.sub(r"\bgap\s+(?:and|&|n)\s+go\b", "gapandgo", text)
+    # the return since the year began is not a 252-session return: keep it apart (not understood)
+    text = re.sub(r"\b(?:252d\s+to\s+date|ytd)\b", "yeartodate", text)
     text = re.sub(r"(\d)\s+%", r"\1%", text)
     text = re.sub(r"(\d)\s+x\b", r"\1x", text)
     text = re.sub(r"\$\s+(\d)", r"$\1", text)
