@@ -326,7 +326,7 @@ UNPLACED = [
     ("weekly close above the prior week's high", "weekly"),
     ("RSI divergence with price", "divergence"),
     ("RSI below 30 and the Ichimoku cloud turning green", "ichimoku"),
-    ("stochastic RSI oversold", "stochrsi"),
+    ("stochastic RSI oversold", "stochastic RSI"),
     ("price above the parabolic SAR", "sar"),
     ("a golden cross 5 days ago", "5"),  # "N days ago" exactly is not read: never today's cross instead
     ("stocks up three days in a row with accelerating volume", "volume"),
