@@ -749,12 +749,15 @@ def _near(m: re.Match):
 RECENT_HIGH_LOOKBACK = 20  # "its recent high": the last 20 sessions
 
 
-@rec("pullback_from_high", rf"(?:\b(?:pull(?:ed|s|ing)?\s+back|down|off|dropp?(?:ed|s|ing)?|fell|fall(?:s|ing|en)?|declin(?:ed|es|ing)"
-                           rf"|retreat(?:ed|s|ing)?|slid|sold\s+off|corrected|is|are|trades?|trading)\s+)?(?:by\s+)?{thr('%')}\s+"
-                           r"(?:(?:pullback|pull back|drop|decline|correction|retreat|fall|selloff|sell off|dip|drawdown)\s+)?"
-                           r"(?:from|off|below)\s+(?:the\s+|its\s+|their\s+|a\s+)?(?P<recent>recent\s+)?(?:(?P<n>\d+)d\s+)?"
-                           r"(?P<all>alltime\s+|record\s+)?(?:high|highs|peak|top)\b")
+@rec("pullback_from_high", rf"(?:\b(?P<verb>pull(?:ed|s|ing)?\s+back|down|off|dropp?(?:ed|s|ing)?|fell|fall(?:s|ing|en)?"
+                           rf"|declin(?:ed|es|ing)|retreat(?:ed|s|ing)?|slid|sold\s+off|corrected|is|are|trades?|trading)\s+)?"
+                           rf"(?:by\s+)?{thr('%')}\s+(?P<noun>(?:pullback|pull back|drop|decline|correction|retreat|fall|selloff"
+                           r"|sell off|dip|drawdown)\s+)?(?:from|off|below)\s+(?:the\s+|its\s+|their\s+|a\s+)?(?P<recent>recent\s+)?"
+                           r"(?:(?P<n>\d+)d\s+)?(?P<all>alltime\s+|record\s+)?(?P<word>high|highs|peak|top)\b(?!\s+of\s+the\s+day)")
 def _pullback(m: re.Match):
+    moved = m.group("noun") or (m.group("verb") or "") not in ("", "is", "are", "trades", "trade", "trading")
+    if not (m.group("n") or m.group("recent") or m.group("all") or moved or m.group("word") != "high"):
+        return None  # "5% below the high": which high is not said
     if m.group("all"):
         n = None
     else:
