@@ -355,6 +355,12 @@ def test_tickers_beside_indicator_names_are_tickers():
     assert GEN.parse("FIND STOCKS WITH RSI BELOW 30").tickers == ()
 
 
+def test_lower_case_tickers_are_tickers_or_refused_by_name():
+    assert GEN.parse("alert me when nvda breaks above its 50 day moving average").tickers == ("NVDA",)
+    with pytest.raises(GenerationRefused, match="crwd.*capitals"):
+        GEN.parse("alert me when crwd gaps up 3%")  # never a scan of every stock instead
+
+
 def test_company_names_become_tickers():
     assert GEN.parse("Apple gaps up").tickers == ("AAPL",)
     assert GEN.parse("alert me when Microsoft's RSI drops below 30").tickers == ("MSFT",)

@@ -84,7 +84,13 @@ def unplaced(ignored: tuple[str, ...]) -> list[str]:
     for w in ignored:
         if w in UNPLACED_TERMS or (_NUMBER.fullmatch(w) and not (len(w) == 4 and 1900 <= int(w) <= 2100)):
             out.append(w)
+        elif _TICKER_LIKE.fullmatch(w):
+            out.append(w)  # "when crwd gaps up": a ticker in lower case, not a word to drop
     return out
+
+
+# two to five letters without a vowel: a ticker written in lower case, not an English word
+_TICKER_LIKE = re.compile(r"[b-df-hj-np-tv-xz]{2,5}")
 
 
 class OfflineGenerator:
@@ -114,7 +120,9 @@ class OfflineGenerator:
             raise GenerationRefused(
                 f"part of this request was not understood: {_readable(spec.ignored)!r} (it mentions "
                 f"{', '.join(repr(_readable([w])) for w in dict.fromkeys(left))}). Building from the rest would drop a condition "
-                f"you stated; what was understood: {understood}. Rephrase that part, or leave it out. {CAPABILITIES}")
+                f"you stated; what was understood: {understood}. Rephrase that part, or leave it out"
+                + (" (write tickers in capitals or as $TICKER)" if any(_TICKER_LIKE.fullmatch(w) for w in left) else "")
+                + f". {CAPABILITIES}")
         return spec
 
     def generate(self, prompt: str, feedback: list[str] | None = None) -> GeneratedStrategy:

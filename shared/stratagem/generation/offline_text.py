@@ -132,8 +132,17 @@ _COMPANY_RE = re.compile(r"(?<![\w$])(" + "|".join(re.escape(k) for k in sorted(
                          + r")(?:'s)?(?:\s+(?:inc|corp|corporation|co)\b\.?)?(?![\w-])", re.IGNORECASE)
 
 
+# Well-known tickers written in lower case ("alert me when nvda gaps up"); not ones that are also
+# English words ("cost", "ma", "cat", "shop", "spot", "hd", "ko", "pg", "gs", "ba", "dis", "mu").
+_LOWER_TICKERS = ("aapl", "msft", "goog", "googl", "ibm", "fb", "amzn", "tsla", "nvda", "nflx", "intc", "amd", "adbe",
+                  "pypl", "wmt", "xom", "cvx", "pfe", "jpm", "pep", "mcd", "sbux", "qcom", "avgo", "jnj", "csco",
+                  "orcl", "abnb", "baba", "pltr", "unh", "mrk", "nke", "spy", "qqq", "iwm", "meta", "brk.b")
+_LOWER_TICKER_RE = re.compile(r"(?<![\w$])(" + "|".join(re.escape(t) for t in _LOWER_TICKERS) + r")(?:'s)?(?![\w-])")
+
+
 def _mark_companies(text: str) -> str:
-    return _COMPANY_RE.sub(lambda m: " $" + COMPANY_TICKERS[m.group(1).lower()] + " ", text)
+    text = _COMPANY_RE.sub(lambda m: " $" + COMPANY_TICKERS[m.group(1).lower()] + " ", text)
+    return _LOWER_TICKER_RE.sub(lambda m: " $" + m.group(1).upper() + " ", text)
 
 
 def _mark_tickers(text: str) -> str:
