@@ -353,6 +353,7 @@ def test_tickers_beside_indicator_names_are_tickers():
     # capitals for a ticker and an indicator, with lower-case words: not shouting
     assert GEN.parse("AAPL RSI above 70").tickers == ("AAPL",)
     assert GEN.parse("FIND STOCKS WITH RSI BELOW 30").tickers == ()
+    assert GEN.parse("AAPL AND MSFT RSI BELOW 30").tickers == ("AAPL", "MSFT")  # well-known tickers, even shouted
 
 
 def test_lower_case_tickers_are_tickers_or_refused_by_name():

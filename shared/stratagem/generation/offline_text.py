@@ -137,7 +137,9 @@ _COMPANY_RE = re.compile(r"(?<![\w$])(" + "|".join(re.escape(k) for k in sorted(
 _LOWER_TICKERS = ("aapl", "msft", "goog", "googl", "ibm", "fb", "amzn", "tsla", "nvda", "nflx", "intc", "amd", "adbe",
                   "pypl", "wmt", "xom", "cvx", "pfe", "jpm", "pep", "mcd", "sbux", "qcom", "avgo", "jnj", "csco",
                   "orcl", "abnb", "baba", "pltr", "unh", "mrk", "nke", "spy", "qqq", "iwm", "meta", "brk.b")
-_LOWER_TICKER_RE = re.compile(r"(?<![\w$])(" + "|".join(re.escape(t) for t in _LOWER_TICKERS) + r")(?:'s)?(?![\w-])")
+# any case: in an all-capitals prompt ("AAPL MSFT RSI BELOW 30") these are still tickers
+_LOWER_TICKER_RE = re.compile(r"(?<![\w$])(" + "|".join(re.escape(t) for t in _LOWER_TICKERS) + r")(?:'s)?(?![\w-])",
+                              re.IGNORECASE)
 
 
 def _mark_companies(text: str) -> str:
