@@ -17,7 +17,7 @@ import pytest
 from stratagem.data.pit import PointInTime
 from stratagem.data.store import iso_to_day
 from stratagem.generation.base import GenerationRefused
-from stratagem.generation.offline import AllOf, Condition, OfflineGenerator
+from stratagem.generation.offline import AllOf, Condition, Not, OfflineGenerator
 from stratagem.sandbox.policy import check
 from stratagem.sandbox.runtime import LoadedStrategy
 
@@ -134,6 +134,18 @@ CASES = [
     ("MACD histogram turned positive today", c("macd_cross", fast=12, slow=26, signal=9, direction="up", line="signal")),
     ("MACD(8,17,9) histogram turned negative", c("macd_cross", fast=8, slow=17, signal=9, direction="down", line="signal")),
     ("MACD line crosses the zero line from below", c("macd_cross", fast=12, slow=26, signal=9, direction="up", line="zero")),
+    ("EMA(8) > EMA(21) > EMA(55)", AllOf((c("ma_spread", ">", 0.0, fast=8, slow=21, ma="ema"),
+                                         c("ma_spread", ">", 0.0, fast=21, slow=55, ma="ema")))),
+    ("EMA(55) < EMA(21) < EMA(8)", AllOf((c("ma_spread", ">", 0.0, fast=21, slow=55, ma="ema"),
+                                         c("ma_spread", ">", 0.0, fast=8, slow=21, ma="ema")))),
+    ("breakout: close above the highest high of the last 20 days", c("breakout", lookback=20, side="high")),
+    ("Donchian channel breakout (55 days)", c("breakout", lookback=55, side="high")),
+    ("close below the lowest low of the past 10 days", c("breakout", lookback=10, side="low")),
+    ("today's range is the smallest in 10 days", c("candle", pattern="narrow_range", lookback=10)),
+    ("close crosses above upper Bollinger Band (20, 2.5)", AllOf((
+        c("bollinger", period=20, width=2.5, band="upper", mode="close"),
+        Not(Condition("prior", {"kind": "bollinger", "params": (("band", "upper"), ("mode", "close"), ("period", 20),
+                                                                ("width", 2.5)), "op": None, "threshold": None}))))),
     ("gap and go", AllOf((c("gap", ">=", 2.0), c("body", ">", 0.0)))),
     ("gap and go: gap up 3% and close above the open", AllOf((c("gap", ">=", 3.0), c("body", ">", 0.0)))),
     ("fast MA (9) crosses slow MA (21)", c("ma_cross", fast=9, slow=21, ma="sma", direction="up")),

@@ -777,6 +777,23 @@ def _off(m: re.Match):
                      thresholds(m, ">=", negate=high), m.group(0))
 
 
+@rec("breakout_extreme", r"\b(?:clos(?:e|es|ed|ing)|break(?:s|ing)?|broke|mov(?:es|ed|ing)|trad(?:es|ed|ing)|price)\s+(?:is\s+)?"
+                         r"(?P<dir>above|over|>|below|under|<)\s+(?:the\s+)?(?P<w>highest\s+high|lowest\s+low)\s+(?:of|in|over|for)\s+"
+                         r"(?:the\s+)?(?:past|last|prior|previous)?\s*(?P<n>\d+)d\b"
+                         r"|\bdonchian(?:\s+channels?)?\s+(?P<w2>breakout|breakdown)s?(?:\s*\(?\s*(?P<n2>\d+)d?\s*\)?)?")
+def _breakout_extreme(m: re.Match):
+    if m.group("w2"):
+        up = m.group("w2") == "breakout"
+        n = _int(m, "n2", default=BREAKOUT_DEFAULT_LOOKBACK)
+    else:
+        up = m.group("w").startswith("highest")
+        if up != (m.group("dir") in ("above", "over", ">")):
+            return None  # "below the highest high" is not a breakout
+        n = int(m.group("n"))
+    # the window is the previous n sessions: today's bar is what breaks out of it
+    return Condition("breakout", {"lookback": n, "side": "high" if up else "low"}, None, None, m.group(0))
+
+
 @rec("breakout", r"\b(?:break(?:s|ing)?\s*out|broke\s*out|breakout|clos(?:e|es|ed|ing)|break(?:s|ing)?|broke|mov(?:es|ed|ing)"
                  r"|trad(?:es|ed|ing)|breakdown|breaking down|breaks down|broke down|drop(?:s|ped|ping)?|fall(?:s|ing)?|fell"
                  r"|sink(?:s|ing)?|sank|dip(?:s|ped|ping)?|ris(?:es|ing)|rose|jump(?:s|ed|ing)?|push(?:es|ed|ing)?)\s+(?P<dir>above|over|past|through|to|below"
@@ -853,9 +870,11 @@ def _engulf(m: re.Match):
 
 
 @rec("narrow_range", r"\bnr(?P<n>\d+)\b|\bnarrowest\s+(?:daily\s+)?range\s+(?:in|of)\s+(?:the\s+)?(?:past|last)?\s*(?P<n2>\d+)d\b"
-                     r"|\bnarrow(?:est)?\s+range\s+(?P<n3>\d+)\b(?:\s*\(\s*nr(?P=n3)\s*\))?")
+                     r"|\bnarrow(?:est)?\s+range\s+(?P<n3>\d+)\b(?:\s*\(\s*nr(?P=n3)\s*\))?"
+                     r"|\b(?:today\s+|daily\s+)?range\s+(?:is\s+)?(?:the\s+)?(?:smallest|narrowest|tightest)\s+(?:in|of)\s+"
+                     r"(?:the\s+)?(?:past|last)?\s*(?P<n4>\d+)d\b")
 def _nr(m: re.Match):
-    return Condition("candle", {"pattern": "narrow_range", "lookback": _int(m, "n", "n2", "n3", default=7)},
+    return Condition("candle", {"pattern": "narrow_range", "lookback": _int(m, "n", "n2", "n3", "n4", default=7)},
                      None, None, m.group(0))
 
 
@@ -1178,7 +1197,8 @@ def _trend(m: re.Match):
 
 
 @rec("band_cross", r"\b(?:price\s+|close\s+|stock\s+)?(?:cross(?:es|ed|ing)?|breaks?|broke|mov(?:es|ed))\s+(?P<side>above|over|below|under)"
-                   r"\s+(?:the\s+)?(?P<band>upper|lower|top|bottom)\s+(?P<kind>bollinger|keltner)\b")
+                   r"\s+(?:the\s+)?(?P<band>upper|lower|top|bottom)\s+(?P<kind>bollinger|keltner)\b"
+                   r"(?:\s*\(\s*(?P<an>\d+)d?\s*,\s*(?P<ak>\d+(?:\.\d+)?)\s*(?:std)?\s*\))?")
 def _band_cross(m: re.Match):
     lower = m.group("band") in ("lower", "bottom")
     if m.group("kind") == "keltner":
@@ -1186,7 +1206,8 @@ def _band_cross(m: re.Match):
         cond = Condition("keltner", {"period": n, "mult": mult, "atr": atr_n, "band": "lower" if lower else "upper"},
                          None, None, m.group(0))
     else:
-        cond = Condition("bollinger", {"period": BOLLINGER_PERIOD, "width": BOLLINGER_WIDTH,
+        cond = Condition("bollinger", {"period": _int(m, "an", default=BOLLINGER_PERIOD),
+                                       "width": float(m.group("ak") or BOLLINGER_WIDTH),
                                        "band": "lower" if lower else "upper", "mode": "close"}, None, None, m.group(0))
     # crossing = beyond the band today, not beyond it yesterday
     return AllOf((cond, Not(_prior(cond))))
@@ -1260,7 +1281,7 @@ _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_st
           "dmi", "keltner", "obv_extreme", "bb_squeeze", "close_location", "volume_trend", "return_multiple",
           "range_expansion_word", "range_atr", "prev_bar", "ma_within", "earnings_pct", "volume_by_pct", "dollar_volume",
           "bollinger_breakout", "gap_and_go", "extreme_close", "ma_list", "ma_near", "ma_slope", "band_cross", "bb_width",
-          "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn")
+          "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn", "breakout_extreme")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 
@@ -1631,6 +1652,7 @@ def parse_text(prompt: str) -> Spec:
             hits.append(hit)
             claimed.append((a, b))
     hits.sort(key=lambda h: h.start)
+    _chain_averages(text, hits)
     for h in hits:
         _within(text, h, free)
         _persist(text, h, free)
@@ -1745,6 +1767,26 @@ def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
         h.end = m.end()
     else:
         h.start = head.start()
+
+
+def _chain_averages(text: str, hits: list[Hit]) -> None:
+    """"EMA(8) > EMA(21) > EMA(55)": the second comparison's subject is the 21-day EMA, not the
+    close (a moving average compared with nothing before it reads as the close otherwise)."""
+    for a, b in zip(hits, hits[1:]):
+        na, nb = a.node, b.node
+        if not (isinstance(na, Condition) and isinstance(nb, Condition) and na.kind == "ma_spread"
+                and nb.kind == "ma_distance" and nb.threshold == 0 and text[a.end:b.start].strip() == ""
+                and re.match(r"\s*(?:>|<|(?:above|below|over|under)\b)", text[b.start:])):
+            continue
+        # the right-hand average of the first comparison, as written
+        fast, slow = int(re.findall(r"(\d+)d", text[a.start:a.end])[-1]), nb.params["period"]
+        above = nb.op in (">", ">=")
+        if fast == slow:
+            continue
+        if fast > slow:
+            fast, slow, above = slow, fast, not above
+        b.node = Condition("ma_spread", {"fast": fast, "slow": slow, "ma": nb.params["ma"]}, ">" if above else "<", 0.0,
+                           nb.text)
 
 
 _AFTER = re.compile(r"\bafter\b|\bfollowing\b")
