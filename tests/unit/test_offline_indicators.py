@@ -146,6 +146,8 @@ CASES = [
         c("bollinger", period=20, width=2.5, band="upper", mode="close"),
         Not(Condition("prior", {"kind": "bollinger", "params": (("band", "upper"), ("mode", "close"), ("period", 20),
                                                                 ("width", 2.5)), "op": None, "threshold": None}))))),
+    ("stocks with market cap between 1 and 10 billion", AllOf((c("fundamental", ">=", 1e9, field="market_cap"),
+                                                              c("fundamental", "<=", 1e10, field="market_cap")))),
     ("gap and go", AllOf((c("gap", ">=", 2.0), c("body", ">", 0.0)))),
     ("gap and go: gap up 3% and close above the open", AllOf((c("gap", ">=", 3.0), c("body", ">", 0.0)))),
     ("fast MA (9) crosses slow MA (21)", c("ma_cross", fast=9, slow=21, ma="sma", direction="up")),
@@ -345,6 +347,9 @@ UNPLACED = [
     ("stocks that bounced off their 52-week low", "bounced"),
     ("stocks that gapped up on earnings", "earnings"),
     ("stocks that are up more than 50% year to date", "year to date"),
+    ("non-tech stocks making new highs", "not in technology"),  # never the tech stocks themselves
+    ("stocks not in the technology sector with P/E under 20", "not in technology"),
+    ("top 3 stocks by 1-month return in each sector", "each"),
 ]
 
 
@@ -506,3 +511,9 @@ def test_a_ranking_order_after_the_measure_is_kept():
     assert GEN.parse("rank by RSI lowest first, top 5").ranking.descending is False
     assert GEN.parse("rank by RSI, highest first").ranking.descending is True
     assert GEN.parse("rank by RSI lowest first, top 5").ignored == ()
+
+
+def test_a_sector_and_a_ranking_together_parse():
+    # the leftover text kept its positions while tickers and sectors were blanked (an IndexError before)
+    spec = GEN.parse("top 10 tech stocks by market cap")
+    assert spec.sectors == ("Technology",) and spec.ranking.limit == 10 and spec.ignored == ()

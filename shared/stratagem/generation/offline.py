@@ -62,7 +62,7 @@ sma ema ma rsi macd atr bollinger bandwidth stoch willr cci adx mfi obv keltner 
 aroon trix supertrend pivot pivots fibonacci fib donchian vortex ppo tsi kama hma wma dema tema chaikin heikin renko
 vwap std zscore pe eps mcap de dividend dividends yield float shares outstanding last past within since straight
 consecutive row bounce bounced bounces bouncing rebound rebounds rebounded rebounding divergence diverging pullback
-pulled earnings yeartodate
+pulled earnings yeartodate each growth
 """.split())
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
 
@@ -74,7 +74,8 @@ _READABLE = {"yeartodate": "year to date", "willr": "Williams %R", "stoch": "sto
 
 
 def _readable(words: Iterable[str]) -> str:
-    return " ".join(_READABLE.get(w, w) for w in words)
+    return " ".join(_READABLE.get(w, "not in " + w[4:].replace("-", " ") + " (excluding a sector is not supported)"
+                                  if w.startswith("not-") else w) for w in words)
 
 
 def unplaced(ignored: tuple[str, ...]) -> list[str]:
@@ -82,7 +83,7 @@ def unplaced(ignored: tuple[str, ...]) -> list[str]:
     numbers count, years (1900-2100) do not."""
     out = []
     for w in ignored:
-        if w in UNPLACED_TERMS or (_NUMBER.fullmatch(w) and not (len(w) == 4 and 1900 <= int(w) <= 2100)):
+        if w in UNPLACED_TERMS or w.startswith("not-") or (_NUMBER.fullmatch(w) and not (len(w) == 4 and 1900 <= int(w) <= 2100)):
             out.append(w)
         elif _TICKER_LIKE.fullmatch(w):
             out.append(w)  # "when crwd gaps up": a ticker in lower case, not a word to drop

@@ -1688,13 +1688,17 @@ def parse_text(prompt: str) -> Spec:
         t = tm.group(1).upper()
         if t not in tickers:
             tickers.append(t)
-    leftover = re.sub(r"\bsym_[a-z.]+\b", " ", leftover)
+    # blanking keeps every position, so the ranking's spans below still line up
+    leftover = re.sub(r"\bsym_[a-z.]+\b", lambda m: " " * len(m.group(0)), leftover)
     sectors: list[str] = []
+    excluded: list[str] = []
     for sm in _SECTOR_RE.finditer(leftover):
         sec = sector_of(sm.group("s"))
-        if sec and sec not in sectors:
+        if sec and _SECTOR_NEG.search(text[max(0, sm.start() - 30):sm.start()]):
+            excluded.append(sec)  # "non-tech", "not in the technology sector", "excluding banks"
+        elif sec and sec not in sectors:
             sectors.append(sec)
-    leftover = _SECTOR_RE.sub(" ", leftover)
+    leftover = _SECTOR_RE.sub(lambda m: " " * len(m.group(0)), leftover)
     if ranking is not None and found:
         chars = list(leftover)
         for a, b in found[1]:
@@ -1703,8 +1707,16 @@ def parse_text(prompt: str) -> Spec:
         leftover = "".join(chars)
     ignored = tuple(w for w in re.findall(r"[a-z][a-z'\-]*|\d+(?:\.\d+)?%?", leftover)
                     if w not in _FILLER and not _NEG.fullmatch(w) and (len(w) > 1 or w.isdigit()))
+    if excluded:
+        # Only "in these sectors" can be expressed; dropping the "not" would select the very sector
+        # the user excluded, so the word stays unplaced and the request is refused by name.
+        ignored = ignored + tuple(f"not-{sec.lower().replace(' ', '-')}" for sec in excluded)
     return Spec(prompt=prompt, expr=expr, tickers=tuple(tickers), sectors=tuple(sectors), ranking=ranking,
                 defaults=tuple(dict.fromkeys(notes)), ignored=ignored, normalized=text)
+
+
+_SECTOR_NEG = re.compile(r"(?:\bnon\s*-?\s*|\bnot\s+(?:in\s+)?(?:the\s+|a\s+)?|\bexcluding\s+(?:the\s+)?|\bexcept\s+(?:for\s+)?(?:the\s+)?"
+                         r"|\bex\s*-?\s*|\bother\s+than\s+(?:the\s+)?|\boutside\s+(?:of\s+)?(?:the\s+)?|\bwithout\s+(?:the\s+)?)$")
 
 
 #: Patterns that may be asked for "in the last N days" (a cross, a candle, a new high...)

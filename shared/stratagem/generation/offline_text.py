@@ -210,6 +210,9 @@ def _money(text: str) -> str:
         return dollar + fmt_number(round(float(m.group(2)) * _UNITS[m.group(3)], 6))
 
     long_units = "trillion|billion|million|thousand|tn|bn|bil|mln|mil|mm|mn"
+    # "between 1 and 10 billion": the unit belongs to both numbers
+    text = re.sub(rf"\bbetween\s+(\$?)\s*(\d+(?:\.\d+)?)\s+(and|to)\s+(\$?)\s*(\d+(?:\.\d+)?)\s*({long_units}|t|b|m|k)\b",
+                  r"between \1\2 \6 \3 \4\5 \6", text)
     text = re.sub(rf"(?:(\$)\s*)?\b(\d+(?:\.\d+)?)\s*({long_units})\b(?:\s+dollars)?", unit, text)
     text = re.sub(r"(?:(\$)\s*)?\b(\d+(?:\.\d+)?)\s?(t|b|m|k)\b(?!-)", unit, text)
     text = re.sub(r"\b(\d+(?:\.\d+)?)\s+(?:dollars|usd)\b", r"$\1", text)
