@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from stratagem.data.pit import PointInTime
 from stratagem.data.store import iso_to_day
 from stratagem.generation.base import GenerationRefused
@@ -517,3 +519,31 @@ def test_a_sector_and_a_ranking_together_parse():
     # the leftover text kept its positions while tickers and sectors were blanked (an IndexError before)
     spec = GEN.parse("top 10 tech stocks by market cap")
     assert spec.sectors == ("Technology",) and spec.ranking.limit == 10 and spec.ignored == ()
+
+
+FRAGMENTS = ["gap up 3%", "RSI below 30", "above the 200 day moving average", "volume 2x average", "new 52-week high",
+             "tech stocks", "top 10 by momentum", "hammer", "in the last 5 days", "for 3 days in a row",
+             "after a gap down", "not near its 52-week high", "MSFT", "Apple", "stochastic below 20",
+             "Williams %R under -80", "P/E under 15", "between 10 and 20", "rank by RSI lowest first",
+             "bollinger squeeze", "OBV new 20 day high", "ADX above 25", "closes above yesterday's high",
+             "within 2% of the 50 day moving average", "or", "and", "but not", "with", "non-tech", "energy",
+             "doubled in a year", "%B above 1", "EMA(8) > EMA(21) > EMA(55)", "dollar volume above $5M"]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=4))
+def test_any_mix_of_phrases_is_built_and_runs_or_refused(pit, market, parts):
+    """Whatever the mix, the generator either refuses with GenerationRefused or emits code that
+    passes the sandbox policy and runs on real data (a sector with a ranking used to crash it)."""
+    prompt = " ".join(parts)
+    try:
+        code = GEN.generate(prompt).code
+    except GenerationRefused:
+        return
+    assert check(code) == [], prompt
+    strategy = LoadedStrategy(code, pit.functions())
+    for iso in ("2012-05-18", "2013-02-28"):
+        pit.set_asof(iso_to_day(iso))
+        for sym in market.symbols:
+            res = strategy.classify(sym)
+            assert res is False or isinstance(res["signal"], bool), (prompt, sym, res)
