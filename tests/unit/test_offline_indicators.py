@@ -547,3 +547,13 @@ def test_any_mix_of_phrases_is_built_and_runs_or_refused(pit, market, parts):
         for sym in market.symbols:
             res = strategy.classify(sym)
             assert res is False or isinstance(res["signal"], bool), (prompt, sym, res)
+
+
+def test_ranking_by_pe_leaves_out_losses():
+    # P/E -3 (a loss) is not cheaper than P/E 8: it does not rank at all
+    code = GEN.generate("5 cheapest stocks by P/E").code
+    for pe, ranks in ((-3.0, False), (0.0, False), (8.0, True)):
+        strategy = LoadedStrategy(code, {"get_fundamental_data": lambda symbol, pe=pe: {"pe_ratio": pe}})
+        res = strategy.classify("X")
+        assert bool(res and res["signal"]) is ranks, (pe, res)
+    assert GEN.parse("5 cheapest stocks by P/E").ranking.descending is False

@@ -1775,6 +1775,10 @@ def emit(spec: Spec) -> Emitted:
         body.append("    return False")
     body += cond_lines
     signal = _render(spec.expr, flags) if spec.expr is not None else "True"
+    if spec.ranking is not None and spec.ranking.kind == "fundamental" and spec.ranking.params.get("field") == "pe_ratio":
+        # a P/E of zero or below is a loss, not a cheap stock: it never ranks (either way)
+        pe = measures[spec.ranking.measure_key].value
+        signal = f"{pe} > 0" if signal == "True" else f"({signal}) and {pe} > 0"
     body.append(f"signal = {signal}")
 
     # score

@@ -1560,6 +1560,14 @@ def find_ranking(text: str) -> tuple[Ranking, list[tuple[int, int]], str] | None
                 d = "lowest"
             n = _int(m, "n", "n2")
             return (Ranking(kind, params, _direction(d, desc), n, text[m.start():end]), [(m.start(), end)], "")
+    m = _RANK_SUPERLATIVE.search(text)
+    if m:
+        metric = _metric_at(text, m.end())
+        if metric:
+            # "the 5 cheapest stocks by P/E", "largest companies by market cap"
+            kind, params, desc, end = metric
+            return (Ranking(kind, params, _direction(m.group("dir"), desc), _int(m, "n"), text[m.start():end]),
+                    [(m.start(), end)], "")
     m = _RANK_BY.search(text)
     if m:
         metric = _metric_at(text, m.end())
@@ -1580,6 +1588,9 @@ def find_ranking(text: str) -> tuple[Ranking, list[tuple[int, int]], str] | None
     return None
 
 
+_RANK_SUPERLATIVE = re.compile(
+    r"\b(?:the\s+)?(?:(?P<n>\d+)\s+)?(?P<dir>cheapest|largest|biggest|smallest|highest|lowest|strongest|weakest|best|worst)"
+    r"\s+(?:stocks?|symbols?|names?|tickers?|companies|equities|shares)\s+(?:by|on|in terms of|ranked by|sorted by)\s+")
 _RANK_ORDER = re.compile(r"\s*,?\s*(?:(?P<asc>lowest|smallest|least|low to high|ascending)|(?P<desc>highest|largest|biggest|most"
                          r"|high to low|descending))(?:\s+(?:ones?\s+)?first)?\b")
 
