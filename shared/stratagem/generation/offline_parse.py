@@ -194,6 +194,13 @@ def _gap_full(m: re.Match):
     return Condition("gap", {"ref": "low"}, "<", 0.0, m.group(0))
 
 
+@rec("open_vs_close", r"\bopen(?:s|ed|ing)?\s+(?P<dir>above|over|higher than|>|below|under|lower than|<)\s+(?:the\s+)?"
+                      r"(?:previous|prior|yesterday|last)\s*(?:day|session)?\s+close\b")
+def _open_vs_close(m: re.Match):
+    up = m.group("dir") in ("above", "over", "higher than", ">")
+    return Condition("gap", {}, ">" if up else "<", 0.0, m.group(0))
+
+
 @rec("gap_open", rf"\bopen(?:s|ed|ing)?\s+(?:up\s+|down\s+)?{thr('%')}\s+(?P<dir>higher|lower|above|below|up|down|>|<)"
                  r"(?:\s+(?:the\s+)?(?:yesterday|prior|previous|last)(?:\s+day)?\s+close)?")
 def _gap_open(m: re.Match):
@@ -1242,12 +1249,14 @@ def _streak_days(m: re.Match):
 _PREV = r"(?:the\s+)?(?:previous|prior|yesterday|last)\s*(?:day|session|bar|candle)?"
 
 
-@rec("prev_bar", rf"\b(?P<f>clos(?:e|es|ed|ing)|high|low)\s+(?:is\s+|was\s+)?(?P<dir>above|over|>|below|under|<)\s+{_PREV}\s+"
-                 rf"(?P<ref>high|low|close|open)\b"
+@rec("prev_bar", rf"\b(?P<f>clos(?:e|es|ed|ing)|price|high|low|volume)\s+(?:is\s+|was\s+)?(?P<dir>above|over|>|below|under|<)\s+"
+                 rf"{_PREV}\s+(?P<ref>high|low|close|open|volume)\b"
                  rf"|\b(?P<dir2>higher|lower)\s+(?P<f2>high|low|close)\s+(?:than|>|<)?\s*{_PREV}(?:\s+(?P<ref2>high|low|close))?\b")
 def _prev_bar(m: re.Match):
     if m.group("f"):
-        field = "close" if m.group("f").startswith("clos") else m.group("f")
+        field = "close" if m.group("f").startswith("clos") or m.group("f") == "price" else m.group("f")
+        if (field == "volume") != (m.group("ref") == "volume"):
+            return None  # volume against a price, or a price against volume
         up = m.group("dir") in ("above", "over", ">")
         ref = m.group("ref")
     else:
@@ -1281,7 +1290,7 @@ _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_st
           "dmi", "keltner", "obv_extreme", "bb_squeeze", "close_location", "volume_trend", "return_multiple",
           "range_expansion_word", "range_atr", "prev_bar", "ma_within", "earnings_pct", "volume_by_pct", "dollar_volume",
           "bollinger_breakout", "gap_and_go", "extreme_close", "ma_list", "ma_near", "ma_slope", "band_cross", "bb_width",
-          "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn", "breakout_extreme")
+          "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn", "breakout_extreme", "open_vs_close")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 

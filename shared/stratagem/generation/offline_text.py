@@ -347,6 +347,9 @@ def normalize(prompt: str) -> str:
     # the return since the year began is not a 252-session return: keep it apart (not understood)
     text = re.sub(r"\b(?:252d\s+to\s+date|ytd)\b", "yeartodate", text)
     text = re.sub(r"(\d)\s+%", r"\1%", text)
+    # "2-5%", "between 2 and 5%": the percent sign belongs to both numbers
+    text = re.sub(r"(?<![\w.])(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)%", r"between \1% and \2%", text)
+    text = re.sub(r"\bbetween\s+(\d+(?:\.\d+)?)\s+(and|to)\s+(\d+(?:\.\d+)?)%", r"between \1% \2 \3%", text)
     text = re.sub(r"(\d)\s+x\b", r"\1x", text)
     text = re.sub(r"\$\s+(\d)", r"$\1", text)
     return re.sub(r"\s+", " ", text).strip()
