@@ -521,7 +521,7 @@ def bandwidth_squeeze(closes, n, k, lookback):
     for each of the last `lookback` sessions; squeeze = today's is the lowest of them."""
     widths = []
     for end in range(len(closes) - lookback + 1, len(closes) + 1):
-        mid, upper, lower = bollinger(closes[:end], n, k)
+        mid, upper, lower = bollinger(closes[end - n:end], n, k)
         if mid <= 0:
             return False, None
         widths.append((upper - lower) / mid * 100.0)
@@ -1219,34 +1219,33 @@ def e_stoch_cross(ctx: Ctx, p: dict) -> Measure:
                    noun=f"%K crosses {'above' if up else 'below'} %D today ({label})")
 
 
+def _period_value(ctx: Ctx, p: dict, helper: str, const: str, meaning: str, var: str, label: str, formula: str,
+                  extra_bar: bool = False) -> Measure:
+    """One value from a helper of (bars, period): Williams %R, CCI, MFI."""
+    ctx.use(helper)
+    n = ctx.const(const, p["period"], meaning)
+    need = f"{n} + 1" if extra_bar else n
+    ctx.bars(need, need)
+    v = ctx.var(var)
+    prefix = const.split("_")[0]
+    return Measure([f"{v} = {helper}(bars, {n})"], value=v, report=[v], nullable=True, formula=f"{v} = {formula}",
+                   noun=f"{label}({p['period']})", prefix=prefix, names=(f"{prefix.lower()}_high", f"{prefix.lower()}_low"))
+
+
 def e_williams_r(ctx: Ctx, p: dict) -> Measure:
-    ctx.use("williams_pct_r")
-    n = ctx.const("WILLR_PERIOD", p["period"], "sessions in the Williams %R high-low window")
-    ctx.bars(n, n)
-    v = ctx.var("williams_r")
-    return Measure([f"{v} = williams_pct_r(bars, {n})"], value=v, report=[v], nullable=True,
-                   formula=f"{v} = -100 x (highest high - close) / (highest high - lowest low) over {p['period']} sessions",
-                   noun=f"Williams %R({p['period']})", prefix="WILLR", names=("willr_high", "willr_low"))
+    return _period_value(ctx, p, "williams_pct_r", "WILLR_PERIOD", "sessions in the Williams %R high-low window",
+                         "williams_r", "Williams %R",
+                         f"-100 x (highest high - close) / (highest high - lowest low) over {p['period']} sessions")
 
 
 def e_cci(ctx: Ctx, p: dict) -> Measure:
-    ctx.use("commodity_channel_index")
-    n = ctx.const("CCI_PERIOD", p["period"], "sessions in the CCI's mean and mean deviation")
-    ctx.bars(n, n)
-    v = ctx.var("cci")
-    return Measure([f"{v} = commodity_channel_index(bars, {n})"], value=v, report=[v], nullable=True,
-                   formula=f"{v} = (typical price - SMA({p['period']}) of it) / (0.015 x its mean absolute deviation)",
-                   noun=f"CCI({p['period']})", prefix="CCI", names=("cci_high", "cci_low"))
+    return _period_value(ctx, p, "commodity_channel_index", "CCI_PERIOD", "sessions in the CCI's mean and mean deviation",
+                         "cci", "CCI", f"(typical price - SMA({p['period']}) of it) / (0.015 x its mean absolute deviation)")
 
 
 def e_mfi(ctx: Ctx, p: dict) -> Measure:
-    ctx.use("money_flow_index")
-    n = ctx.const("MFI_PERIOD", p["period"], "sessions in the Money Flow Index")
-    ctx.bars(f"{n} + 1", f"{n} + 1")
-    v = ctx.var("mfi")
-    return Measure([f"{v} = money_flow_index(bars, {n})"], value=v, report=[v], nullable=True,
-                   formula=f"{v} = 100 - 100 / (1 + positive / negative money flow over {p['period']} sessions)",
-                   noun=f"MFI({p['period']})", prefix="MFI", names=("mfi_high", "mfi_low"))
+    return _period_value(ctx, p, "money_flow_index", "MFI_PERIOD", "sessions in the Money Flow Index", "mfi", "MFI",
+                         f"100 - 100 / (1 + positive / negative money flow over {p['period']} sessions)", extra_bar=True)
 
 
 def _dmi_setup(ctx: Ctx, p: dict) -> tuple[list[str], str, str, str, str, str]:

@@ -1012,28 +1012,30 @@ def _willr(m: re.Match):
     return node
 
 
-def _osc_rule(kind: str, token: str, period: int, low: float, high: float, label: str) -> None:
-    """Value and oversold/overbought recognisers of an oscillator written ``token(N)``."""
+def _osc_rule(kind: str, token: str, period: int, label: str, zones: tuple[float, float] | None = None) -> None:
+    """Value recogniser of an oscillator written ``token(N)``, and its oversold/overbought one
+    when it has ``zones`` (low, high)."""
     rx = rf"{token}(?:\((?P<p>\d+)\))?"
 
     def value(m: re.Match):
         return cond_node(kind, {"period": _int(m, "p", default=period)}, thresholds(m, ">="), m.group(0))
 
     def state(m: re.Match):
+        low, high = zones
         p = {"period": _int(m, "p", default=period)}
         if m.group("state") == "oversold":
             return noted(Condition(kind, p, "<", low, m.group(0)), f"'oversold' on {label} means {label} < {low:g}")
         return noted(Condition(kind, p, ">", high, m.group(0)), f"'overbought' on {label} means {label} > {high:g}")
 
-    RECOGNISERS.append((kind + "_state", re.compile(rf"\b{rx}\s+{_STATE}(?P<state>oversold|overbought)\b"), state))
+    if zones is not None:
+        RECOGNISERS.append((kind + "_state", re.compile(rf"\b{rx}\s+{_STATE}(?P<state>oversold|overbought)\b"), state))
     RECOGNISERS.append((kind, re.compile(rf"\b{rx}\s+(?:(?:reading|value|level|is|was|at|currently|still|now)\s+)*"
                                          rf"{thr('', tail=NO_UNIT)}"), value))
 
 
-_osc_rule("cci", "cci", CCI_PERIOD, CCI_OVERSOLD, CCI_OVERBOUGHT, "CCI")
-_osc_rule("mfi", "mfi", MFI_PERIOD, MFI_OVERSOLD, MFI_OVERBOUGHT, "MFI")
-_osc_rule("adx", "adx", ADX_PERIOD, 0.0, 0.0, "ADX")
-RECOGNISERS.pop(-2)  # ADX has no oversold/overbought
+_osc_rule("cci", "cci", CCI_PERIOD, "CCI", (CCI_OVERSOLD, CCI_OVERBOUGHT))
+_osc_rule("mfi", "mfi", MFI_PERIOD, "MFI", (MFI_OVERSOLD, MFI_OVERBOUGHT))
+_osc_rule("adx", "adx", ADX_PERIOD, "ADX")  # a trend strength: no oversold/overbought
 
 
 @rec("dmi", rf"\bpdi(?:\((?P<p>\d+)\))?\s+(?:line\s+)?(?:is\s+)?(?P<verb>(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing))\s+)?"
