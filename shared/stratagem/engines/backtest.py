@@ -9,8 +9,10 @@ return of the whole universe on the same signal days.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,12 +21,33 @@ from ..data.store import MarketData, days_to_iso
 from ..errors import BadInput
 from ..sandbox.pool import EvalOutcome, Sandbox
 from . import metrics
-from .bias import data_quality, lookahead_probe, survivorship
-from .common import iso, row_bounds, symbol_days, trading_days
+from .bias import DayPlan, data_quality, lookahead_probe, survivorship
+from .common import iso, row_bounds, symbol_days
 
 MAX_ERROR_EXAMPLES = 20
 DEMO_WARNING = ("DEMO DATA: the strategy used the bundled illustrative fundamentals/earnings; "
                 "results that depend on them are not real")
+
+
+def _background(fn: Callable[..., dict], *args: object) -> Future:
+    """``fn(*args)`` on a thread of its own; ``.result()`` returns its value or raises its error."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stratagem-probe")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)  # the submitted call still runs; the thread ends with it
+
+
+def _clean_instance_values(instances: list[dict]) -> list[dict]:
+    """Scores and values come out of the sandbox as JSON-safe data with non-finite numbers
+    already turned into None (``sandbox.runtime``); a recursive pass over every instance of a
+    long backtest cost 0.3 s of the assembly for nothing. Check them at C speed and clean only
+    if something slipped through (an outcome built elsewhere)."""
+    try:
+        json.dumps([(i["score"], i["values"]) for i in instances], allow_nan=False)
+    except (TypeError, ValueError):
+        return metrics.nan_to_none(instances)
+    return instances
 
 
 def forward_returns(adj: np.ndarray, w: int) -> np.ndarray:
@@ -276,6 +299,23 @@ def assemble_backtest(sandbox: Sandbox | None, market: MarketData, source: str, 
     known, start, end, windows, entry, hold = spec.symbols, spec.start, spec.end, spec.windows, spec.entry, spec.hold
     skipped, warnings = spec.skipped, list(spec.warnings)
 
+    # The look-ahead probe needs only the raw evaluations. It spends its time writing cut
+    # copies of the data and waiting on sandbox workers, so it runs on a thread beside the
+    # assembly below (the merge of a sharded job used to do the two one after the other).
+    sig_keys = {(s, d): sc for s, d, sc, _v in outcome.signals}
+    err_keys = {(s, d) for s, d, _m in outcome.errors}
+    probing = None
+    if probe <= 0:
+        probe_skip = "disabled"
+    elif not outcome.evaluated or sandbox is None:
+        probe_skip = "nothing was evaluated" if not outcome.evaluated else "no sandbox to re-run the strategy in"
+    elif len(err_keys) * 2 > max(1, outcome.evaluated):
+        probe_skip = "most evaluations failed; fix the strategy's errors first"
+    else:
+        probe_skip = ""
+        plan = plan_map if plan_map is not None else DayPlan(market, known, start, end)
+        probing = _background(lookahead_probe, sandbox, market, source, plan, sig_keys, err_keys, probe)
+
     # Forward returns per row, and the equal-weight benchmark per session: the mean forward
     # return of every symbol with a bar that session. All symbols at once (see Panel).
     panel = Panel.build(market, known, start, end, max(max(windows), hold) + 1)
@@ -322,20 +362,15 @@ def assemble_backtest(sandbox: Sandbox | None, market: MarketData, source: str, 
         strat["benchmark"] = b
         strat["excess_mean"] = strat["mean"] - b["mean"]
         by_window[str(w)] = strat
-    sig_keys = {(s, d): sc for s, d, sc, _v in outcome.signals}
-    err_keys = {(s, d) for s, d, _m in outcome.errors}
     bias = {
-        "lookahead_probe": (lookahead_probe(sandbox, market, source,
-                                            plan_map if plan_map is not None else trading_days(market, known, start, end),
-                                            sig_keys, err_keys, probe)
-                            if probe > 0 and outcome.evaluated and sandbox is not None
-                            and len(err_keys) * 2 <= max(1, outcome.evaluated)
-                            else {"skipped": True, "reason": "disabled" if probe <= 0 else
-                                  "most evaluations failed; fix the strategy's errors first"}),
+        "lookahead_probe": {"skipped": True, "reason": probe_skip},
         "survivorship": survivorship(market, known, universe_label),
         **data_quality(market, known, start, end),
         "skipped_symbols": skipped,
     }
+    equity = _equity(market, panel, [(s, d) for s, d, *_ in outcome.signals], start, end, hold, entry)
+    if probing is not None:
+        bias["lookahead_probe"] = probing.result()  # the probe's own failure is raised here
     if bias["lookahead_probe"].get("identical") is False:
         warnings.append("LOOK-AHEAD: the strategy gave different signals when the future was removed from the data")
     err_examples = [{"symbol": s, "date": iso(d), "message": m} for s, d, m in outcome.errors[:MAX_ERROR_EXAMPLES]]
@@ -352,7 +387,7 @@ def assemble_backtest(sandbox: Sandbox | None, market: MarketData, source: str, 
             "returns_rule": ("adj_close[t+w] / adj_close[t] - 1" if entry == "close"
                              else "adj_close[t+w] / adjusted open[t+1] - 1"),
         },
-        "equity": _equity(market, panel, [(s, d) for s, d, *_ in outcome.signals], start, end, hold, entry),
+        "equity": equity,
         "bias": bias,
         "errors": {"count": len(outcome.errors), "examples": err_examples},
         "skipped": skipped,
@@ -363,4 +398,8 @@ def assemble_backtest(sandbox: Sandbox | None, market: MarketData, source: str, 
         warnings.append(DEMO_WARNING)
     if warnings:
         result["warnings"] = warnings
-    return metrics.nan_to_none(result)
+    # The instances' returns are cleaned as they are built (isfinite above); the rest is small.
+    result["instances"] = []
+    result = metrics.nan_to_none(result)
+    result["instances"] = _clean_instance_values(instances)
+    return result

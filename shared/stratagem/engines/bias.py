@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from ..data.store import MarketData, build_store
 from ..sandbox.pool import Sandbox
-from .common import iso, row_bounds
+from .common import iso, row_bounds, trading_days
 
 MAX_EXAMPLES = 10
 PROBE_DAYS = 3
@@ -39,14 +41,53 @@ def probe_days(signal_days: list[int], all_days: list[int], n: int = PROBE_DAYS)
     return sorted(picks[:n])
 
 
-def lookahead_probe(sandbox: Sandbox, market: MarketData, source: str, plan: dict[int, list[str]],
+class DayPlan(Mapping[int, list[str]]):
+    """The plan of a backtest (session day -> symbols with a bar that day), built per day on
+    demand: the probe reads two or three days of it, and the whole map of a long backtest
+    over many symbols costs about 0.1 s to build. Iterating builds it whole."""
+
+    def __init__(self, market: MarketData, symbols: list[str], start: int, end: int) -> None:
+        self.market, self.symbols, self.start, self.end = market, symbols, start, end
+        self._whole: dict[int, list[str]] | None = None
+
+    def _all(self) -> dict[int, list[str]]:
+        if self._whole is None:
+            self._whole = trading_days(self.market, self.symbols, self.start, self.end)
+        return self._whole
+
+    def __getitem__(self, day: int) -> list[str]:
+        if self._whole is None and self.start <= day <= self.end:
+            got = trading_days(self.market, self.symbols, day, day)
+            if day in got:
+                return got[day]
+            raise KeyError(day)
+        return self._all()[day]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def _scratch_dir() -> Path:
+    """Where the probe's cut copies go: memory (/dev/shm) where there is one, so writing a
+    copy of a large dataset does not wait on a disk; else the usual temporary directory."""
+    shm = Path("/dev/shm")
+    base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+    return Path(tempfile.mkdtemp(prefix="stratagem-probe-", dir=base))
+
+
+def lookahead_probe(sandbox: Sandbox, market: MarketData, source: str, plan: Mapping[int, list[str]],
                     signals: dict[tuple[str, int], float | None], errors: set[tuple[str, int]],
                     n: int = PROBE_DAYS) -> dict:
     """Re-run sampled days on truncated copies of the data; compare with the main run."""
     if market.meta.get("bars", 0) > PROBE_MAX_BARS:
         n = 1
-    days = probe_days([d for (_s, d) in signals], list(plan), n)
-    tmp = Path(tempfile.mkdtemp(prefix="stratagem-probe-"))
+    signal_days = sorted({d for (_s, d) in signals})
+    # Every plan day is needed only when there are fewer signal days than days to probe.
+    days = probe_days(signal_days, list(plan) if len(signal_days) < n else [], n)
+    tmp = _scratch_dir()
 
     def probe(day: int) -> list[dict]:
         bars = {s: market.bars(s, until_day=day) for s in market.symbols}
