@@ -36,6 +36,11 @@ def c(kind: str, op: str | None = None, threshold: float | None = None, **params
     return Condition(kind, params, op, threshold)
 
 
+def counted(k: float, **inner) -> Condition:
+    """'on at least k of the last days sessions': the inner condition's kind, params, op and threshold."""
+    return Condition("count", inner, ">=", k)
+
+
 STOCH = {"period": 14, "smooth": 1, "d": 3}
 CASES = [
     ("stochastic below 20", c("stochastic", "<", 20.0, **STOCH, line="k")),
@@ -165,6 +170,28 @@ CASES = [
     ("dollar volume above $10 million", c("dollar_volume", ">", 1e7, lookback=20)),
     ("price up 5% this week on rising volume", AllOf((c("return", ">=", 5.0, lookback=5),
                                                      c("prev_bar", ">", 0.0, field="volume", ref="volume")))),
+    ("ATR rising", c("atr_change", ">", 0.0, period=14, lookback=5)),
+    ("stocks with expanding ATR", c("atr_change", ">", 0.0, period=14, lookback=5)),
+    ("ATR(10) falling", c("atr_change", "<", 0.0, period=10, lookback=5)),
+    ("close within 1% of the day's high", c("close_off_extreme", "<=", 1.0, side="high")),
+    ("closes within 0.5% of its low", c("close_off_extreme", "<=", 0.5, side="low")),
+    ("at least 3 up days in the last 5", counted(3.0, kind="return", params=(("lookback", 1),), op=">", threshold=0.0, days=5)),
+    ("up 4 of the last 5 days", counted(4.0, kind="return", params=(("lookback", 1),), op=">", threshold=0.0, days=5)),
+    ("3 of the last 5 days closed lower", counted(3.0, kind="return", params=(("lookback", 1),), op="<", threshold=0.0, days=5)),
+    ("2 red candles in the past 3 sessions", counted(2.0, kind="body", params=(), op="<", threshold=0.0, days=3)),
+    ("RSI below 30 on 3 of the last 5 days", counted(3.0, kind="rsi", params=(("period", 14),), op="<",
+                                               threshold=30.0, days=5)),
+    ("volume above average on at least 2 of the last 3 days", counted(2.0, kind="relative_volume",
+                                                                params=(("lookback", 20),), op=">", threshold=1.0, days=3)),
+    ("RSI above 50 for the first time in 20 days", Condition("first", {
+        "kind": "rsi", "params": (("period", 14),), "op": ">", "threshold": 50.0, "days": 20})),
+    ("first close above the 200 day moving average in 3 months", Condition("first", {
+        "kind": "ma_distance", "params": (("ma", "sma"), ("period", 200)), "op": ">", "threshold": 0.0, "days": 63})),
+    ("an up day", c("return", ">", 0.0, lookback=1)),
+    ("closed lower on high volume", AllOf((c("return", "<", 0.0, lookback=1), c("relative_volume", ">", 1.5, lookback=20)))),
+    ("closed up 3%", c("return", ">=", 3.0, lookback=1)),
+    ("stock closed 5% higher", c("return", ">=", 5.0, lookback=1)),
+    ("closes higher than the open", c("body", ">", 0.0)),
 ]
 
 
@@ -339,6 +366,80 @@ def test_squeeze_close_location_volume_trend_and_range_vs_atr(pit, market):
         atr = _wilder(tr, 14)[-1]
         ref = (df["high"].iloc[-1] - df["low"].iloc[-1]) / atr
         assert _close(res["range_vs_atr"], ref), (sym, iso)
+
+
+def test_atr_change_is_the_atr_then_and_now(pit, market):
+    """"ATR rising": today's ATR against the ATR the same strategy reports as of the symbol's
+    session 5 earlier (so the window moved by exactly 5 bars and nothing later was read)."""
+    code = GEN.generate("ATR rising").code
+    strategy = LoadedStrategy(code, pit.functions())
+    cal = [int(d) for d in market.calendar()]
+    checked = 0
+    for iso in DAYS:
+        day = iso_to_day(iso)
+        for sym in market.symbols:
+            pit.set_asof(day)
+            dates = pit.price_data(sym, "1d", 6).get("timestamps") or []
+            now = strategy.classify(sym)
+            if not now or len(dates) < 6:
+                continue
+            then_day = int(dates[0]) // 86_400_000  # the symbol's session 5 before
+            assert then_day in cal
+            pit.set_asof(then_day)
+            then = strategy.classify(sym)
+            if not then or then["atr"] is None:
+                continue
+            assert _close(now["atr_before"], then["atr"]), (sym, iso)
+            assert _close(now["atr_change_pct"], (now["atr"] / then["atr"] - 1) * 100), (sym, iso)
+            assert now["signal"] == (now["atr"] > then["atr"])
+            checked += 1
+    assert checked > 10
+
+
+def test_close_off_the_day_extreme(pit, market):
+    for sym, iso, res, df in _outcomes("close within 1% of the day's high", pit, market, 1):
+        h, cl = df["high"].iloc[-1], df["close"].iloc[-1]
+        assert _close(res["close_below_high_pct"], (h - cl) / h * 100), (sym, iso)
+        assert res["signal"] == ((h - cl) / h * 100 <= 1.0)
+    for sym, iso, res, df in _outcomes("closes within 0.5% of its low", pit, market, 1):
+        lo, cl = df["low"].iloc[-1], df["close"].iloc[-1]
+        assert _close(res["close_above_low_pct"], (cl - lo) / lo * 100), (sym, iso)
+
+
+@pytest.mark.parametrize("plain,counted", [("an up day", "at least 3 up days in the last 5"),
+                                           ("RSI below 45", "RSI below 45 on 2 of the last 4 days"),
+                                           ("green candle", "2 green candles in the past 3 sessions"),
+                                           ("RSI above 55", "RSI above 55 for the first time in 10 days"),
+                                           ("close above the 50 day moving average",
+                                            "first close above the 50 day moving average in 20 days")])
+def test_count_and_first_time_session_by_session(plain, counted, pit, market):
+    """"K of the last N days": the plain strategy signalled on at least K of the symbol's last N
+    sessions (each as of its own day); "for the first time in N days": it signals today and did
+    on none of the N sessions before."""
+    node = GEN.parse(counted).expr
+    n = node.params["days"]
+    base = LoadedStrategy(GEN.generate(plain).code, pit.functions())
+    strategy = LoadedStrategy(GEN.generate(counted).code, pit.functions())
+    cal = [int(d) for d in market.calendar()]
+    days = [d for d in cal if iso_to_day("2006-01-03") <= d <= iso_to_day("2007-12-31")]
+    hits = misses = 0
+    for sym in ("AAPL", "IBM", "MSFT", "GOOG"):
+        history: list[bool] = []
+        for d in days:
+            pit.set_asof(d)
+            res = base.classify(sym)
+            history.append(bool(res and res["signal"]))
+            got = strategy.classify(sym)
+            if len(history) <= n:
+                continue
+            if node.kind == "count":
+                want = sum(history[-n:]) >= node.threshold
+            else:
+                want = history[-1] and not any(history[-n - 1:-1])
+            assert bool(got and got["signal"]) == want, (sym, d)
+            hits += want
+            misses += not want
+    assert hits > 0 and misses > 0
 
 
 # -- stated conditions are never dropped ------------------------------------------------------
@@ -532,7 +633,9 @@ FRAGMENTS = ["gap up 3%", "RSI below 30", "above the 200 day moving average", "v
              "Williams %R under -80", "P/E under 15", "between 10 and 20", "rank by RSI lowest first",
              "bollinger squeeze", "OBV new 20 day high", "ADX above 25", "closes above yesterday's high",
              "within 2% of the 50 day moving average", "or", "and", "but not", "with", "non-tech", "energy",
-             "doubled in a year", "%B above 1", "EMA(8) > EMA(21) > EMA(55)", "dollar volume above $5M"]
+             "doubled in a year", "%B above 1", "EMA(8) > EMA(21) > EMA(55)", "dollar volume above $5M",
+             "on 3 of the last 5 days", "for the first time in 20 days", "ATR rising", "an up day", "closed up 2%",
+             "close within 1% of the day's high", "at least 2 red candles in the last 4"]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1550,6 +1550,69 @@ def e_prior(ctx: Ctx, p: dict) -> Measure:
                    noun=f"{a.what} yesterday (the session before today)")
 
 
+def e_count(ctx: Ctx, p: dict) -> Measure:
+    """How many of the last ``days`` sessions (today included) a condition held on ("up on 4 of
+    the last 5 days"), each evaluated on the bars as they stood that day."""
+    days = p["days"]
+    a = _as_of(ctx, p)
+    n = ctx.const("COUNTED_SESSIONS", days, "sessions counted back (today included)")
+    ctx.bars(f"{a.want} + {n} - 1", f"{a.need} + {n} - 1")
+    v = ctx.var(f"{a.base}_sessions")
+    lines = [f"{v} = sum(1 for k in range({n}) if {a.fn}(bars_before(bars, k)))"]
+    return Measure(lines, value=v, report=[v],
+                   formula=f"{v} = how many of the last {days} sessions (today included) {a.what} ({a.formula})",
+                   noun=f"the number of the last {days} sessions on which {a.what}", prefix="SESSIONS",
+                   names=(f"{a.base}_often", f"{a.base}_seldom"))
+
+
+def e_first(ctx: Ctx, p: dict) -> Measure:
+    """A condition that holds today and held on none of the ``days`` sessions before ("RSI above
+    50 for the first time in 20 days"), each evaluated on the bars as they stood that day."""
+    days = p["days"]
+    a = _as_of(ctx, p)
+    n = ctx.const("QUIET_SESSIONS", days, "sessions before today on which the condition must not have held")
+    ctx.bars(f"{a.want} + {n}", f"{a.need} + {n}")
+    now, flag = ctx.var(f"{a.base}_today"), ctx.var(f"{a.base}_first_in_{days}")
+    lines = [f"{now} = {a.fn}(bars)",
+             f"{flag} = {now} and not any({a.fn}(bars_before(bars, k)) for k in range(1, {n} + 1))"]
+    return Measure(lines, flag=flag, report=[], score="0.0",
+                   formula=f"{flag}: {a.what} today ({a.formula}) and on none of the {days} sessions before",
+                   noun=f"{a.what} today for the first time in {days} sessions (on none of the {days} before)")
+
+
+def e_atr_change(ctx: Ctx, p: dict) -> Measure:
+    lines, atr = _atr_setup(ctx, p["period"])
+    per = ctx.const("ATR_PERIOD", p["period"], "ATR period (Wilder's smoothing)")
+    hist = ctx.const("ATR_HISTORY", HISTORY_BARS, "sessions used to warm up the ATR")
+    lb = ctx.const("ATR_CHANGE_LOOKBACK", p["lookback"], "sessions back the ATR is compared with")
+    # the ATR as it stood lb sessions ago: the same window, lb bars earlier
+    ctx.bars(f"max({hist}, {per} + 1) + {lb}", f"{per} + 1 + {lb}")
+    then, v = ctx.var("atr_before"), ctx.var("atr_change_pct")
+    window = f"[-{hist} - {lb}:-{lb}]"
+    lines += [f"{then} = wilder_atr(bars['high']{window}, bars['low']{window}, closes{window}, {per})",
+              f"{v} = ({atr} / {then} - 1.0) * 100.0 if {atr} is not None and {then} else None"]
+    return Measure(lines, value=v, report=[atr, then, v], nullable=True,
+                   formula=f"{v} = (ATR({p['period']})[t] / ATR({p['period']})[t-{p['lookback']}] - 1) * 100",
+                   noun=f"ATR({p['period']})'s change over {p['lookback']} sessions", prefix="ATR_CHANGE_PCT", unit="%",
+                   names=("atr_rising", "atr_falling"))
+
+
+def e_close_off_extreme(ctx: Ctx, p: dict) -> Measure:
+    high = p["side"] == "high"
+    ctx.bars("1", "1")
+    v = ctx.var("close_below_high_pct" if high else "close_above_low_pct")
+    if high:
+        lines = [f"{v} = (bars['high'][-1] - closes[-1]) / bars['high'][-1] * 100.0 if bars['high'][-1] > 0 else None"]
+        formula = f"{v} = (high[t] - close[t]) / high[t] * 100"
+    else:
+        lines = [f"{v} = (closes[-1] - bars['low'][-1]) / bars['low'][-1] * 100.0 if bars['low'][-1] > 0 else None"]
+        formula = f"{v} = (close[t] - low[t]) / low[t] * 100"
+    return Measure(lines, value=v, report=[v], nullable=True, formula=formula,
+                   noun=f"the close's distance {'below' if high else 'above'} the day's {p['side']} (% of the {p['side']})",
+                   prefix="OFF_HIGH_PCT" if high else "OFF_LOW_PCT", unit="%",
+                   names=("far_from_high" if high else "far_from_low", "near_high" if high else "near_low"))
+
+
 def _plain(noun: str) -> str:
     return re.sub(r"\s+today$", "", noun.replace(" today (", " (").strip())
 
@@ -1566,7 +1629,8 @@ EMITTERS = {
     "adx": e_adx, "dmi": e_dmi, "keltner": e_keltner, "obv_extreme": e_obv_extreme, "bb_squeeze": e_bb_squeeze,
     "close_location": e_close_location, "volume_trend": e_volume_trend, "range_atr": e_range_atr,
     "prev_bar": e_prev_bar, "within": e_within, "persist": e_persist, "dollar_volume": e_dollar_volume,
-    "prior": e_prior, "ma_slope": e_ma_slope, "bb_width": e_bb_width, "percent_b": e_percent_b,
+    "prior": e_prior, "count": e_count, "first": e_first, "atr_change": e_atr_change,
+    "close_off_extreme": e_close_off_extreme, "ma_slope": e_ma_slope, "bb_width": e_bb_width, "percent_b": e_percent_b,
 }
 
 #: score = value - threshold ("how far past the threshold") for these kinds; otherwise the value

@@ -1238,6 +1238,30 @@ def _volume_dry(m: re.Match):
                  f"volume drying up means volume < {LOW_VOLUME:g}x the average of the previous {VOLUME_LOOKBACK} sessions")
 
 
+_LAST_N = r"(?:the\s+)?(?:last|past|previous|prior)\s+"
+_COUNT_DIRS = {"up": ("return", ">"), "higher": ("return", ">"), "positive": ("return", ">"),
+               "down": ("return", "<"), "lower": ("return", "<"), "negative": ("return", "<"),
+               "green": ("body", ">"), "red": ("body", "<")}
+
+
+@rec("count_days", rf"(?:>=\s*)?\b(?P<k>\d+)\s+(?P<dir>red|green|down|up|positive|negative|higher|lower)\s+"
+                   rf"(?:days|sessions|closes|candles|bars)\s+(?:in|of|out of|over|during|within)\s+{_LAST_N}(?P<n>\d+)(?:d\b|\b)"
+                   rf"|\b(?P<dir2>up|down|higher|lower)\s+(?:on\s+)?(?:>=\s*)?(?P<k2>\d+)\s+(?:of|out of)\s+{_LAST_N}"
+                   rf"(?P<n2>\d+)(?:d\b|\b)"
+                   rf"|(?:>=\s*)?\b(?P<k3>\d+)\s+(?:of|out of)\s+{_LAST_N}(?P<n3>\d+)d?\s+(?:closed|closes|closing|were|was"
+                   rf"|ended|finished)\s+(?P<dir3>up|down|higher|lower|green|red)\b")
+def _count_days(m: re.Match):
+    k, n = int(m.group("k") or m.group("k2") or m.group("k3")), int(m.group("n") or m.group("n2") or m.group("n3"))
+    if not 1 <= k <= n:
+        return None
+    kind, op = _COUNT_DIRS[m.group("dir") or m.group("dir2") or m.group("dir3")]
+    params = (("lookback", 1),) if kind == "return" else ()
+    node = Condition("count", {"kind": kind, "params": params, "op": op, "threshold": 0.0, "days": n}, ">=", float(k),
+                     m.group(0))
+    return noted(node, "an up / down day closes above / below the previous close" if kind == "return" else
+                       "a green / red day closes above / below its open")
+
+
 @rec("streak_days", r"\b(?:(?:a\s+)?(?:winning\s+|losing\s+)?streak\s+of\s+)?(?P<n>\d+)\s+(?P<dir>red|green|down|up|losing|winning)\s+"
                     r"(?:days|sessions|closes|candles)(?:\s+(?:in a row|straight|running|consecutively))?\b")
 def _streak_days(m: re.Match):
@@ -1285,6 +1309,24 @@ def _on_volume(m: re.Match):
                                      f"{VOLUME_LOOKBACK} sessions")
 
 
+@rec("atr_change", rf"\b{_ATR}\s+(?:is\s+|has\s+been\s+|are\s+)?(?:still\s+)?(?P<dir>rising|expanding|increasing|growing|climbing"
+                   r"|falling|contracting|shrinking|declining|decreasing)\b"
+                   r"|\b(?P<dir2>rising|expanding|increasing|growing|falling|contracting|shrinking|declining|decreasing)\s+"
+                   r"atr(?:\((?P<p2>\d+)\))?")
+def _atr_change(m: re.Match):
+    up = (m.group("dir") or m.group("dir2")) in ("rising", "expanding", "increasing", "growing", "climbing")
+    period = int(m.group("p") or m.group("p2") or ATR_PERIOD)
+    node = Condition("atr_change", {"period": period, "lookback": MA_SLOPE_LOOKBACK}, ">" if up else "<", 0.0, m.group(0))
+    return noted(node, f"a rising / falling ATR is above / below its value {MA_SLOPE_LOOKBACK} sessions earlier")
+
+
+@rec("close_off_extreme", rf"\b(?:clos(?:e|es|ed|ing)|finish(?:es|ed|ing)?)\s+(?:is\s+|was\s+)?within\s+(?P<num>{NUM})%\s+of\s+"
+                          r"(?:the\s+|its\s+|their\s+)?(?:day\s+|daily\s+|today\s+|session\s+|intraday\s+)?"
+                          r"(?P<side>high|low)(?:\s+of\s+(?:the\s+)?(?:day|session))?\b(?!\s*(?:of\s+)?\d)")
+def _close_off_extreme(m: re.Match):
+    return Condition("close_off_extreme", {"side": m.group("side")}, "<=", _clean(float(m.group("num"))), m.group(0))
+
+
 # These read phrases that broader recognisers defined earlier would otherwise claim in part
 # ("OBV making a new 20-day high" is not a price high; "the 10-day average volume is below the
 # 50-day average volume" is not today's volume): they go first.
@@ -1292,7 +1334,8 @@ _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_st
           "dmi", "keltner", "obv_extreme", "bb_squeeze", "close_location", "volume_trend", "return_multiple",
           "range_expansion_word", "range_atr", "prev_bar", "ma_within", "earnings_pct", "volume_by_pct", "dollar_volume",
           "bollinger_breakout", "gap_and_go", "extreme_close", "ma_list", "ma_near", "ma_slope", "band_cross", "bb_width",
-          "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn", "breakout_extreme", "open_vs_close")
+          "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn", "breakout_extreme", "open_vs_close",
+          "count_days", "atr_change", "close_off_extreme")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 
@@ -1412,13 +1455,16 @@ def _ret_metric(m: re.Match):
     return noted(node, f"momentum/return with no period is over {MOMENTUM_DEFAULT_LOOKBACK} sessions")
 
 
-@rec("return_verb", rf"\b(?P<verb>{UPV}|{DOWNV})(?:\s+(?:by|over|at))?\s+{thr('%')}(?P<per>{PERIOD})?")
+_CLOSED = r"(?:\b(?:clos(?:e|es|ed|ing)|finish(?:es|ed|ing)?|end(?:s|ed|ing)?)\s+)?"  # "closed up 3%": the day's return
+
+
+@rec("return_verb", rf"{_CLOSED}\b(?P<verb>{UPV}|{DOWNV})(?:\s+(?:by|over|at))?\s+{thr('%')}(?P<per>{PERIOD})?")
 def _ret_verb(m: re.Match):
     down = re.fullmatch(DOWNV, m.group("verb")) is not None
     return _ret(m, down)
 
 
-@rec("return_pre", rf"{thr('%')}\s+(?P<dir>higher|lower|up|down)(?P<per>{PERIOD})?")
+@rec("return_pre", rf"{_CLOSED}{thr('%')}\s+(?P<dir>higher|lower|up|down)(?P<per>{PERIOD})?")
 def _ret_pre(m: re.Match):
     return _ret(m, m.group("dir") in ("lower", "down"))
 
@@ -1454,6 +1500,15 @@ def _ret_direction(m: re.Match):
 def _up_today(m: re.Match):
     up = m.group("dir") in ("up", "higher", "green")
     return Condition("return", {"lookback": 1}, ">" if up else "<", 0.0, m.group(0))
+
+
+@rec("up_day", r"\b(?:an?\s+)?(?P<dir>up|down)\s+(?:day|session)\b(?!\s+(?:in a row|streak))"
+               r"|\bclos(?:e|es|ed|ing)\s+(?P<dir2>higher|lower|up|down)\b(?!\s*(?:than|by|>|<|\d|from|over|on the day|today))"
+               r"|\b(?P<dir3>higher|lower)\s+close\b(?!\s*(?:than|>|<))")
+def _up_day(m: re.Match):
+    up = (m.group("dir") or m.group("dir2") or m.group("dir3")) in ("up", "higher")
+    return noted(Condition("return", {"lookback": 1}, ">" if up else "<", 0.0, m.group(0)),
+                 f"{'an up' if up else 'a down'} day closes {'above' if up else 'below'} the previous close")
 
 
 # ---- price level ------------------------------------------------------------------------------
@@ -1678,6 +1733,8 @@ def parse_text(prompt: str) -> Spec:
     for h in hits:
         _within(text, h, free)
         _persist(text, h, free)
+        _count(text, h, free)
+        _first_time(text, h, free)
     recognised = [(h.start, h.end) for h in hits]
 
     # weak defaults give way to explicit conditions of their family
@@ -1769,7 +1826,8 @@ def _within(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
 
 
 #: Conditions on other data than the symbol's own bars cannot be re-read "as of" earlier sessions
-_NOT_PERSISTABLE = frozenset(["fundamental", "earnings_surprise", "relative_strength", "within", "persist", "streak"])
+_NOT_PERSISTABLE = frozenset(["fundamental", "earnings_surprise", "relative_strength", "within", "persist", "streak",
+                              "count", "first"])
 _PERSIST_TAIL = re.compile(r"\s*(?:,\s*)?(?:for|during)\s+(?:(?:the|each\s+of\s+the|every\s+one\s+of\s+the)\s+)?"
                            r"(?:past|last|previous|prior)?\s*(?P<n>\d+)(?:d\b|\s+(?:straight|consecutive|running)\s+"
                            r"(?:days?|sessions?|closes?|bars?)\b)(?:\s+(?:in a row|straight|running|consecutively))?"
@@ -1801,6 +1859,56 @@ def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
         h.end = m.end()
     else:
         h.start = head.start()
+
+
+_COUNT_TAIL = re.compile(r"\s*(?:,\s*)?(?:(?:on|in|during|for)\s+)?(?:>=\s*)?(?P<k>\d+)\s+(?:of|out of)\s+"
+                         r"(?:the\s+)?(?:last|past|previous|prior)\s+(?P<n>\d+)(?:d\b|\b)")
+
+
+def _count(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
+    """Turn a condition followed by "on (at least) K of the last N days" into "on at least K of
+    the last N sessions", each evaluated on the bars as they stood that day."""
+    node = h.node
+    if not isinstance(node, Condition) or node.kind in _NOT_PERSISTABLE:
+        return
+    m = _COUNT_TAIL.match(text, h.end)
+    if m is None or not free(h.end, m.end()):
+        return
+    k, n = int(m.group("k")), int(m.group("n"))
+    if not 1 <= k <= n:
+        return
+    h.node = Condition("count", {"kind": node.kind, "params": tuple(sorted(node.params.items())), "op": node.op,
+                                 "threshold": node.threshold, "days": n}, ">=", float(k), node.text)
+    h.end = m.end()
+
+
+_FIRST_TAIL = re.compile(r"\s*(?:,\s*)?(?:for\s+)?(?:the\s+)?first\s+time\s+(?:in|since)\s+(?:over\s+|>\s*)?"
+                         r"(?:the\s+)?(?:last\s+|past\s+)?(?P<n>\d+)d\b")
+_FIRST_HEAD = re.compile(r"\b(?:the\s+)?first\s+$")
+_FIRST_HEAD_TAIL = re.compile(r"\s+(?:in|since)\s+(?:over\s+|>\s*)?(?:the\s+)?(?:last\s+|past\s+)?(?P<n>\d+)d\b")
+
+
+def _first_time(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
+    """"RSI above 50 for the first time in 20 days" / "the first close above the 200-day average
+    in 3 months": the condition holds today and held on none of the N sessions before."""
+    node = h.node
+    if not isinstance(node, Condition) or node.kind in _NOT_PERSISTABLE:
+        return
+    m = _FIRST_TAIL.match(text, h.end)
+    if m is not None and free(h.end, m.end()):
+        start, end = h.start, m.end()
+    else:
+        head = _FIRST_HEAD.search(text[:h.start])
+        m = _FIRST_HEAD_TAIL.match(text, h.end)
+        if head is None or m is None or not free(head.start(), h.start) or not free(h.end, m.end()):
+            return
+        start, end = head.start(), m.end()
+    days = int(m.group("n"))
+    if days < 1:
+        return
+    h.node = Condition("first", {"kind": node.kind, "params": tuple(sorted(node.params.items())), "op": node.op,
+                                 "threshold": node.threshold, "days": days}, None, None, node.text)
+    h.start, h.end = start, end
 
 
 def _chain_averages(text: str, hits: list[Hit]) -> None:

@@ -388,6 +388,10 @@ _CONVENTIONS = (
     "window."),
     ("Time words: \"in the last N days\" = on any of the last N sessions (today included), each "
     "judged with the data of its own day; \"for N days\" / \"N days in a row\" = on each of them; "
+    "\"on K of the last N days\" = on at least K of them; \"for the first time in N days\" = today "
+    "and on none of the N sessions before; an up / down day closes above / below the previous close, "
+    "a green / red candle above / below its open; a rising ATR or moving average is above its value "
+    "5 sessions earlier; "
     "\"A after B\" = B on the session before A (today); an uptrend = close above its 50-day SMA and "
     "the 50-day SMA above the 200-day."),
     ("52-week high = max of the last 252 highs; near the high = today's close within the stated "
