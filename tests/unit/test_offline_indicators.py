@@ -455,8 +455,7 @@ UNPLACED = [
     ("stocks that bounced off their 52-week low", "bounced"),
     ("stocks that gapped up on earnings", "earnings"),
     ("stocks that are up more than 50% year to date", "year to date"),
-    ("non-tech stocks making new highs", "not in technology"),  # never the tech stocks themselves
-    ("stocks not in the technology sector with P/E under 20", "not in technology"),
+    ("tech stocks excluding semiconductors with RSI below 30", "not in technology"),  # no finer level than sectors
     ("top 3 stocks by 1-month return in each sector", "each"),
 ]
 
@@ -466,6 +465,46 @@ def test_a_condition_that_cannot_be_placed_is_refused_by_name(prompt, word):
     with pytest.raises(GenerationRefused) as err:
         GEN.parse(prompt)
     assert repr(word) in str(err.value) or word in str(err.value), str(err.value)[:300]
+
+
+@pytest.mark.parametrize("prompt,included,excluded,expr", [
+    ("non-tech stocks making new highs", (), ("Technology",), c("new_extreme", lookback=252, side="high", price="high")),
+    ("stocks not in the technology sector with P/E under 20", (), ("Technology",), c("fundamental", "<", 20.0, field="pe_ratio")),
+    ("no utilities, RSI below 30", (), ("Utilities",), c("rsi", "<", 30.0, period=14)),  # not NOT(RSI < 30)
+    ("not tech stocks gapping up", (), ("Technology",), c("gap", ">=", 2.0)),
+    ("RSI below 30 excluding banks and above the 200 day moving average", (), ("Financials",),
+     AllOf((c("rsi", "<", 30.0, period=14), c("ma_distance", ">", 0.0, period=200, ma="sma")))),
+    ("energy stocks, ex-utilities, up 5% this week", ("Energy",), ("Utilities",), c("return", ">=", 5.0, lookback=5)),
+])
+def test_excluded_sectors(prompt, included, excluded, expr):
+    spec = GEN.parse(prompt)
+    assert (spec.sectors, spec.excluded_sectors, spec.expr, spec.ignored) == (included, excluded, expr, ())
+
+
+def test_an_excluded_sector_never_signals_and_the_rest_do_as_the_plain_strategy(pit, market):
+    """'non-tech': a Technology company never signals, nor one without a sector on record (it
+    cannot be shown to be outside); every other company signals exactly when the strategy
+    without the exclusion does."""
+    sectors = {"AAPL": "Technology", "MSFT": "Information Technology", "IBM": "Industrials", "GOOG": "Energy"}
+
+    def fundamentals(symbol):
+        return {"sector": sectors[symbol]} if symbol in sectors else {}
+
+    funcs = {**pit.functions(), "get_fundamental_data": fundamentals}
+    plain = LoadedStrategy(GEN.generate("price above the 50 day moving average").code, funcs)
+    ex = LoadedStrategy(GEN.generate("non-tech stocks with price above the 50 day moving average").code, funcs)
+    seen = set()
+    for iso in DAYS:
+        pit.set_asof(iso_to_day(iso))
+        for sym in market.symbols:
+            want = plain.classify(sym)
+            got = ex.classify(sym)
+            if sectors.get(sym, "").endswith("Technology") or sym not in sectors:
+                assert not (got and got["signal"]), (sym, iso)
+            else:
+                assert bool(got and got["signal"]) == bool(want and want["signal"]), (sym, iso)
+                seen.add(bool(got and got["signal"]))
+    assert seen == {True, False}
 
 
 def test_qualitative_words_are_reported_not_refused():

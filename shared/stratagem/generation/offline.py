@@ -74,8 +74,8 @@ _READABLE = {"yeartodate": "year to date", "willr": "Williams %R", "stoch": "sto
 
 
 def _readable(words: Iterable[str]) -> str:
-    return " ".join(_READABLE.get(w, "not in " + w[4:].replace("-", " ") + " (excluding a sector is not supported)"
-                                  if w.startswith("not-") else w) for w in words)
+    return " ".join(_READABLE.get(w, "not in " + w[4:].replace("-", " ") + " (only a whole sector can be excluded, and "
+                                  "it is also the sector asked for)" if w.startswith("not-") else w) for w in words)
 
 
 def unplaced(ignored: tuple[str, ...]) -> list[str]:

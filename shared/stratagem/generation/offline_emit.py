@@ -58,11 +58,10 @@ def number(value):
     except (TypeError, ValueError):
         return None
 ''')
-_helper("in_sector", '''
-def in_sector(info):
-    """True when the company's sector (get_fundamental_data) is one of SECTORS."""
-    name = str(info.get('sector') or '').strip().lower().replace('&', 'and')
-    return name in SECTOR_NAMES
+_helper("sector_key", '''
+def sector_key(info):
+    """The company's sector (get_fundamental_data) in lower case, '&' spelled 'and'; '' if unknown."""
+    return str(info.get('sector') or '').strip().lower().replace('&', 'and')
 ''')
 _helper("opening_gap_pct", '''
 def opening_gap_pct(bars):
@@ -1772,7 +1771,12 @@ def emit(spec: Spec) -> Emitted:
     if spec.sectors:
         ctx.const("SECTORS", tuple(spec.sectors), "sectors a symbol must belong to (get_fundamental_data()['sector'])")
         ctx.const("SECTOR_NAMES", sector_spellings(spec.sectors), "accepted spellings of SECTORS (lower case)")
-        ctx.use("in_sector")
+    if spec.excluded_sectors:
+        ctx.const("EXCLUDED_SECTORS", tuple(spec.excluded_sectors), "sectors a symbol must not belong to")
+        ctx.const("EXCLUDED_SECTOR_NAMES", sector_spellings(spec.excluded_sectors),
+                  "spellings of EXCLUDED_SECTORS (lower case)")
+    if spec.sectors or spec.excluded_sectors:
+        ctx.use("sector_key")
         ctx.uses_info = True
 
     leaves = _leaves(spec.expr)
@@ -1825,7 +1829,10 @@ def emit(spec: Spec) -> Emitted:
     if ctx.uses_info:
         body.append("info = get_fundamental_data(symbol) or {}")
     if spec.sectors:
-        body += ["if not in_sector(info):", "    return False"]
+        body += ["if sector_key(info) not in SECTOR_NAMES:", "    return False"]
+    if spec.excluded_sectors:
+        # a company without a sector on record cannot be shown to be outside the excluded ones
+        body += ["if sector_key(info) in EXCLUDED_SECTOR_NAMES or not sector_key(info):", "    return False"]
     if ctx.wants:
         want_expr, need_expr = _max_expr(ctx.wants), _max_expr(ctx.needs)
         body += ["bars = fetch(symbol, HISTORY, MIN_BARS)", "if bars is None:", "    return False",
@@ -1898,6 +1905,8 @@ def emit(spec: Spec) -> Emitted:
         doc.append(f"  * only {', '.join(spec.tickers)} can signal")
     if spec.sectors:
         doc.append(f"  * sector filter: {', '.join(spec.sectors)} (from get_fundamental_data(symbol)['sector'])")
+    if spec.excluded_sectors:
+        doc.append(f"  * sectors left out: {', '.join(spec.excluded_sectors)}, and companies without a sector on record")
     for key in order:
         docs.append(measures[key].formula)
     for line in docs:
@@ -1976,12 +1985,20 @@ def _wrap_doc(lines: list[str], width: int = 96) -> list[str]:
     return out
 
 
+def _who(spec: Spec) -> str:
+    """'Technology stocks', 'stocks outside Financials', 'Technology stocks outside ...'."""
+    who = f"{'/'.join(spec.sectors)} stocks" if spec.sectors else "stocks"
+    if spec.excluded_sectors:
+        who += f" outside {'/'.join(spec.excluded_sectors)}"
+    return who
+
+
 def _title(spec: Spec) -> str:
     text = describe_node(spec.expr) if spec.expr is not None else ""
     if spec.ranking is not None:
         text = (describe_ranking(spec.ranking) + (f", among symbols where {text}" if spec.expr is not None else ""))
-    if spec.sectors:
-        text = f"{'/'.join(spec.sectors)} stocks: {text}"
+    if spec.sectors or spec.excluded_sectors:
+        text = f"{_who(spec)}: {text}"
     if spec.tickers:
         text = f"{', '.join(spec.tickers)}: {text}"
     text = text[0].upper() + text[1:] if text else "Strategy"
@@ -1992,8 +2009,8 @@ def _description(spec: Spec) -> str:
     who = "stocks"
     if spec.tickers:
         who = ", ".join(spec.tickers)
-    elif spec.sectors:
-        who = f"{'/'.join(spec.sectors)} stocks"
+    elif spec.sectors or spec.excluded_sectors:
+        who = _who(spec)
     if spec.ranking is not None:
         rank = describe_ranking(spec.ranking)
         cond = f" where {describe_node(spec.expr)}" if spec.expr is not None else ""
@@ -2007,6 +2024,9 @@ def _explanation(spec: Spec, signal_text: str) -> str:
         parts.append(f"Only {', '.join(spec.tickers)} can signal.")
     if spec.sectors:
         parts.append(f"Only companies in the {' or '.join(spec.sectors)} sector (get_fundamental_data()['sector']).")
+    if spec.excluded_sectors:
+        parts.append(f"No companies in the {' or '.join(spec.excluded_sectors)} sector, nor any without a sector on "
+                     "record (get_fundamental_data()['sector']).")
     if spec.ranking is not None:
         parts.append("Signal: " + ("every symbol with enough data" if spec.expr is None else signal_text) + ".")
         parts.append(f"Ranking: {describe_ranking(spec.ranking)}; the score is the ranking measure"
@@ -2065,6 +2085,8 @@ def _name(spec: Spec) -> str:
         parts.append("_".join(t.lower() for t in spec.tickers))
     if spec.sectors:
         parts.append("_".join(s.lower().replace(" ", "_") for s in spec.sectors))
+    if spec.excluded_sectors:
+        parts.append("ex_" + "_".join(s.lower().replace(" ", "_") for s in spec.excluded_sectors))
     if spec.ranking is not None:
         r = spec.ranking
         head = f"top{r.limit}" if r.limit else "ranked"

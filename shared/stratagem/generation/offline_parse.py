@@ -1754,14 +1754,21 @@ def parse_text(prompt: str) -> Spec:
     hits = unique
     notes.extend(h.note for h in hits if h.note)
 
-    expr = _combine(text, hits)
-
     # leftovers: tickers, sectors, ignored words
     rest = list(text)
     for a, b in recognised:
         for i in range(a, b):
             rest[i] = " "
     leftover = "".join(rest)
+    # "not" in "not in the tech sector" excludes the sector; it negates no condition
+    combine_text = list(text)
+    for sm in _SECTOR_RE.finditer(leftover):
+        neg = _SECTOR_NEG.search(text[max(0, sm.start() - 30):sm.start()])
+        if neg is not None and sector_of(sm.group("s")):
+            for i in range(max(0, sm.start() - 30) + neg.start(), sm.end()):
+                combine_text[i] = " "
+    expr = _combine("".join(combine_text), hits)
+
     tickers: list[str] = []
     for tm in re.finditer(r"\bsym_([a-z.]+)\b", leftover):
         t = tm.group(1).upper()
@@ -1771,13 +1778,17 @@ def parse_text(prompt: str) -> Spec:
     leftover = re.sub(r"\bsym_[a-z.]+\b", lambda m: " " * len(m.group(0)), leftover)
     sectors: list[str] = []
     excluded: list[str] = []
+    chars = list(leftover)
     for sm in _SECTOR_RE.finditer(leftover):
         sec = sector_of(sm.group("s"))
-        if sec and _SECTOR_NEG.search(text[max(0, sm.start() - 30):sm.start()]):
+        neg = _SECTOR_NEG.search(text[max(0, sm.start() - 30):sm.start()])
+        if sec and neg is not None:
             excluded.append(sec)  # "non-tech", "not in the technology sector", "excluding banks"
+            for i in range(max(0, sm.start() - 30) + neg.start(), sm.start()):
+                chars[i] = " "  # the "non" / "not in the" belongs to the exclusion
         elif sec and sec not in sectors:
             sectors.append(sec)
-    leftover = _SECTOR_RE.sub(lambda m: " " * len(m.group(0)), leftover)
+    leftover = _SECTOR_RE.sub(lambda m: " " * len(m.group(0)), "".join(chars))
     if ranking is not None and found:
         chars = list(leftover)
         for a, b in found[1]:
@@ -1786,15 +1797,15 @@ def parse_text(prompt: str) -> Spec:
         leftover = "".join(chars)
     ignored = tuple(w for w in re.findall(r"[a-z][a-z'\-]*|\d+(?:\.\d+)?%?", leftover)
                     if w not in _FILLER and not _NEG.fullmatch(w) and (len(w) > 1 or w.isdigit()))
-    if excluded:
-        # Only "in these sectors" can be expressed; dropping the "not" would select the very sector
-        # the user excluded, so the word stays unplaced and the request is refused by name.
-        ignored = ignored + tuple(f"not-{sec.lower().replace(' ', '-')}" for sec in excluded)
-    return Spec(prompt=prompt, expr=expr, tickers=tuple(tickers), sectors=tuple(sectors), ranking=ranking,
+    # "tech stocks excluding semiconductors": a part of a sector cannot be left out of it (the
+    # sector data has no finer level), and dropping either side would select what was excluded
+    ignored = ignored + tuple(f"not-{sec.lower().replace(' ', '-')}" for sec in dict.fromkeys(excluded) if sec in sectors)
+    return Spec(prompt=prompt, expr=expr, tickers=tuple(tickers), sectors=tuple(sectors),
+                excluded_sectors=tuple(dict.fromkeys(x for x in excluded if x not in sectors)), ranking=ranking,
                 defaults=tuple(dict.fromkeys(notes)), ignored=ignored, normalized=text)
 
 
-_SECTOR_NEG = re.compile(r"(?:\bnon\s*-?\s*|\bnot\s+(?:in\s+)?(?:the\s+|a\s+)?|\bexcluding\s+(?:the\s+)?|\bexcept\s+(?:for\s+)?(?:the\s+)?"
+_SECTOR_NEG = re.compile(r"(?:\bnon\s*-?\s*|\bno\s+|\bnot\s+(?:in\s+)?(?:the\s+|a\s+)?|\bexcluding\s+(?:the\s+)?|\bexcept\s+(?:for\s+)?(?:the\s+)?"
                          r"|\bex\s*-?\s*|\bother\s+than\s+(?:the\s+)?|\boutside\s+(?:of\s+)?(?:the\s+)?|\bwithout\s+(?:the\s+)?)$")
 
 

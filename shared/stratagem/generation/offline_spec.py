@@ -98,6 +98,7 @@ class Spec:
     expr: Node | None = None
     tickers: tuple[str, ...] = ()
     sectors: tuple[str, ...] = ()
+    excluded_sectors: tuple[str, ...] = ()  # "non-tech", "excluding financials"
     ranking: Ranking | None = None
     defaults: tuple[str, ...] = ()  # defaults that were applied, in words
     ignored: tuple[str, ...] = ()  # words that were not understood (reported, not used)

@@ -42,7 +42,7 @@ CAPABILITIES = (
     "+DI/-DI; Keltner channels; Bollinger squeezes; on-balance volume highs and lows; "
     "up/down streaks; z-scores versus a moving mean; "
     "relative strength versus another symbol; price levels; fundamentals (P/E, EPS, market cap, "
-    "debt to equity); sector filters; latest earnings surprise; a ticker restriction; "
+    "debt to equity); sector filters (in or out of a sector); latest earnings surprise; a ticker restriction; "
     "and/or/not combinations; and top-N rankings by any of these measures."
 )
 

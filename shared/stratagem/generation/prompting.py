@@ -402,7 +402,8 @@ _CONVENTIONS = (
     ("A named ticker (\"when AAPL ...\") means only that symbol can signal: return False for every "
     "other symbol (compare symbol.upper() with a TICKER constant)."),
     ("A sector means get_fundamental_data(symbol).get('sector') compared case-insensitively (the "
-    "dict is empty for an unknown symbol)."),
+    "dict is empty for an unknown symbol). An excluded sector (\"non-tech\", \"excluding banks\") "
+    "leaves out that sector and every company without a sector on record."),
     ("score = the main measured quantity, oriented so that a stronger signal scores higher (the gap "
     "in percent, the return in percent, how far the RSI is below the level, the volume multiple). "
     "Add the measured values as extra numeric keys (e.g. 'gap_pct', 'relative_volume', 'rsi')."),
