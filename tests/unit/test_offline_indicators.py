@@ -192,6 +192,25 @@ CASES = [
     ("closed up 3%", c("return", ">=", 3.0, lookback=1)),
     ("stock closed 5% higher", c("return", ">=", 5.0, lookback=1)),
     ("closes higher than the open", c("body", ">", 0.0)),
+    ("RSI rising", Condition("change", {"kind": "rsi", "params": (("period", 14),), "lookback": 1}, ">", 0.0)),
+    ("falling CCI", Condition("change", {"kind": "cci", "params": (("period", 20),), "lookback": 1}, "<", 0.0)),
+    ("ADX above 30 and rising", AllOf((c("adx", ">", 30.0, period=14), Condition(
+        "change", {"kind": "adx", "params": (("period", 14),), "lookback": 1}, ">", 0.0)))),
+    ("stocks with increasing volume and RSI above 50", AllOf((c("prev_bar", ">", 0.0, field="volume", ref="volume"),
+                                                           c("rsi", ">", 50.0, period=14)))),
+    ("MACD histogram positive and increasing", AllOf((
+        c("macd", ">", 0.0, fast=12, slow=26, signal=9, line="histogram"),
+        Condition("change", {"kind": "macd", "params": (("fast", 12), ("line", "histogram"), ("signal", 9), ("slow", 26)),
+                             "lookback": 1}, ">", 0.0)))),
+    ("RSI below 30 within the last 3 days", Condition("within", {
+        "kind": "rsi", "params": (("period", 14),), "days": 3, "op": "<", "threshold": 30.0})),
+    ("gap up of 3% in the last 5 days", Condition("within", {"kind": "gap", "params": (), "days": 5, "op": ">=",
+                                                             "threshold": 3.0})),
+    ("two red candles followed by a green candle", AllOf((Condition("prior", {
+        "kind": "streak", "params": (("direction", "down"),), "op": ">=", "threshold": 2.0}), c("body", ">", 0.0)))),
+    ("stocks down 3 days in a row then up today", AllOf((Condition("prior", {
+        "kind": "streak", "params": (("direction", "down"),), "op": ">=", "threshold": 3.0}),
+        c("return", ">", 0.0, lookback=1)))),
 ]
 
 
@@ -442,6 +461,39 @@ def test_count_and_first_time_session_by_session(plain, counted, pit, market):
     assert hits > 0 and misses > 0
 
 
+@pytest.mark.parametrize("plain,trend,key", [("RSI above 0", "RSI rising", "rsi"),
+                                             ("ADX above 0", "ADX rising", "adx"),
+                                             ("MACD histogram above -1000", "MACD histogram falling", "macd_histogram")])
+def test_rising_is_today_against_the_previous_session(plain, trend, key, pit, market):
+    """"RSI rising": the value today against the value the same measure had as of the symbol's
+    previous session (each evaluated on its own day), and the signal is their order. On an
+    ex-date the earlier bars are re-adjusted, so yesterday's value is recomputed on today's
+    prices (ties in ADX's +DM/-DM can then round the other way): those days check only the order."""
+    base = LoadedStrategy(GEN.generate(plain).code, pit.functions())
+    strategy = LoadedStrategy(GEN.generate(trend).code, pit.functions())
+    up = GEN.parse(trend).expr.op == ">"
+    cal = [int(d) for d in market.calendar()]
+    days = [d for d in cal if iso_to_day("2008-06-02") <= d <= iso_to_day("2008-12-31")]
+    checked = 0
+    for sym in ("AAPL", "IBM"):
+        prev = prev_close = None
+        for d in days:
+            pit.set_asof(d)
+            now = base.classify(sym)[key]
+            got = strategy.classify(sym)
+            closes = pit.price_data(sym, "1d", 2)["close"]
+            if prev is not None:
+                stem = next(k[:-4] for k in got if k.endswith("_now"))
+                before = got[stem + "_before"]
+                assert _close(got[stem + "_now"], now), (sym, d)
+                if closes[-2] == prev_close:  # not an ex-date: yesterday's prices unchanged
+                    assert _close(before, prev), (sym, d)
+                    checked += 1
+                assert got["signal"] == ((now > before) if up else (now < before)), (sym, d)
+            prev, prev_close = now, closes[-1]
+    assert checked > 200
+
+
 # -- stated conditions are never dropped ------------------------------------------------------
 UNPLACED = [
     ("gap fill: gapped down yesterday but closed above yesterday's high today", "yesterday"),
@@ -456,6 +508,8 @@ UNPLACED = [
     ("stocks that gapped up on earnings", "earnings"),
     ("stocks that are up more than 50% year to date", "year to date"),
     ("tech stocks excluding semiconductors with RSI below 30", "not in technology"),  # no finer level than sectors
+    ("gap down then inside day then gap up", "then"),  # three sessions in a row: not expressible
+    ("MACD histogram positive and accelerating", "accelerating"),
     ("top 3 stocks by 1-month return in each sector", "each"),
 ]
 
@@ -545,7 +599,8 @@ def test_previous_session_comparisons(pit, market):
                                             ("MACD crosses above its signal line", "MACD crosses above its signal line within the past 3 days"),
                                             ("bullish engulfing", "bullish engulfing in the last week"),
                                             ("RSI below 40", "RSI below 40 for 3 days in a row"),
-                                            ("price above the 50 day moving average", "price above the 50 day moving average for 10 straight days")])
+                                            ("price above the 50 day moving average", "price above the 50 day moving average for 10 straight days"),
+                                            ("RSI below 40", "RSI below 40 in the last 4 days")])
 def test_within_and_in_a_row_are_any_and_all_of_those_sessions(pattern, within, pit, market):
     """A "within N days" strategy signals on day t exactly when the plain one signalled on one of
     the last N sessions of that symbol (each evaluated as of its own day); "N days in a row"
@@ -674,7 +729,8 @@ FRAGMENTS = ["gap up 3%", "RSI below 30", "above the 200 day moving average", "v
              "within 2% of the 50 day moving average", "or", "and", "but not", "with", "non-tech", "energy",
              "doubled in a year", "%B above 1", "EMA(8) > EMA(21) > EMA(55)", "dollar volume above $5M",
              "on 3 of the last 5 days", "for the first time in 20 days", "ATR rising", "an up day", "closed up 2%",
-             "close within 1% of the day's high", "at least 2 red candles in the last 4"]
+             "close within 1% of the day's high", "at least 2 red candles in the last 4", "RSI rising",
+             "and rising", "then", "followed by", "no utilities"]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

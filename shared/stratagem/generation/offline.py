@@ -62,7 +62,8 @@ sma ema ma rsi macd atr bollinger bandwidth stoch willr cci adx mfi obv keltner 
 aroon trix supertrend pivot pivots fibonacci fib donchian vortex ppo tsi kama hma wma dema tema chaikin heikin renko
 vwap std zscore pe eps mcap de dividend dividends yield float shares outstanding last past within since straight
 consecutive row bounce bounced bounces bouncing rebound rebounds rebounded rebounding divergence diverging pullback
-pulled earnings yeartodate each growth
+pulled earnings yeartodate each growth then increasing decreasing declining growing expanding contracting
+accelerating decelerating shrinking widening narrowing improving worsening strengthening weakening
 """.split())
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
 

@@ -1477,11 +1477,12 @@ class _AsOf:
     need: str  # bars it needs today (expression)
 
 
-def _as_of(ctx: Ctx, p: dict) -> _AsOf:
+def _as_of(ctx: Ctx, p: dict, value: bool = False) -> _AsOf:
     """Compile condition ``p`` (``kind``, ``params``, optional ``op`` / ``threshold``) into a
     function of the bars, so it can be evaluated on the bars as they stood on an earlier session
     (``bars_before(bars, k)``): "in the last N days", "N days in a row", "after ...". Its lines live
-    in their own function, so nothing computed for today is shared with them."""
+    in their own function, so nothing computed for today is shared with them. ``value``: the
+    function returns the measure's value (None when missing) instead of the condition."""
     wants, needs, shared = ctx.wants, ctx.needs, ctx.shared
     ctx.wants, ctx.needs, ctx.shared = [], [], {}
     inner = EMITTERS[p["kind"]](ctx, dict(p["params"]))
@@ -1489,7 +1490,9 @@ def _as_of(ctx: Ctx, p: dict) -> _AsOf:
     ctx.wants, ctx.needs, ctx.shared = wants, needs, shared
     ctx.use("bars_before")
     op = p.get("op")
-    if op is None:
+    if value:
+        test, what, base = inner.value, _plain(inner.noun), inner.prefix.lower()
+    elif op is None:
         test, what, base = inner.flag, _plain(inner.noun), inner.flag
     else:
         up = op in (">", ">=")
@@ -1498,9 +1501,10 @@ def _as_of(ctx: Ctx, p: dict) -> _AsOf:
         test = f"{inner.value} is not None and {inner.value} {op} {const}"
         what = f"{inner.noun} is {_OP_WORDS[op]} {_value_text(p['threshold'], inner.unit)}"
         base = inner.names[0] if up else inner.names[1]
-    fn = ctx.var(f"{base}_on")
+    fn = ctx.var(f"{base}_at" if value else f"{base}_on")
     body = ["closes = bars['close']", *inner.lines, f"return {test}"]
-    ctx.functions.append(f"def {fn}(bars):\n    \"\"\"Whether {what} on the last of these bars.\"\"\"\n"
+    doc = f"{what[0].upper()}{what[1:]} on the last of these bars." if value else f"Whether {what} on the last of these bars."
+    ctx.functions.append(f"def {fn}(bars):\n    \"\"\"{doc}\"\"\"\n"
                          + "\n".join("    " + line for line in body))
     return _AsOf(fn, base, what, inner.formula.split(": ", 1)[-1], _max_expr(inner_wants), _max_expr(inner_needs))
 
@@ -1579,6 +1583,23 @@ def e_first(ctx: Ctx, p: dict) -> Measure:
                    noun=f"{a.what} today for the first time in {days} sessions (on none of the {days} before)")
 
 
+def e_change(ctx: Ctx, p: dict) -> Measure:
+    """How much a measure moved over ``lookback`` sessions ("RSI rising", "the MACD histogram is
+    increasing"): its value today minus its value as it stood then."""
+    a = _as_of(ctx, p, value=True)
+    unit = EMITTERS[p["kind"]](Ctx(), dict(p["params"])).unit
+    lb = ctx.const("CHANGE_LOOKBACK", p["lookback"], "sessions back the value is compared with")
+    ctx.bars(f"{a.want} + {lb}", f"{a.need} + {lb}")
+    now, then, v = ctx.var(f"{a.base}_now"), ctx.var(f"{a.base}_before"), ctx.var(f"{a.base}_change")
+    lines = [f"{now} = {a.fn}(bars)", f"{then} = {a.fn}(bars_before(bars, {lb}))",
+             f"{v} = {now} - {then} if {now} is not None and {then} is not None else None"]
+    back = "the session before" if p["lookback"] == 1 else f"{p['lookback']} sessions earlier"
+    return Measure(lines, value=v, report=[now, then, v], nullable=True,
+                   formula=f"{v} = {a.what} today minus {a.what} as of {back} ({a.formula})",
+                   noun=f"the change in {a.what} since {back}", prefix="CHANGE", unit=unit,
+                   names=(f"{a.base}_rising", f"{a.base}_falling"))
+
+
 def e_atr_change(ctx: Ctx, p: dict) -> Measure:
     lines, atr = _atr_setup(ctx, p["period"])
     per = ctx.const("ATR_PERIOD", p["period"], "ATR period (Wilder's smoothing)")
@@ -1628,7 +1649,7 @@ EMITTERS = {
     "adx": e_adx, "dmi": e_dmi, "keltner": e_keltner, "obv_extreme": e_obv_extreme, "bb_squeeze": e_bb_squeeze,
     "close_location": e_close_location, "volume_trend": e_volume_trend, "range_atr": e_range_atr,
     "prev_bar": e_prev_bar, "within": e_within, "persist": e_persist, "dollar_volume": e_dollar_volume,
-    "prior": e_prior, "count": e_count, "first": e_first, "atr_change": e_atr_change,
+    "prior": e_prior, "count": e_count, "first": e_first, "atr_change": e_atr_change, "change": e_change,
     "close_off_extreme": e_close_off_extreme, "ma_slope": e_ma_slope, "bb_width": e_bb_width, "percent_b": e_percent_b,
 }
 

@@ -420,6 +420,16 @@ def _macd_state(m: re.Match):
     return Condition("macd", p, ">" if m.group("side") in ("above", "over", ">") else "<", 0.0, m.group(0))
 
 
+@rec("macd_hist_level", rf"\b{_MACD}\s+(?:histogram|hist)\s+(?:is\s+|reading\s+|value\s+|of\s+)?"
+                        rf"(?:(?P<zside>above|over|below|under|>|<)\s+(?:the\s+)?zero(?:\s+line)?\b"
+                        rf"|{thr('', tail=NO_UNIT)})")
+def _macd_hist_level(m: re.Match):
+    p = {**_macd_params(m), "line": "histogram"}
+    if m.group("zside"):
+        return Condition("macd", p, ">" if m.group("zside") in ("above", "over", ">") else "<", 0.0, m.group(0))
+    return cond_node("macd", p, thresholds(m, ">"), m.group(0))
+
+
 # ---- moving averages -------------------------------------------------------------------
 def ma_ref(tag: str) -> str:
     return (rf"{ARTICLE}(?P<n{tag}>\d+)d(?:\s+(?P<t{tag}>sma|ema|ma))?(?:\s+line)?"
@@ -1511,6 +1521,48 @@ def _up_day(m: re.Match):
                  f"{'an up' if up else 'a down'} day closes {'above' if up else 'below'} the previous close")
 
 
+_UPWARD = ("rising", "increasing", "growing", "climbing", "improving", "turning up", "ticking up", "higher")
+_TREND_WORDS = (r"rising|increasing|growing|climbing|improving|turning up|ticking up|falling|decreasing|declining"
+                r"|dropping|weakening|turning down|ticking down")
+CHANGE_LOOKBACK = 1  # "RSI rising": higher than at the previous session
+
+
+def _indicator(tag: str = "") -> str:
+    return (rf"(?P<ind{tag}>rsi|cci|mfi|adx|willr)(?:\((?P<p{tag}>\d+)\))?"
+            rf"|(?P<macd{tag}>macd)(?:\s+(?P<mline{tag}>histogram|hist|line))?"
+            rf"|(?P<stoch{tag}>stoch)(?:\s+%(?P<sline{tag}>k|d))?")
+
+
+def _indicator_measure(m: re.Match, tag: str = "") -> tuple[str, dict]:
+    g = m.groupdict()
+    if g.get("macd" + tag):
+        return "macd", {"fast": MACD[0], "slow": MACD[1], "signal": MACD[2],
+                        "line": "histogram" if g.get("mline" + tag) in ("histogram", "hist") else "macd"}
+    if g.get("stoch" + tag):
+        return "stochastic", {"period": STOCH_PERIOD, "smooth": 1, "d": STOCH_D, "line": g.get("sline" + tag) or "k"}
+    ind = g["ind" + tag]
+    kind, period = {"rsi": ("rsi", RSI_PERIOD), "cci": ("cci", CCI_PERIOD), "mfi": ("mfi", MFI_PERIOD),
+                    "adx": ("adx", ADX_PERIOD), "willr": ("williams_r", WILLR_PERIOD)}[ind]
+    return kind, {"period": int(g.get("p" + tag) or period)}
+
+
+def change_node(kind: str, params: dict, up: bool, text: str) -> Condition:
+    """``kind`` rising (``up``) or falling: today's value against the previous session's."""
+    return Condition("change", {"kind": kind, "params": tuple(sorted(params.items())), "lookback": CHANGE_LOOKBACK},
+                     ">" if up else "<", 0.0, text)
+
+
+@rec("indicator_trend", rf"\b(?:{_indicator()})\s+(?:is\s+|are\s+|has\s+been\s+|was\s+)?(?:still\s+|now\s+)?"
+                        rf"(?P<dir>{_TREND_WORDS})\b|\b(?P<dir2>rising|increasing|falling|declining|decreasing)\s+"
+                        rf"(?:{_indicator('2')})\b")
+def _indicator_trend(m: re.Match):
+    tag = "" if m.group("dir") else "2"
+    kind, params = _indicator_measure(m, tag)
+    up = (m.group("dir") or m.group("dir2")) in _UPWARD
+    return noted(change_node(kind, params, up, m.group(0)),
+                 "a rising / falling indicator is above / below its value at the previous session")
+
+
 # ---- price level ------------------------------------------------------------------------------
 @rec("price", rf"\b(?:share\s+|stock\s+|closing\s+|last\s+)?(?:price|close|closes|closed|closing|trad(?:es|ing|ed)(?:\s+at)?|priced)"
               rf"\s+(?:is\s+|at\s+)?{thr('', money=True, tail=NO_UNIT)}")
@@ -1690,7 +1742,8 @@ _OR = re.compile(r"\bor\b|\beither\b")
 _AND = re.compile(r"\band\b|\bwith\b|\bbut\b|\bplus\b|\bwhile\b|\balso\b|\bwhere\b|\bthat\b|\bwhich\b|&|;|\bwithout\b"
                   r"|\bexcluding\b|\bexcept\b|\bon\b|\bafter\b|\bwhen\b|\bwhose\b|\bhaving\b")
 
-_FILLER = frozenset(["find", "show", "list", "give", "get", "me", "my", "i", "we", "us", "our", "want", "wanted", "looking", "look", "for", "scan", "screen", "screener", "search", "identify", "alert", "alerts", "notify", "tell", "when", "whenever", "if", "where", "which", "that", "who", "whose", "stocks", "stock", "shares", "share", "companies", "company", "names", "name", "tickers", "ticker", "symbols", "symbol", "equities", "equity", "securities", "the", "a", "an", "with", "and", "or", "but", "not", "no", "of", "in", "on", "at", "by", "to", "from", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "its", "their", "it", "they", "them", "there", "this", "these", "those", "any", "all", "some", "today", "day", "days", "session", "currently", "current", "now", "just", "recently", "recent", "still", "also", "both", "either", "neither", "nor", "than", "then", "so", "very", "pattern", "patterns", "signal", "signals", "setup", "setups", "candle", "candles", "candlestick", "bar", "bars", "trading", "trade", "trades", "traded", "please", "can", "could", "you", "would", "like", "need", "should", "etc", "sector", "sectors", "space", "industry", "plays", "play", "ones", "one", "having", "whose", "into", "onto", "after", "before", "while", "where", "what", "show", "screen", "flag", "flags", "triggered", "trigger", "triggers", "gives", "forming", "form", "formed", "forms", "print", "prints", "printed", "appear", "appears", "appearing", "daily", "market", "markets", "price", "prices", "strategy", "strategies", "idea", "ideas", "buy", "sell", "entry", "entries", "candidates", "candidate", "universe", "filter", "filters", "filtered", "day's", "sessions", "today's", "currently", "occurring", "occur", "occurs", "occurred", "happen", "happens", "happened", "make", "makes", "making", "made", "first"])
+_FILLER = frozenset(["find", "show", "list", "give", "get", "me", "my", "i", "we", "us", "our", "want", "wanted", "looking", "look", "for", "scan", "screen", "screener", "search", "identify", "alert", "alerts", "notify", "tell", "when", "whenever", "if", "where", "which", "that", "who", "whose", "stocks", "stock", "shares", "share", "companies", "company", "names", "name", "tickers", "ticker", "symbols", "symbol", "equities", "equity", "securities", "the", "a", "an", "with", "and", "or", "but", "not", "no", "of", "in", "on", "at", "by", "to", "from", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "its", "their", "it", "they", "them", "there", "this", "these", "those", "any", "all", "some", "today", "day", "days", "session", "currently", "current", "now", "just", "recently", "recent", "still", "also", "both", "either", "neither", "nor", "than", "then", "so", "very", "pattern", "patterns", "signal", "signals", "setup", "setups", "candle", "candles", "candlestick", "bar", "bars", "trading", "trade", "trades", "traded", "please", "can", "could", "you", "would", "like", "need", "should", "etc", "sector", "sectors", "space", "industry", "plays", "play", "ones", "one", "having", "whose", "into", "onto", "after", "before", "while", "where", "what", "show", "screen", "flag", "flags", "triggered", "trigger", "triggers", "gives", "forming", "form", "formed", "forms", "print", "prints", "printed", "appear", "appears", "appearing", "daily", "market", "markets", "price", "prices", "strategy", "strategies", "idea", "ideas", "buy", "sell", "entry", "entries", "candidates", "candidate", "universe", "filter", "filters", "filtered", "day's", "sessions", "today's", "currently", "occurring", "occur", "occurs", "occurred", "happen", "happens", "happened", "make", "makes", "making", "made", "first",
+                     "followed"])
 
 
 def parse_text(prompt: str) -> Spec:
@@ -1731,6 +1784,7 @@ def parse_text(prompt: str) -> Spec:
     hits.sort(key=lambda h: h.start)
     _chain_averages(text, hits)
     for h in hits:
+        _and_trend(text, h, free)
         _within(text, h, free)
         _persist(text, h, free)
         _count(text, h, free)
@@ -1743,11 +1797,13 @@ def parse_text(prompt: str) -> Spec:
     strong_kinds |= {f"fundamental:{c.params['field']}" for h in hits if not h.weak for c in _leaves(h.node)
                      if c.kind == "fundamental"}
     hits = [h for h in hits if not (h.weak and h.weak & strong_kinds)]
-    # exact duplicates of an earlier condition are merged
+    # exact duplicates of an earlier condition are merged (not in a sequence: "gap up, then an
+    # inside day, then a gap up" asks for two gaps on different sessions)
     seen: list[Node] = []
     unique: list[Hit] = []
+    sequenced = _THEN.search(text) is not None or _AFTER.search(text) is not None
     for h in hits:
-        if h.node in seen:
+        if h.node in seen and not sequenced:
             continue
         seen.append(h.node)
         unique.append(h)
@@ -1767,7 +1823,7 @@ def parse_text(prompt: str) -> Spec:
         if neg is not None and sector_of(sm.group("s")):
             for i in range(max(0, sm.start() - 30) + neg.start(), sm.end()):
                 combine_text[i] = " "
-    expr = _combine("".join(combine_text), hits)
+    expr, unsequenced = _combine("".join(combine_text), hits)
 
     tickers: list[str] = []
     for tm in re.finditer(r"\bsym_([a-z.]+)\b", leftover):
@@ -1800,6 +1856,7 @@ def parse_text(prompt: str) -> Spec:
     # "tech stocks excluding semiconductors": a part of a sector cannot be left out of it (the
     # sector data has no finer level), and dropping either side would select what was excluded
     ignored = ignored + tuple(f"not-{sec.lower().replace(' ', '-')}" for sec in dict.fromkeys(excluded) if sec in sectors)
+    ignored = ignored + unsequenced
     return Spec(prompt=prompt, expr=expr, tickers=tuple(tickers), sectors=tuple(sectors),
                 excluded_sectors=tuple(dict.fromkeys(x for x in excluded if x not in sectors)), ranking=ranking,
                 defaults=tuple(dict.fromkeys(notes)), ignored=ignored, normalized=text)
@@ -1810,6 +1867,11 @@ _SECTOR_NEG = re.compile(r"(?:\bnon\s*-?\s*|\bno\s+|\bnot\s+(?:in\s+)?(?:the\s+|
 
 
 #: Patterns that may be asked for "in the last N days" (a cross, a candle, a new high...)
+#: levels "in the last N days" can follow: on one of those sessions. Not the measures whose own
+#: window a trailing period would name (returns, average volume, volatility...).
+WITHIN_VALUE_KINDS = frozenset(["rsi", "stochastic", "williams_r", "cci", "mfi", "adx", "gap", "body", "relative_volume",
+                                "ma_distance", "ma_spread", "macd", "prev_bar", "close_location", "percent_b",
+                                "range_atr", "close_off_extreme", "zscore"])
 WITHIN_KINDS = frozenset(["ma_cross", "macd_cross", "rsi_cross", "stoch_cross", "dmi", "candle", "new_extreme", "breakout",
                           "obv_extreme", "bb_squeeze", "keltner", "bollinger"])
 _WITHIN_TAIL = re.compile(r"\s*(?:,\s*)?(?:at\s+some\s+point\s+)?(?:in|within|during|over)\s+(?:the\s+)?(?:past|last|prior|previous)"
@@ -1821,7 +1883,7 @@ def _within(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
     """Turn a pattern hit followed by "in the last N days" into "on any of the last N sessions"
     (a golden cross within a week is not a golden cross today)."""
     node = h.node
-    if not isinstance(node, Condition) or node.op is not None or node.kind not in WITHIN_KINDS:
+    if not isinstance(node, Condition) or node.kind not in (WITHIN_KINDS if node.op is None else WITHIN_VALUE_KINDS):
         return
     m = _WITHIN_TAIL.match(text, h.end)
     if m is None or not free(h.end, m.end()):
@@ -1829,8 +1891,10 @@ def _within(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
     days = int(m.group("n")) if m.group("n") else RECENT_SESSIONS
     if days <= 1:
         return
-    h.node = Condition("within", {"kind": node.kind, "params": tuple(sorted(node.params.items())), "days": days},
-                       None, None, node.text + text[h.end:m.end()])
+    params = {"kind": node.kind, "params": tuple(sorted(node.params.items())), "days": days}
+    if node.op is not None:  # "RSI below 30 in the last 3 days": the level on one of those sessions
+        params.update(op=node.op, threshold=node.threshold)
+    h.node = Condition("within", params, None, None, node.text + text[h.end:m.end()])
     if m.group("recent"):
         h.note = (h.note + "; " if h.note else "") + f"'recently' means on one of the last {RECENT_SESSIONS} sessions"
     h.end = m.end()
@@ -1870,6 +1934,25 @@ def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
         h.end = m.end()
     else:
         h.start = head.start()
+
+
+_TREND_TAIL = re.compile(rf"\s*,?\s+and\s+(?:is\s+|still\s+|now\s+)*(?P<dir>{_TREND_WORDS})\b")
+#: measures "and rising" can follow ("ADX above 25 and rising")
+CHANGE_KINDS = frozenset(["rsi", "cci", "mfi", "adx", "williams_r", "stochastic", "macd"])
+
+
+def _and_trend(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
+    """"ADX above 25 and rising": the level, and the indicator above its value at the previous
+    session (the trend word has no subject of its own)."""
+    node = h.node
+    if not isinstance(node, Condition) or node.kind not in CHANGE_KINDS or node.op is None:
+        return
+    m = _TREND_TAIL.match(text, h.end)
+    if m is None or not free(h.end, m.end()):
+        return
+    h.node = AllOf((node, change_node(node.kind, node.params, m.group("dir") in _UPWARD, text[h.start:m.end()])))
+    h.note = (h.note + "; " if h.note else "") + "a rising / falling indicator is above / below its value at the previous session"
+    h.end = m.end()
 
 
 _COUNT_TAIL = re.compile(r"\s*(?:,\s*)?(?:(?:on|in|during|for)\s+)?(?:>=\s*)?(?P<k>\d+)\s+(?:of|out of)\s+"
@@ -1943,6 +2026,7 @@ def _chain_averages(text: str, hits: list[Hit]) -> None:
 
 
 _AFTER = re.compile(r"\bafter\b|\bfollowing\b")
+_THEN = re.compile(r"\bthen\b|\bfollowed\s+by\b")
 _NOT_PRIOR = frozenset(["fundamental", "earnings_surprise", "relative_strength", "prior"])
 
 
@@ -1968,14 +2052,24 @@ def _leaves(node: Node) -> list[Condition]:
     return [c for item in node.items for c in _leaves(item)]
 
 
-def _combine(text: str, hits: list[Hit]) -> Node | None:
+def _combine(text: str, hits: list[Hit]) -> tuple[Node | None, tuple[str, ...]]:
+    """The condition tree of ``hits`` (connectors, negations, "after" / "then" sequencing) and
+    the sequencing words it could not place ("A then B then C" needs two sessions back)."""
     if not hits:
-        return None
+        return None, ()
     nodes: list[Node] = []
     conns: list[str] = []
+    unplaced: list[str] = []
+    shifted: set[int] = set()
     prev_end = 0
     for i, h in enumerate(hits):
         gap = text[prev_end:h.start]
+        if i > 0 and _THEN.search(gap):
+            # "A then B" / "A followed by B": A held on the session before B (today)
+            if i - 2 in shifted and _THEN.search(text[hits[i - 2].end:hits[i - 1].start]):
+                unplaced.append("then")  # a chain of three sessions: not expressible here
+            nodes[-1] = _prior(nodes[-1])
+            shifted.add(i - 1)
         if i > 0:
             if _OR.search(gap):
                 conns.append("or")
@@ -2015,4 +2109,4 @@ def _combine(text: str, hits: list[Hit]) -> Node | None:
         else:
             groups[-1].append(node)
     terms: list[Node] = [g[0] if len(g) == 1 else AllOf(tuple(g)) for g in groups]
-    return terms[0] if len(terms) == 1 else AnyOf(tuple(terms))
+    return (terms[0] if len(terms) == 1 else AnyOf(tuple(terms))), tuple(unplaced)
