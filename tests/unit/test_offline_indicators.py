@@ -208,6 +208,21 @@ CASES = [
                                                              "threshold": 3.0})),
     ("two red candles followed by a green candle", AllOf((Condition("prior", {
         "kind": "streak", "params": (("direction", "down"),), "op": ">=", "threshold": 2.0}), c("body", ">", 0.0)))),
+    ("stocks breaking out of a 3 month base", c("breakout", lookback=63, side="high")),
+    ("MACD bullish crossover below zero", AllOf((c("macd_cross", fast=12, slow=26, signal=9, direction="up", line="signal"),
+                                                c("macd", "<", 0.0, fast=12, slow=26, signal=9, line="macd")))),
+    ("higher highs and higher lows", AllOf((c("prev_bar", ">", 0.0, field="high", ref="high"),
+                                            c("prev_bar", ">", 0.0, field="low", ref="low")))),
+    ("lower high and lower low than yesterday", AllOf((c("prev_bar", "<", 0.0, field="high", ref="high"),
+                                                       c("prev_bar", "<", 0.0, field="low", ref="low")))),
+    ("volume spike 3x", c("relative_volume", ">=", 3.0, lookback=20)),
+    ("stochastic crossing up from oversold", AllOf((c("stoch_cross", period=14, smooth=1, d=3, direction="up"),
+                                                    c("stochastic", "<", 20.0, period=14, smooth=1, d=3, line="d")))),
+    ("close is higher than the previous 5 closes", c("new_extreme", lookback=6, side="high", price="close")),
+    ("lowest volume in 20 days", c("new_extreme", lookback=20, side="low", price="volume")),
+    ("ATR% above 3", c("atr_pct", ">", 3.0, period=14)),
+    ("today's high is above the 20 day high", c("new_extreme", lookback=20, side="high", price="high")),
+    ("MACD histogram below zero", c("macd", "<", 0.0, fast=12, slow=26, signal=9, line="histogram")),
     ("stocks down 3 days in a row then up today", AllOf((Condition("prior", {
         "kind": "streak", "params": (("direction", "down"),), "op": ">=", "threshold": 3.0}),
         c("return", ">", 0.0, lookback=1)))),
@@ -413,6 +428,16 @@ def test_atr_change_is_the_atr_then_and_now(pit, market):
             assert now["signal"] == (now["atr"] > then["atr"])
             checked += 1
     assert checked > 10
+
+
+def test_volume_and_close_extremes(pit, market):
+    for sym, iso, res, df in _outcomes("lowest volume in 20 days", pit, market, 20):
+        v = df["volume"].to_numpy()
+        assert res["signal"] == bool(v[-1] < v[-20:-1].min()), (sym, iso)
+        assert _close(res["prior_volume_low"], v[-20:-1].min()), (sym, iso)
+    for sym, iso, res, df in _outcomes("close is higher than the previous 5 closes", pit, market, 6):
+        cl = df["close"].to_numpy()
+        assert res["signal"] == bool(cl[-1] > cl[-6:-1].max()), (sym, iso)
 
 
 def test_close_off_the_day_extreme(pit, market):

@@ -862,19 +862,21 @@ def e_new_extreme(ctx: Ctx, p: dict) -> Measure:
     lb = _lookback_const(ctx, f"NEW_{word.upper()}_LOOKBACK", n, f"sessions in the new-{word} window (today included)")
     ctx.bars(lb, lb if n is not None else "2")
     series = "closes" if price == "close" else f"bars['{price}']"
-    prior = ctx.var(f"prior_{word}")
-    flag = ctx.var(f"new_{word}")
-    v = ctx.var(f"beyond_prior_{word}_pct")
+    stem = "volume_" if price == "volume" else ""
+    prior = ctx.var(f"prior_{stem}{word}")
+    flag = ctx.var(f"{stem}{word}est_in_window" if stem else f"new_{word}")
+    v = ctx.var(f"beyond_prior_{stem}{word}_pct")
     lines = [f"{prior} = {'max' if high else 'min'}({series}[-{lb}:-1])",
              f"{flag} = {series}[-1] {'>' if high else '<'} {prior}",
              f"{v} = ({series}[-1] / {prior} - 1.0) * 100.0 if {prior} > 0 else 0.0"]
     window = "all available history" if n is None else f"the last {n} sessions"
     pname = "close" if price == "close" else price
+    noun = (f"today's volume is the {word}est of {window}" if price == "volume" else
+            f"today makes a new {'all-time' if n is None else str(n) + '-session'} {word} (today's "
+            f"{pname} {'above' if high else 'below'} every earlier {pname} in the window)")
     return Measure(lines, flag=flag, value=v, report=[prior, v], score=v if high else f"-{v}",
                    formula=f"{flag}: today's {pname} {'>' if high else '<'} every {pname} of the previous sessions in "
-                           f"{window} (today included in the window)",
-                   noun=f"today makes a new {'all-time' if n is None else str(n) + '-session'} {word} (today's "
-                        f"{pname} {'above' if high else 'below'} every earlier {pname} in the window)")
+                           f"{window} (today included in the window)", noun=noun)
 
 
 def e_breakout(ctx: Ctx, p: dict) -> Measure:

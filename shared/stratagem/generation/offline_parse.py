@@ -374,8 +374,9 @@ def _macd_cross(m: re.Match):
     return Condition("macd_cross", p, None, None, m.group(0))
 
 
-@rec("macd_cross_word", rf"\b(?P<dir>bullish|bearish)\s+{_MACD}\s+(?:cross(?:over)?|crossing|signal)\b"
-                        rf"|\b{_MACD.replace('?P<', '?P<x')}\s+(?P<dir2>bullish|bearish)\s+(?:cross(?:over)?|crossing)\b")
+@rec("macd_cross_word", rf"(?:\b(?P<dir>bullish|bearish)\s+{_MACD}\s+(?:cross(?:over)?|crossing|signal)\b"
+                        rf"|\b{_MACD.replace('?P<', '?P<x')}\s+(?P<dir2>bullish|bearish)\s+(?:cross(?:over)?|crossing)\b)"
+                        r"(?:\s+(?P<zside>below|under|above|over)\s+(?:the\s+)?(?:0|zero)(?:\s+line)?\b)?")
 def _macd_word(m: re.Match):
     if m.group("f") or m.group("xf"):
         f, s, g = ((m.group("f"), m.group("s"), m.group("g")) if m.group("f")
@@ -384,8 +385,13 @@ def _macd_word(m: re.Match):
     else:
         p = dict(zip(("fast", "slow", "signal"), MACD))
     d = m.group("dir") or m.group("dir2")
-    p.update(direction="up" if d == "bullish" else "down", line="signal")
-    return Condition("macd_cross", p, None, None, m.group(0))
+    cross = Condition("macd_cross", {**p, "direction": "up" if d == "bullish" else "down", "line": "signal"}, None, None,
+                      m.group(0))
+    if not m.group("zside"):
+        return cross
+    # "a bullish crossover below zero": the cross, with the MACD line still below the zero line
+    below = m.group("zside") in ("below", "under")
+    return AllOf((cross, Condition("macd", {**p, "line": "macd"}, "<" if below else ">", 0.0, m.group(0))))
 
 
 @rec("macd_turn", rf"\b{_MACD}\s+(?:histogram|hist)\s+(?:turn(?:s|ed|ing)?|flip(?:s|ped|ping)?|cross(?:es|ed|ing)?|went|goes|moved?)"
@@ -899,9 +905,12 @@ def _nr(m: re.Match):
 _ATR = r"atr(?:\((?P<p>\d+)\))?"
 
 
-@rec("atr_pct", rf"\b{_ATR}\s+(?:is\s+|of\s+)?{thr('%')}(?:\s+of\s+(?:the\s+)?(?:price|close|closing price|share price"
+@rec("atr_pct", rf"\b{_ATR}\s*%\s+(?:is\s+|of\s+)?{thr('%?')}|\b{_ATR.replace('?P<', '?P<y')}\s+(?:is\s+|of\s+)?{thr('%', tag='2')}(?:\s+of\s+(?:the\s+)?(?:price|close|closing price|share price"
                 rf"|stock price|last price|the stock))?")
 def _atr_pct(m: re.Match):
+    if m.group("num") is None and m.group("lo") is None:  # the second spelling: "ATR(14) of 3% of the price"
+        bounds = thresholds(m, ">", tag="2")
+        return cond_node("atr_pct", {"period": _int(m, "yp", default=ATR_PERIOD)}, bounds, m.group(0))
     return cond_node("atr_pct", {"period": _int(m, "p", default=ATR_PERIOD)}, thresholds(m, ">"), m.group(0))
 
 
@@ -1337,6 +1346,72 @@ def _close_off_extreme(m: re.Match):
     return Condition("close_off_extreme", {"side": m.group("side")}, "<=", _clean(float(m.group("num"))), m.group(0))
 
 
+@rec("breakout_base", r"\b(?:break(?:s|ing)?\s*out|broke\s*out|breakout)\s+(?:of|from|above)\s+(?:a\s+|the\s+|its\s+|their\s+)?"
+                      r"(?P<n>\d+)d\s+(?:base|range|consolidation|trading range|box|channel)\b")
+def _breakout_base(m: re.Match):
+    return noted(Condition("breakout", {"lookback": int(m.group("n")), "side": "high"}, None, None, m.group(0)),
+                 "breaking out of an N-day base means closing above the highest high of the previous N sessions")
+
+
+@rec("volume_spike_multiple", rf"\bvolume\s+(?:spikes?|surges?|explosions?|bursts?|jumps?)\s+(?:of\s+)?(?:>=\s*|>\s*)?"
+                              rf"(?P<num>{NUM})\s*x\b")
+def _volume_spike_multiple(m: re.Match):
+    return Condition("relative_volume", {"lookback": VOLUME_LOOKBACK}, ">=", _clean(float(m.group("num"))), m.group(0))
+
+
+@rec("stoch_turn", rf"\b{_STOCH}\s+(?:is\s+)?(?:bullish\s+|bearish\s+)?(?:cross(?:es|ed|ing)?|turn(?:s|ed|ing)?|hook(?:s|ed|ing)?"
+                   r"|curl(?:s|ed|ing)?)\s+(?P<dir>up|down|higher|lower)(?:\s+(?:from|out of|in|inside)\s+(?:the\s+)?"
+                   r"(?P<zone>oversold|overbought)(?:\s+(?:zone|territory|area|region|levels?))?)?\b")
+def _stoch_turn(m: re.Match):
+    p = _stoch_params(m)
+    p.pop("line")
+    up = m.group("dir") in ("up", "higher")
+    cross = Condition("stoch_cross", {**p, "direction": "up" if up else "down"}, None, None, m.group(0))
+    note = "a stochastic turning up / down is %K crossing above / below %D"
+    if not m.group("zone"):
+        return noted(cross, note)
+    low = m.group("zone") == "oversold"
+    zone = Condition("stochastic", {**p, "line": "d"}, "<" if low else ">", STOCH_OVERSOLD if low else STOCH_OVERBOUGHT,
+                     m.group(0))
+    return noted(AllOf((cross, zone)), note + f"; from {m.group('zone')}: with %D {'below' if low else 'above'} "
+                                              f"{STOCH_OVERSOLD if low else STOCH_OVERBOUGHT:g}")
+
+
+@rec("higher_bar", r"\b(?P<d>higher|lower)\s+(?P<f>high|low)s?\b(?!\s*(?:than|of|in|>|<|on|for\s+the))")
+def _higher_bar(m: re.Match):
+    f = m.group("f")
+    up = m.group("d") == "higher"
+    return noted(Condition("prev_bar", {"field": f, "ref": f}, ">" if up else "<", 0.0, m.group(0)),
+                 f"a {m.group('d')} {f} is today's {f} {'above' if up else 'below'} yesterday's {f}")
+
+
+@rec("close_beats_closes", r"\bclos(?:e|es|ed|ing)\s+(?:is\s+|was\s+)?(?P<d>>|<|higher than|lower than|above|below)\s+"
+                           r"(?:all\s+(?:of\s+)?)?(?:the\s+)?(?:previous|prior|last|past)\s+(?P<n>\d+)\s+closes\b")
+def _close_beats_closes(m: re.Match):
+    up = m.group("d") in (">", "higher than", "above")
+    # the previous N closes and today's: a new (N+1)-session closing high / low
+    return Condition("new_extreme", {"lookback": int(m.group("n")) + 1, "side": "high" if up else "low", "price": "close"},
+                     None, None, m.group(0))
+
+
+@rec("volume_extreme", r"\b(?P<w>lowest|highest|smallest|largest|biggest|heaviest|lightest)\s+(?:daily\s+|trading\s+)?volume\s+"
+                       r"(?:in|of|over|for)\s+(?:the\s+)?(?:last\s+|past\s+)?(?P<n>\d+)d\b")
+def _volume_extreme(m: re.Match):
+    high = m.group("w") in ("highest", "largest", "biggest", "heaviest")
+    return Condition("new_extreme", {"lookback": int(m.group("n")), "side": "high" if high else "low", "price": "volume"},
+                     None, None, m.group(0))
+
+
+@rec("high_above_high", r"\btoday\s+(?P<f>high|low)\s+(?:is\s+)?(?P<d>above|over|>|below|under|<)\s+(?:the\s+|its\s+)?"
+                        r"(?:prior\s+|previous\s+)?(?P<n>\d+)d\s+(?P=f)\b")
+def _high_above_high(m: re.Match):
+    high = m.group("f") == "high"
+    if high != (m.group("d") in ("above", "over", ">")):
+        return None
+    return Condition("new_extreme", {"lookback": int(m.group("n")), "side": m.group("f"), "price": m.group("f")},
+                     None, None, m.group(0))
+
+
 # These read phrases that broader recognisers defined earlier would otherwise claim in part
 # ("OBV making a new 20-day high" is not a price high; "the 10-day average volume is below the
 # 50-day average volume" is not today's volume): they go first.
@@ -1345,7 +1420,8 @@ _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_st
           "range_expansion_word", "range_atr", "prev_bar", "ma_within", "earnings_pct", "volume_by_pct", "dollar_volume",
           "bollinger_breakout", "gap_and_go", "extreme_close", "ma_list", "ma_near", "ma_slope", "band_cross", "bb_width",
           "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn", "breakout_extreme", "open_vs_close",
-          "count_days", "atr_change", "close_off_extreme")
+          "count_days", "atr_change", "close_off_extreme", "breakout_base", "volume_spike_multiple", "stoch_turn",
+          "close_beats_closes", "volume_extreme", "high_above_high")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 
