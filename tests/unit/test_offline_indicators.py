@@ -216,6 +216,8 @@ CASES = [
     ("lower high and lower low than yesterday", AllOf((c("prev_bar", "<", 0.0, field="high", ref="high"),
                                                        c("prev_bar", "<", 0.0, field="low", ref="low")))),
     ("volume spike 3x", c("relative_volume", ">=", 3.0, lookback=20)),
+    ("volume spike of three times the average volume", c("relative_volume", ">=", 3.0, lookback=20)),
+    ("volume spike 3x the 50 day average", c("relative_volume", ">=", 3.0, lookback=50)),
     ("stochastic crossing up from oversold", AllOf((c("stoch_cross", period=14, smooth=1, d=3, direction="up"),
                                                     c("stochastic", "<", 20.0, period=14, smooth=1, d=3, line="d")))),
     ("close is higher than the previous 5 closes", c("new_extreme", lookback=6, side="high", price="close")),

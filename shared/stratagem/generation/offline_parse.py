@@ -1354,9 +1354,11 @@ def _breakout_base(m: re.Match):
 
 
 @rec("volume_spike_multiple", rf"\bvolume\s+(?:spikes?|surges?|explosions?|bursts?|jumps?)\s+(?:of\s+)?(?:>=\s*|>\s*)?"
-                              rf"(?P<num>{NUM})\s*x\b")
+                              rf"(?P<num>{NUM})\s*x\b(?:\s+(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?"
+                              r"(?:average|avg|normal|usual)(?:\s+(?:daily\s+)?volume)?\b)?")
 def _volume_spike_multiple(m: re.Match):
-    return Condition("relative_volume", {"lookback": VOLUME_LOOKBACK}, ">=", _clean(float(m.group("num"))), m.group(0))
+    return Condition("relative_volume", {"lookback": _int(m, "n", default=VOLUME_LOOKBACK)}, ">=",
+                     _clean(float(m.group("num"))), m.group(0))
 
 
 @rec("stoch_turn", rf"\b{_STOCH}\s+(?:is\s+)?(?:bullish\s+|bearish\s+)?(?:cross(?:es|ed|ing)?|turn(?:s|ed|ing)?|hook(?:s|ed|ing)?"
