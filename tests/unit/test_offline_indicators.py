@@ -208,6 +208,22 @@ CASES = [
                                                              "threshold": 3.0})),
     ("two red candles followed by a green candle", AllOf((Condition("prior", {
         "kind": "streak", "params": (("direction", "down"),), "op": ">=", "threshold": 2.0}), c("body", ">", 0.0)))),
+    ("price above the middle Bollinger band", c("ma_distance", ">", 0.0, period=20, ma="sma")),
+    ("small caps with high relative volume", AllOf((AllOf((c("fundamental", ">=", 3e8, field="market_cap"),
+                                                           c("fundamental", "<", 2e9, field="market_cap"))),
+                                                    c("relative_volume", ">", 1.5, lookback=20)))),
+    ("strong close on high volume", AllOf((c("close_location", ">=", 90.0), c("relative_volume", ">", 1.5, lookback=20)))),
+    ("strong close: close in the top 25% of the range", c("close_location", ">=", 75.0)),  # the stated level wins
+    ("price above 50 day and 200 day moving averages", AllOf((c("ma_distance", ">", 0.0, period=50, ma="sma"),
+                                                              c("ma_distance", ">", 0.0, period=200, ma="sma")))),
+    ("stocks trading above 20 EMA and 50 SMA", AllOf((c("ma_distance", ">", 0.0, period=20, ma="ema"),
+                                                      c("ma_distance", ">", 0.0, period=50, ma="sma")))),
+    ("price above 200 day", c("ma_distance", ">", 0.0, period=200, ma="sma")),
+    ("CCI crossing above -100", AllOf((c("cci", ">", -100.0, period=20), Condition("prior", {
+        "kind": "cci", "params": (("period", 20),), "op": "<=", "threshold": -100.0})))),
+    ("volume is 5 times the average and price is up", AllOf((c("relative_volume", ">=", 5.0, lookback=20),
+                                                             c("return", ">", 0.0, lookback=1)))),
+    ("price closed above the high of the previous 3 days", c("breakout", lookback=3, side="high")),
     ("stocks breaking out of a 3 month base", c("breakout", lookback=63, side="high")),
     ("MACD bullish crossover below zero", AllOf((c("macd_cross", fast=12, slow=26, signal=9, direction="up", line="signal"),
                                                 c("macd", "<", 0.0, fast=12, slow=26, signal=9, line="macd")))),
@@ -734,6 +750,34 @@ def test_band_cross_slope_width_and_percent_b(pit, market):
         w = df["close"].to_numpy()[-20:]
         lo, hi = w.mean() - 2 * w.std(), w.mean() + 2 * w.std()
         assert _close(res["percent_b"], (w[-1] - lo) / (hi - lo), 1e-7), (sym, iso)
+
+
+@pytest.mark.parametrize("prompt,kind,params,desc", [
+    ("which stocks have the strongest 6 month momentum", "return", {"lookback": 126}, True),
+    ("rank stocks by 1 year return", "return", {"lookback": 252}, True),
+    ("sort the stocks by RSI, lowest first", "rsi", {"period": 14}, False),
+])
+def test_rankings_written_as_questions_and_commands(prompt, kind, params, desc):
+    r = GEN.parse(prompt).ranking
+    assert (r.kind, r.params, r.descending) == (kind, params, desc)
+
+
+def test_a_level_cross_is_beyond_today_and_not_the_session_before(pit, market):
+    level = LoadedStrategy(GEN.generate("CCI above -100").code, pit.functions())
+    cross = LoadedStrategy(GEN.generate("CCI crossing above -100").code, pit.functions())
+    cal = [int(d) for d in market.calendar()]
+    hits = 0
+    for sym in ("AAPL", "MSFT"):
+        prev = None
+        for d in [x for x in cal if iso_to_day("2009-01-02") <= x <= iso_to_day("2010-12-31")]:
+            pit.set_asof(d)
+            now = bool(level.classify(sym)["signal"])
+            if prev is not None:
+                want = now and not prev
+                assert bool(cross.classify(sym)["signal"]) == want, (sym, d)
+                hits += want
+            prev = now
+    assert hits > 0
 
 
 def test_a_ranking_order_after_the_measure_is_kept():

@@ -535,10 +535,12 @@ def _ma_distance(m: re.Match):
     return node if m.group("n") else noted(node, f"a moving average with no period is the {n}-day")
 
 
-@rec("ma_distance_bare", r"\b(?P<side>above|over|below|under|beneath)\s+(?:the\s+|its\s+|their\s+)(?P<n>\d+)d\b"
+@rec("ma_distance_bare", r"(?:\b(?P<side>above|over|below|under|beneath)\s+(?:the\s+|its\s+|their\s+)"
+                         r"|\b(?:price|close|closes|closed|closing|stock|shares|trading|trades)\s+(?:is\s+)?"
+                         r"(?P<side2>above|over|below|under|beneath)\s+)(?P<n>\d+)d\b"
                          r"(?!\s*(?:high|low|average|avg|volume|range|return|momentum|rsi|atr|std|mean|rvol|change))")
 def _ma_distance_bare(m: re.Match):
-    above = m.group("side") in ("above", "over")
+    above = (m.group("side") or m.group("side2")) in ("above", "over")
     return noted(Condition("ma_distance", {"period": int(m.group("n")), "ma": "sma"}, ">" if above else "<", 0.0,
                            m.group(0)), "'the N-day' alone means the N-day simple moving average")
 
@@ -726,7 +728,7 @@ def _volume_level(m: re.Match):
 
 @rec("volume_words", r"\b(?:on\s+|with\s+)?(?P<q>high|heavy|big|strong|large|huge|elevated|massive|above average"
                      r"|higher than average|low|light|thin|weak|quiet|below average|lower than average)\s+"
-                     r"(?:trading\s+)?volume\b|\b(?P<spike>volume\s+(?:spikes?|surges?|explosions?|bursts?|jumps?)"
+                     r"(?:trading\s+)?(?:volume|rvol)\b|\b(?P<spike>volume\s+(?:spikes?|surges?|explosions?|bursts?|jumps?)"
                      r"|(?:spikes?|surges?|jumps?)\s+in\s+volume|unusual(?:ly\s+(?:high|heavy))?\s+volume)\b")
 def _volume_words(m: re.Match):
     kinds = {"relative_volume"}
@@ -1176,11 +1178,17 @@ MA_SLOPE_LOOKBACK = 5  # "the 50-day moving average is rising": higher than 5 se
 TREND = (50, 200)  # "uptrend": close above the 50-day SMA, which is above the 200-day SMA
 
 
-@rec("ma_list", r"\b(?P<side>above|over|below|under)\s+(?:all\s+(?:of\s+)?)?(?:the\s+|its\s+|their\s+)?(?P<list>\d+(?:\s*,\s*\d+)*"
-                r"\s*,?\s*(?:and|&)\s*\d+)d\s+(?P<t>sma|ema|ma)s?\b"
+@rec("ma_list", r"\b(?P<side>above|over|below|under)\s+(?:all\s+(?:of\s+)?|both\s+)?(?:the\s+|its\s+|their\s+)?"
+                r"(?P<list>\d+d?(?:\s*,\s*\d+d?)*\s*,?\s*(?:and|&)\s*\d+)d\s+(?P<t>sma|ema|ma)s?\b"
+                r"|\b(?P<side3>above|over|below|under)\s+(?:all\s+(?:of\s+)?|both\s+)?(?:the\s+|its\s+|their\s+)?"
+                r"(?P<typed>\d+d\s+(?:sma|ema|ma)(?:\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)(?:the\s+)?\d+d\s+(?:sma|ema|ma))+)s?\b"
                 r"|\b(?P<side2>above|over|below|under)\s+(?:all\s+)?(?:the\s+|its\s+|their\s+)?(?:key|major|main)\s+ma\b")
 def _ma_list(m: re.Match):
-    above = (m.group("side") or m.group("side2")) in ("above", "over")
+    above = (m.group("side") or m.group("side2") or m.group("side3")) in ("above", "over")
+    if m.group("typed"):  # each average with its own type
+        items = re.findall(r"(\d+)d\s+(sma|ema|ma)", m.group("typed"))
+        return AllOf(tuple(Condition("ma_distance", {"period": int(n), "ma": _ma_type(t)}, ">" if above else "<", 0.0,
+                                     m.group(0)) for n, t in dict.fromkeys(items)))
     periods = [int(x) for x in re.findall(r"\d+", m.group("list"))] if m.group("list") else [20, 50, 200]
     ma = _ma_type(m.group("t"))
     node = AllOf(tuple(Condition("ma_distance", {"period": n, "ma": ma}, ">" if above else "<", 0.0, m.group(0))
@@ -1592,9 +1600,11 @@ def _up_today(m: re.Match):
 
 @rec("up_day", r"\b(?:an?\s+)?(?P<dir>up|down)\s+(?:day|session)\b(?!\s+(?:in a row|streak))"
                r"|\bclos(?:e|es|ed|ing)\s+(?P<dir2>higher|lower|up|down)\b(?!\s*(?:than|by|>|<|\d|from|over|on the day|today))"
-               r"|\b(?P<dir3>higher|lower)\s+close\b(?!\s*(?:than|>|<))")
+               r"|\b(?P<dir3>higher|lower)\s+close\b(?!\s*(?:than|>|<))"
+               r"|\b(?:price|stock|shares|it)\s+(?:is|was|are|were)\s+(?P<dir4>up|down|higher|lower)\b"
+               r"(?!\s*(?:>|<|\d|by|more|less|over|from|on the day|today))")
 def _up_day(m: re.Match):
-    up = (m.group("dir") or m.group("dir2") or m.group("dir3")) in ("up", "higher")
+    up = (m.group("dir") or m.group("dir2") or m.group("dir3") or m.group("dir4")) in ("up", "higher")
     return noted(Condition("return", {"lookback": 1}, ">" if up else "<", 0.0, m.group(0)),
                  f"{'an up' if up else 'a down'} day closes {'above' if up else 'below'} the previous close")
 
@@ -1639,6 +1649,50 @@ def _indicator_trend(m: re.Match):
     up = (m.group("dir") or m.group("dir2")) in _UPWARD
     return noted(change_node(kind, params, up, m.group(0)),
                  "a rising / falling indicator is above / below its value at the previous session")
+
+
+@rec("middle_band", r"\b(?:price\s+|close\s+|closes\s+|closed\s+|closing\s+|trading\s+|is\s+)?(?P<side>above|over|below|under)\s+"
+                    r"(?:the\s+)?(?:middle|mid|center|centre|basis)\s+(?:bollinger(?:\s+(?:band|line))?|band|line)\b")
+def _middle_band(m: re.Match):
+    above = m.group("side") in ("above", "over")
+    return noted(Condition("ma_distance", {"period": BOLLINGER_PERIOD, "ma": "sma"}, ">" if above else "<", 0.0, m.group(0)),
+                 f"the middle Bollinger band is the {BOLLINGER_PERIOD}-day SMA")
+
+
+@rec("strong_close", r"\b(?P<q>strong|weak)\s+clos(?:e|ing)\b")
+def _strong_close(m: re.Match):
+    strong = m.group("q") == "strong"
+    node = Condition("close_location", {}, ">=" if strong else "<=", CLOSE_NEAR_EXTREME if strong else 100.0 - CLOSE_NEAR_EXTREME,
+                     m.group(0))
+    return weak(node, {"close_location"}, f"a {m.group('q')} close is in the {'top' if strong else 'bottom'} "
+                                          f"{100 - CLOSE_NEAR_EXTREME:g}% of the day's range")
+
+
+_LEVEL_IND = r"(?P<ind>cci|mfi|adx|willr)(?:\((?P<p>\d+)\))?|(?P<stoch>stoch)(?:\s+%(?P<sline>k|d))?"
+
+
+@rec("level_cross", rf"\b(?:{_LEVEL_IND})\s+(?:line\s+)?(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke|ris(?:es|ing)"
+                    rf"|rose|fall(?:s|ing)?|fell|drop(?:s|ped|ping)?)\s+(?:back\s+)?(?P<dir>above|over|below|under)\s+"
+                    rf"(?P<num>{NUM})(?![\d.])")
+def _level_cross(m: re.Match):
+    kind, params = _indicator_measure(m)
+    level = _clean(float(m.group("num")))
+    up = m.group("dir") in ("above", "over")
+    key = tuple(sorted(params.items()))
+    # crossing a level: beyond it today, not beyond it at the previous session
+    return noted(AllOf((Condition(kind, params, ">" if up else "<", level, m.group(0)),
+                        Condition("prior", {"kind": kind, "params": key, "op": "<=" if up else ">=", "threshold": level},
+                                  None, None, m.group(0)))),
+                 "crossing a level means beyond it today and not at the previous session")
+
+
+@rec("close_beyond_days", r"\bclos(?:e|es|ed|ing)\s+(?P<dir>above|over|below|under)\s+(?:the\s+)?(?P<side>high|low)s?\s+of\s+"
+                          r"(?:the\s+)?(?:previous|prior|last|past)\s+(?P<n>\d+)d\b")
+def _close_beyond_days(m: re.Match):
+    up = m.group("dir") in ("above", "over")
+    if up != (m.group("side") == "high"):
+        return None
+    return Condition("breakout", {"lookback": int(m.group("n")), "side": m.group("side")}, None, None, m.group(0))
 
 
 # ---- price level ------------------------------------------------------------------------------
@@ -1701,9 +1755,11 @@ _RANK_HEAD = re.compile(
     rf"(?P<dir3>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest|most|least|greatest))\s+"
     rf"(?:(?P<dir2>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest)\s+)?")
 _RANK_BY = re.compile(
-    r"\b(?:ranked|sorted|ordered|rank(?:\s+(?:them|results|it))?|sort(?:\s+(?:them|results|it))?|order(?:\s+(?:them|results))?)"
+    rf"\b(?:ranked|sorted|ordered|rank(?:\s+(?:them|results|it|(?:the\s+|all\s+)?{_NOUNS}))?"
+    rf"|sort(?:\s+(?:them|results|it|(?:the\s+|all\s+)?{_NOUNS}))?|order(?:\s+(?:them|results))?)"
     r"\s+(?:by|on)\s+(?:(?P<dir>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest)\s+)?"
-    r"|\bwith\s+the\s+(?P<dir2>highest|lowest|best|worst|strongest|weakest|largest|biggest|smallest|most|least|greatest)\s+")
+    r"|\b(?:with|have|has|having|showing|show)\s+the\s+(?P<dir2>highest|lowest|best|worst|strongest|weakest|largest|biggest"
+    r"|smallest|most|least|greatest)\s+")
 _RANK_TOPN = re.compile(rf"\b(?:the\s+)?(?:top|best|first)\s+(?P<n>\d+)\b(?:\s+{_NOUNS})?")
 _RANK_MOVERS = re.compile(
     rf"\b(?:(?:the\s+)?(?P<top>top|best|first|worst|bottom)\s+)?(?P<count>\d+)?\s*(?:{_NOUNS}\s+)?(?:that\s+are\s+)?(?:the\s+)?"
