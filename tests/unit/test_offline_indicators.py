@@ -224,6 +224,15 @@ CASES = [
     ("volume is 5 times the average and price is up", AllOf((c("relative_volume", ">=", 5.0, lookback=20),
                                                              c("return", ">", 0.0, lookback=1)))),
     ("price closed above the high of the previous 3 days", c("breakout", lookback=3, side="high")),
+    ("rsi14<30", c("rsi", "<", 30.0, period=14)),
+    ("gap > 3% & vol > 1.5x", AllOf((c("gap", ">", 3.0), c("relative_volume", ">", 1.5, lookback=20)))),  # not volatility
+    ("close > SMA20 and vol > 2x avg", AllOf((c("ma_distance", ">", 0.0, period=20, ma="sma"),
+                                              c("relative_volume", ">", 2.0, lookback=20)))),
+    ("px > $10 and mkt cap > 2B", AllOf((c("price", ">", 10.0), c("fundamental", ">", 2e9, field="market_cap")))),
+    ("1M return > 10%", c("return", ">", 10.0, lookback=21)),  # a month, not a million
+    ("new ATH", c("new_extreme", lookback=None, side="high", price="high")),
+    ("close > prev close", c("prev_bar", ">", 0.0, field="close", ref="close")),
+    ("higher close than open", c("body", ">", 0.0)),
     ("stocks breaking out of a 3 month base", c("breakout", lookback=63, side="high")),
     ("MACD bullish crossover below zero", AllOf((c("macd_cross", fast=12, slow=26, signal=9, direction="up", line="signal"),
                                                 c("macd", "<", 0.0, fast=12, slow=26, signal=9, line="macd")))),
@@ -553,6 +562,7 @@ UNPLACED = [
     ("tech stocks excluding semiconductors with RSI below 30", "not in technology"),  # no finer level than sectors
     ("gap down then inside day then gap up", "then"),  # three sessions in a row: not expressible
     ("MACD histogram positive and accelerating", "accelerating"),
+    ("gravestone doji", "gravestone"),  # never a plain doji instead
     ("top 3 stocks by 1-month return in each sector", "each"),
 ]
 

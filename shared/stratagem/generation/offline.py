@@ -64,6 +64,7 @@ vwap std zscore pe eps mcap de dividend dividends yield float shares outstanding
 consecutive row bounce bounced bounces bouncing rebound rebounds rebounded rebounding divergence diverging pullback
 pulled earnings yeartodate each growth then increasing decreasing declining growing expanding contracting
 accelerating decelerating shrinking widening narrowing improving worsening strengthening weakening
+gravestone dragonfly marubozu tweezer tweezers hanging spinning abandoned wick wicks shadow shadows
 """.split())
 _NUMBER = re.compile(r"\d+(?:\.\d+)?%?")
 

@@ -652,8 +652,8 @@ def _rel_volume(m: re.Match, bounds: list[tuple[str, float]]):
 
 
 @rec("rvol_multiple", rf"\b(?:today\s+|daily\s+|the\s+|trading\s+|current\s+)?volume\s+(?:is\s+|was\s+|of\s+|at\s+|running\s+"
-                      rf"|came in\s+)?{thr('x')}\s+(?:the\s+|its\s+|their\s+|of\s+the\s+|of\s+its\s+)?(?:(?P<n>\d+)d\s+)?"
-                      rf"{_AVG}(?:\s+(?:daily\s+)?(?:trading\s+)?volume)?{_AVG_TAIL}")
+                      rf"|came in\s+)?{thr('x')}(?:\s+(?:the\s+|its\s+|their\s+|of\s+the\s+|of\s+its\s+)?(?:(?P<n>\d+)d\s+)?"
+                      rf"{_AVG}(?:\s+(?:daily\s+)?(?:trading\s+)?volume)?)?{_AVG_TAIL}")  # "volume > 1.5x": of the average
 def _rvol1(m: re.Match):
     return _rel_volume(m, thresholds(m, ">="))
 
@@ -1693,6 +1693,11 @@ def _close_beyond_days(m: re.Match):
     if up != (m.group("side") == "high"):
         return None
     return Condition("breakout", {"lookback": int(m.group("n")), "side": m.group("side")}, None, None, m.group(0))
+
+
+@rec("close_vs_open_words", r"\b(?P<d>higher|lower)\s+clos(?:e|ing)\s+than\s+(?:the\s+|its\s+)?open(?:ing)?(?:\s+price)?\b")
+def _close_vs_open_words(m: re.Match):
+    return Condition("body", {}, ">" if m.group("d") == "higher" else "<", 0.0, m.group(0))
 
 
 # ---- price level ------------------------------------------------------------------------------

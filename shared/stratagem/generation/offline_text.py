@@ -322,10 +322,28 @@ def _basic(prompt: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def _shorthand(text: str) -> str:
+    """Trader shorthand, before money units ("1M" next to a return is a month, not a million)."""
+    # "1M return", "3M momentum", "1Y performance": months and years
+    text = re.sub(r"\b(\d+)\s*(m|y)\b(?=\s+(?:returns?|momentum|performance|change|gains?|losses|relative strength|rs)\b)",
+                  lambda m: f"{m.group(1)} {'months' if m.group(2) == 'm' else 'years'}", text)
+    # comparison signs written without spaces ("rsi14<30", "gap>3%")
+    text = re.sub(r"\s*(<=|>=|<|>)\s*(?=[\d$+\-.a-z])", r" \1 ", text)
+    text = re.sub(r"\bpx\b", "price", text)
+    text = re.sub(r"\bprev\.?(?=\s)", "previous", text)
+    text = re.sub(r"\bath\b|\balltime\s+highs?\b", "all time high", text)
+    text = re.sub(r"\batl\b", "all time low", text)
+    # "vol" is volume when a multiple or an average follows it ("vol > 2x avg", "vol 3x average")
+    text = re.sub(r"\bvol\b(?=\s+(?:(?:is|of|at|>|>=|above|over)\s+)?(?:\d+(?:\.\d+)?\s*x\b|(?:the\s+)?(?:avg|average)\b))",
+                  "volume", text)
+    return text
+
+
 def normalize(prompt: str) -> str:
     """The canonical lower-case form recognisers match (see the module docstring)."""
     text = _mark_tickers(_mark_companies(_basic(prompt))).lower()
     text = _number_words(text)
+    text = _shorthand(text)
     text = _money(text)
     for rx, rep in _TERM_RES:
         text = rx.sub(rep, text)
