@@ -224,6 +224,12 @@ CASES = [
     ("volume is 5 times the average and price is up", AllOf((c("relative_volume", ">=", 5.0, lookback=20),
                                                              c("return", ">", 0.0, lookback=1)))),
     ("price closed above the high of the previous 3 days", c("breakout", lookback=3, side="high")),
+    ("TTM squeeze", c("kc_squeeze", period=20, width=2.0, mult=1.5)),
+    ("Bollinger bands inside the Keltner channels", c("kc_squeeze", period=20, width=2.0, mult=1.5)),
+    ("TTM squeeze fired", AllOf((Condition("prior", {"kind": "kc_squeeze", "params": (("mult", 1.5), ("period", 20),
+                                                                                      ("width", 2.0)),
+                                                     "op": None, "threshold": None}),
+                                 Not(c("kc_squeeze", period=20, width=2.0, mult=1.5))))),
     ("rsi14<30", c("rsi", "<", 30.0, period=14)),
     ("gap > 3% & vol > 1.5x", AllOf((c("gap", ">", 3.0), c("relative_volume", ">", 1.5, lookback=20)))),  # not volatility
     ("close > SMA20 and vol > 2x avg", AllOf((c("ma_distance", ">", 0.0, period=20, ma="sma"),
@@ -465,6 +471,21 @@ def test_volume_and_close_extremes(pit, market):
     for sym, iso, res, df in _outcomes("close is higher than the previous 5 closes", pit, market, 6):
         cl = df["close"].to_numpy()
         assert res["signal"] == bool(cl[-1] > cl[-6:-1].max()), (sym, iso)
+
+
+def test_ttm_squeeze_matches_numpy(pit, market):
+    """Bollinger(20, 2 population std) inside SMA(20) +/- 1.5 x the mean of the last 20 true ranges."""
+    on = 0
+    for sym, iso, res, df in _outcomes("TTM squeeze", pit, market, 21):
+        cl, hi, lo = (df[k].to_numpy() for k in ("close", "high", "low"))
+        w = cl[-20:]
+        mid, sd = w.mean(), w.std()
+        tr = np.maximum.reduce([hi[-20:] - lo[-20:], np.abs(hi[-20:] - cl[-21:-1]), np.abs(lo[-20:] - cl[-21:-1])]).mean()
+        want = mid + 2 * sd < mid + 1.5 * tr and mid - 2 * sd > mid - 1.5 * tr
+        assert res["signal"] == bool(want), (sym, iso)
+        assert _close(res["bands_vs_keltner"], (4 * sd) / (3 * tr), 1e-7), (sym, iso)
+        on += bool(want)
+    assert on > 0
 
 
 def test_close_off_the_day_extreme(pit, market):

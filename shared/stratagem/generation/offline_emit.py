@@ -144,6 +144,15 @@ def bollinger(closes, n, k):
     sd = math.sqrt(sum((x - mid) ** 2 for x in window) / float(n))
     return mid, mid + k * sd, mid - k * sd
 ''')
+_helper("mean_true_range", '''
+def mean_true_range(bars, n):
+    """Mean of the last n true ranges (max(high - low, |high - previous close|, |low - previous close|))."""
+    high, low, close = bars['high'], bars['low'], bars['close']
+    total = 0.0
+    for i in range(len(close) - n, len(close)):
+        total += max(high[i] - low[i], abs(high[i] - close[i - 1]), abs(low[i] - close[i - 1]))
+    return total / n
+''')
 _helper("wilder_atr", '''
 def wilder_atr(highs, lows, closes, n):
     """Wilder's average true range. True range = max(high - low, |high - previous close|,
@@ -1332,6 +1341,29 @@ def e_obv_extreme(ctx: Ctx, p: dict) -> Measure:
                    noun=f"on-balance volume makes a new {p['lookback']}-session {word}")
 
 
+def e_kc_squeeze(ctx: Ctx, p: dict) -> Measure:
+    """The TTM squeeze: the Bollinger bands inside the Keltner channel, both around the same SMA
+    (Keltner width = a multiple of the mean true range, as in the common public version)."""
+    ctx.use("bollinger")
+    ctx.use("mean_true_range")
+    per = ctx.const("BAND_PERIOD", p["period"], "sessions in the Bollinger middle band (SMA) and the Keltner channel")
+    width = ctx.const("BAND_WIDTH", float(p["width"]), "standard deviations between the middle and outer Bollinger bands")
+    mult = ctx.const("SQUEEZE_KELTNER_MULTIPLE", float(p["mult"]), "mean true ranges between the middle and each Keltner band")
+    ctx.bars(f"{per} + 1", f"{per} + 1")
+    mid, up_b, lo_b = ctx.var("middle_band"), ctx.var("upper_band"), ctx.var("lower_band")
+    tr, ratio, flag = ctx.var("mean_tr"), ctx.var("bands_vs_keltner"), ctx.var("squeeze_on")
+    lines = [f"{mid}, {up_b}, {lo_b} = bollinger(closes, {per}, {width})",
+             f"{tr} = mean_true_range(bars, {per})",
+             f"{ratio} = ({up_b} - {lo_b}) / (2.0 * {mult} * {tr}) if {tr} > 0 else None",
+             f"{flag} = {up_b} < {mid} + {mult} * {tr} and {lo_b} > {mid} - {mult} * {tr}"]
+    return Measure(lines, flag=flag, value=ratio, report=[ratio], score=f"-{ratio} if {ratio} is not None else None",
+                   formula=(f"{flag}: Bollinger({p['period']}, {p['width']:g}) bands inside the Keltner channel "
+                            f"SMA({p['period']}) +/- {p['mult']:g} x mean true range({p['period']}); {ratio} = band width "
+                            f"/ channel width (< 1 while the squeeze is on)"),
+                   noun=(f"the TTM squeeze is on (Bollinger({p['period']}, {p['width']:g}) inside Keltner("
+                         f"{p['period']}, {p['mult']:g} x mean true range))"))
+
+
 def e_bb_squeeze(ctx: Ctx, p: dict) -> Measure:
     ctx.use("bandwidth_squeeze")
     per = ctx.const("BAND_PERIOD", p["period"], "sessions in the Bollinger middle band (SMA)")
@@ -1651,7 +1683,7 @@ EMITTERS = {
     "adx": e_adx, "dmi": e_dmi, "keltner": e_keltner, "obv_extreme": e_obv_extreme, "bb_squeeze": e_bb_squeeze,
     "close_location": e_close_location, "volume_trend": e_volume_trend, "range_atr": e_range_atr,
     "prev_bar": e_prev_bar, "within": e_within, "persist": e_persist, "dollar_volume": e_dollar_volume,
-    "prior": e_prior, "count": e_count, "first": e_first, "atr_change": e_atr_change, "change": e_change,
+    "prior": e_prior, "count": e_count, "first": e_first, "atr_change": e_atr_change, "change": e_change, "kc_squeeze": e_kc_squeeze,
     "close_off_extreme": e_close_off_extreme, "ma_slope": e_ma_slope, "bb_width": e_bb_width, "percent_b": e_percent_b,
 }
 

@@ -1098,6 +1098,26 @@ def _obv(m: re.Match):
     return node if m.group("n") else noted(node, f"a new OBV high/low with no window is over {n} sessions")
 
 
+TTM_KELTNER_MULTIPLE = 1.5  # the TTM squeeze's Keltner channel: SMA(20) +/- 1.5 x mean true range(20)
+
+
+@rec("ttm_squeeze", r"\bttm\s+squeeze(?:\s+(?:is\s+)?(?P<state>on|fired|fires|firing|released?|releases|releasing))?\b"
+                    r"|\bsqueeze\s+(?:has\s+|just\s+)?(?P<fired>fired|fires|firing|released?|releases|releasing)\b"
+                    r"|\bbollinger\s+(?:bands?\s+)?(?:are\s+|is\s+)?(?:inside|within)\s+(?:the\s+)?keltner\b")
+def _ttm_squeeze(m: re.Match):
+    on = Condition("kc_squeeze", {"period": BOLLINGER_PERIOD, "width": BOLLINGER_WIDTH, "mult": TTM_KELTNER_MULTIPLE},
+                   None, None, m.group(0))
+    note = (f"the TTM squeeze is on while the Bollinger bands ({BOLLINGER_PERIOD}, {BOLLINGER_WIDTH:g}) are inside the "
+            f"Keltner channel (SMA {BOLLINGER_PERIOD} +/- {TTM_KELTNER_MULTIPLE:g} x mean true range)")
+    state = m.group("state") or m.group("fired")
+    if state in (None, "on"):
+        return noted(on, note)
+    # fired: on at the previous session, off today
+    return noted(AllOf((Condition("prior", {"kind": "kc_squeeze", "params": tuple(sorted(on.params.items())), "op": None,
+                                            "threshold": None}, None, None, m.group(0)), Not(on))),
+                 note + "; it fires when it was on at the previous session and is off today")
+
+
 @rec("bb_squeeze", r"\bbollinger\s+(?:band\s+)?squeeze\b|\bsqueeze\b|\bbollinger\s+(?:band\s*)?width\s+(?:is\s+)?"
                    r"(?:at|near|hits?|hitting|makes?|making|reach(?:es|ed|ing)?)\s+(?:a\s+|its\s+)?(?:new\s+)?"
                    r"(?:(?P<n>\d+)d\s+)?(?:low|lowest)\b")
@@ -1431,7 +1451,7 @@ _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_st
           "bollinger_breakout", "gap_and_go", "extreme_close", "ma_list", "ma_near", "ma_slope", "band_cross", "bb_width",
           "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn", "breakout_extreme", "open_vs_close",
           "count_days", "atr_change", "close_off_extreme", "breakout_base", "volume_spike_multiple", "stoch_turn",
-          "close_beats_closes", "volume_extreme", "high_above_high")
+          "close_beats_closes", "volume_extreme", "high_above_high", "ttm_squeeze")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 

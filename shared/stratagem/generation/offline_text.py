@@ -39,7 +39,7 @@ CAPABILITIES = (
     "days', and any condition 'for N days in a row', 'on K of the last N days' or 'for the first time "
     "in N days'; ATR (level, rising or falling), the day's range vs ATR, daily "
     "range and volatility; stochastic (%K/%D and their cross), Williams %R, CCI, MFI, ADX and "
-    "+DI/-DI; Keltner channels; Bollinger squeezes; on-balance volume highs and lows; "
+    "+DI/-DI; Keltner channels; Bollinger and TTM squeezes; on-balance volume highs and lows; "
     "up/down streaks; z-scores versus a moving mean; "
     "relative strength versus another symbol; price levels; fundamentals (P/E, EPS, market cap, "
     "debt to equity); sector filters (in or out of a sector); latest earnings surprise; a ticker restriction; "
