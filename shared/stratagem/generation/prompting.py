@@ -385,7 +385,7 @@ _CONVENTIONS = (
     "CCI over 20 sessions with the 0.015 constant and the mean absolute deviation; MFI over 14 "
     "sessions, oversold < 20; Wilder's ADX with +DI/-DI over 14 sessions; Keltner channels = 20-day "
     "EMA of the close +/- 2 x Wilder's 10-session ATR; OBV highs compare on-balance volume within the "
-    "window; the TTM squeeze is on while the Bollinger bands (20, 2) are inside SMA(20) +/- 1.5 x the "
+    "window; the TTM squeeze is on while the Bollinger bands (20, 2) are inside the 20-day SMA +/- 1.5 x the "
     "mean of the last 20 true ranges, and fires when it was on at the previous session and is off today."),
     ("Time words: \"in the last N days\" = on any of the last N sessions (today included), each "
     "judged with the data of its own day; \"for N days\" / \"N days in a row\" = on each of them; "
