@@ -224,6 +224,10 @@ CASES = [
     ("volume is 5 times the average and price is up", AllOf((c("relative_volume", ">=", 5.0, lookback=20),
                                                              c("return", ">", 0.0, lookback=1)))),
     ("price closed above the high of the previous 3 days", c("breakout", lookback=3, side="high")),
+    ("higher low after a 10% pullback", AllOf((c("prev_bar", ">", 0.0, field="low", ref="low"), Condition("prior", {
+        "kind": "extreme_distance", "params": (("lookback", 20), ("side", "high")), "op": "<=", "threshold": -10.0})))),
+    ("today's volume more than double yesterday's", c("prev_bar", ">", 100.0, field="volume", ref="volume")),
+    ("stocks whose volume doubled compared with yesterday", c("prev_bar", ">=", 100.0, field="volume", ref="volume")),
     ("TTM squeeze", c("kc_squeeze", period=20, width=2.0, mult=1.5)),
     ("Bollinger bands inside the Keltner channels", c("kc_squeeze", period=20, width=2.0, mult=1.5)),
     ("TTM squeeze fired", AllOf((Condition("prior", {"kind": "kc_squeeze", "params": (("mult", 1.5), ("period", 20),
@@ -791,6 +795,37 @@ def test_band_cross_slope_width_and_percent_b(pit, market):
 def test_rankings_written_as_questions_and_commands(prompt, kind, params, desc):
     r = GEN.parse(prompt).ranking
     assert (r.kind, r.params, r.descending) == (kind, params, desc)
+
+
+@pytest.mark.parametrize("prompt,kind,params,desc,limit", [
+    ("10 most volatile stocks", "volatility", {"lookback": 20, "annualized": True}, True, 10),
+    ("5 least volatile stocks above their 200 day", "volatility", {"lookback": 20, "annualized": True}, False, 5),
+    ("lowest P/E stocks in healthcare", "fundamental", {"field": "pe_ratio"}, False, None),
+    ("top 10 most oversold stocks", "rsi", {"period": 14}, False, 10),
+    ("most oversold stocks by RSI", "rsi", {"period": 14}, False, None),
+    ("the 3 most actively traded stocks", "volume", {"lookback": 20}, True, 3),
+])
+def test_rankings_by_adjective_and_superlative(prompt, kind, params, desc, limit):
+    spec = GEN.parse(prompt)
+    r = spec.ranking
+    assert (r.kind, r.params, r.descending, r.limit, spec.ignored) == (kind, params, desc, limit, ())
+
+
+@pytest.mark.parametrize("prompt,excluded,tickers", [
+    ("all stocks except AAPL with RSI below 40", ("AAPL",), ()),  # was AAPL only, with NOT (RSI < 40)
+    ("RSI below 40, excluding AAPL and MSFT", ("AAPL", "MSFT"), ()),
+    ("MSFT or IBM but not AAPL with RSI below 40", ("AAPL",), ("MSFT", "IBM")),
+])
+def test_excluded_tickers_never_signal(prompt, excluded, tickers, pit, market):
+    spec = GEN.parse(prompt)
+    assert (spec.excluded_tickers, spec.tickers, spec.expr) == (excluded, tickers, c("rsi", "<", 40.0, period=14))
+    plain = LoadedStrategy(GEN.generate("RSI below 40").code, pit.functions())
+    ex = LoadedStrategy(GEN.generate(prompt).code, pit.functions())
+    for d in ("2008-10-15", "2011-08-08", "2012-06-15"):
+        pit.set_asof(iso_to_day(d))
+        for sym in market.symbols:
+            want = bool((plain.classify(sym) or {}).get("signal")) and sym not in excluded and (not tickers or sym in tickers)
+            assert bool((ex.classify(sym) or {}).get("signal")) == want, (prompt, sym, d)
 
 
 def test_a_level_cross_is_beyond_today_and_not_the_session_before(pit, market):

@@ -1823,6 +1823,8 @@ def emit(spec: Spec) -> Emitted:
     ctx = Ctx()
     if spec.tickers:
         ctx.const("TICKERS", tuple(spec.tickers), "only these symbols can signal")
+    if spec.excluded_tickers:
+        ctx.const("EXCLUDED_TICKERS", tuple(spec.excluded_tickers), "these symbols never signal")
     if spec.sectors:
         ctx.const("SECTORS", tuple(spec.sectors), "sectors a symbol must belong to (get_fundamental_data()['sector'])")
         ctx.const("SECTOR_NAMES", sector_spellings(spec.sectors), "accepted spellings of SECTORS (lower case)")
@@ -1881,6 +1883,8 @@ def emit(spec: Spec) -> Emitted:
     body: list[str] = []
     if spec.tickers:
         body += ["if symbol.upper() not in TICKERS:", "    return False"]
+    if spec.excluded_tickers:
+        body += ["if symbol.upper() in EXCLUDED_TICKERS:", "    return False"]
     if ctx.uses_info:
         body.append("info = get_fundamental_data(symbol) or {}")
     if spec.sectors:
@@ -1958,6 +1962,8 @@ def emit(spec: Spec) -> Emitted:
     doc = [title, "", "Interpretation (offline generator; daily bars, evaluated at each session's close):"]
     if spec.tickers:
         doc.append(f"  * only {', '.join(spec.tickers)} can signal")
+    if spec.excluded_tickers:
+        doc.append(f"  * never {', '.join(spec.excluded_tickers)}")
     if spec.sectors:
         doc.append(f"  * sector filter: {', '.join(spec.sectors)} (from get_fundamental_data(symbol)['sector'])")
     if spec.excluded_sectors:
@@ -2041,10 +2047,12 @@ def _wrap_doc(lines: list[str], width: int = 96) -> list[str]:
 
 
 def _who(spec: Spec) -> str:
-    """'Technology stocks', 'stocks outside Financials', 'Technology stocks outside ...'."""
+    """'Technology stocks', 'stocks outside Financials', 'stocks other than AAPL'..."""
     who = f"{'/'.join(spec.sectors)} stocks" if spec.sectors else "stocks"
     if spec.excluded_sectors:
         who += f" outside {'/'.join(spec.excluded_sectors)}"
+    if spec.excluded_tickers:
+        who += f" other than {', '.join(spec.excluded_tickers)}"
     return who
 
 
@@ -2052,7 +2060,7 @@ def _title(spec: Spec) -> str:
     text = describe_node(spec.expr) if spec.expr is not None else ""
     if spec.ranking is not None:
         text = (describe_ranking(spec.ranking) + (f", among symbols where {text}" if spec.expr is not None else ""))
-    if spec.sectors or spec.excluded_sectors:
+    if spec.sectors or spec.excluded_sectors or spec.excluded_tickers:
         text = f"{_who(spec)}: {text}"
     if spec.tickers:
         text = f"{', '.join(spec.tickers)}: {text}"
@@ -2064,7 +2072,7 @@ def _description(spec: Spec) -> str:
     who = "stocks"
     if spec.tickers:
         who = ", ".join(spec.tickers)
-    elif spec.sectors or spec.excluded_sectors:
+    elif spec.sectors or spec.excluded_sectors or spec.excluded_tickers:
         who = _who(spec)
     if spec.ranking is not None:
         rank = describe_ranking(spec.ranking)
@@ -2077,6 +2085,8 @@ def _explanation(spec: Spec, signal_text: str) -> str:
     parts = ["Daily bars, evaluated at each session's close with data as of that day."]
     if spec.tickers:
         parts.append(f"Only {', '.join(spec.tickers)} can signal.")
+    if spec.excluded_tickers:
+        parts.append(f"{', '.join(spec.excluded_tickers)} never signal{'s' if len(spec.excluded_tickers) == 1 else ''}.")
     if spec.sectors:
         parts.append(f"Only companies in the {' or '.join(spec.sectors)} sector (get_fundamental_data()['sector']).")
     if spec.excluded_sectors:
@@ -2142,6 +2152,8 @@ def _name(spec: Spec) -> str:
         parts.append("_".join(s.lower().replace(" ", "_") for s in spec.sectors))
     if spec.excluded_sectors:
         parts.append("ex_" + "_".join(s.lower().replace(" ", "_") for s in spec.excluded_sectors))
+    if spec.excluded_tickers:
+        parts.append("ex_" + "_".join(t.lower() for t in spec.excluded_tickers))
     if spec.ranking is not None:
         r = spec.ranking
         head = f"top{r.limit}" if r.limit else "ranked"

@@ -1442,6 +1442,21 @@ def _high_above_high(m: re.Match):
                      None, None, m.group(0))
 
 
+_PREV_DAY = r"(?:yesterday|the\s+(?:previous|prior|last)\s+(?:day|session))"
+
+
+@rec("volume_vs_yesterday", rf"\b(?:today\s+)?volume\s+(?:is\s+|was\s+)?(?P<cmp>>=|>|at\s+least)?\s*"
+                            rf"(?P<m>double|twice|triple|(?P<x>{NUM})\s*x)\s+(?:that\s+of\s+|the\s+volume\s+of\s+|of\s+|vs\s+|over\s+|from\s+)?"
+                            rf"{_PREV_DAY}(?:\s+volume)?\b"
+                            rf"|\b(?:today\s+)?volume\s+(?:has\s+)?(?P<m2>doubled|tripled)\s+(?:vs|from|since|over|on)\s+{_PREV_DAY}\b")
+def _volume_vs_yesterday(m: re.Match):
+    word = m.group("m") or m.group("m2")
+    mult = float(m.group("x")) if m.group("x") else (3.0 if word.startswith("tri") else 2.0)
+    # prev_bar's value is today's volume over yesterday's, in percent above it
+    op = ">" if m.group("cmp") in (">",) else ">="
+    return Condition("prev_bar", {"field": "volume", "ref": "volume"}, op, _clean((mult - 1.0) * 100.0), m.group(0))
+
+
 # These read phrases that broader recognisers defined earlier would otherwise claim in part
 # ("OBV making a new 20-day high" is not a price high; "the 10-day average volume is below the
 # 50-day average volume" is not today's volume): they go first.
@@ -1451,7 +1466,7 @@ _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_st
           "bollinger_breakout", "gap_and_go", "extreme_close", "ma_list", "ma_near", "ma_slope", "band_cross", "bb_width",
           "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn", "breakout_extreme", "open_vs_close",
           "count_days", "atr_change", "close_off_extreme", "breakout_base", "volume_spike_multiple", "stoch_turn",
-          "close_beats_closes", "volume_extreme", "high_above_high", "ttm_squeeze")
+          "close_beats_closes", "volume_extreme", "high_above_high", "ttm_squeeze", "volume_vs_yesterday")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 
@@ -1589,8 +1604,14 @@ def _ret_pre(m: re.Match):
                     rf"|loss|fall|move down|sell ?off|slide|plunge|decrease|return|move|change|pullback|correction)s?"
                     rf"(?P<per>{PERIOD})?")
 def _ret_noun(m: re.Match):
-    down = m.group("noun").replace(" ", "") in ("drop", "decline", "loss", "fall", "movedown", "selloff", "slide",
-                                                "plunge", "decrease", "pullback", "correction")
+    noun = m.group("noun").replace(" ", "")
+    if noun in ("pullback", "correction") and not m.group("per"):
+        # "a 10% pullback": off the recent high, not a one-day drop
+        return noted(cond_node("extreme_distance", {"lookback": RECENT_HIGH_LOOKBACK, "side": "high"},
+                               thresholds(m, ">=", negate=True), m.group(0)),
+                     f"a pullback with no window is measured from the {RECENT_HIGH_LOOKBACK}-day high")
+    down = noun in ("drop", "decline", "loss", "fall", "movedown", "selloff", "slide", "plunge", "decrease", "pullback",
+                    "correction")
     return _ret(m, down)
 
 
@@ -1813,6 +1834,18 @@ def _direction(word: str | None, default_desc: bool) -> bool:
 
 def find_ranking(text: str) -> tuple[Ranking, list[tuple[int, int]], str] | None:
     """(ranking, claimed spans, note) or None."""
+    m = _RANK_ADJECTIVE.search(text)
+    if m:
+        # "the 10 most volatile stocks", "5 least liquid names", "most oversold stocks (by RSI)"
+        adj, most = m.group("adj"), m.group("dir") == "most"
+        if adj == "volatile":
+            kind, params, desc = "volatility", {"lookback": VOLATILITY_LOOKBACK, "annualized": True}, most
+        elif adj in ("oversold", "overbought"):
+            kind, params = "rsi", {"period": _int(m, "p", default=RSI_PERIOD)}
+            desc = most == (adj == "overbought")
+        else:  # liquid, active, traded
+            kind, params, desc = "volume", {"lookback": VOLUME_LOOKBACK}, most
+        return Ranking(kind, params, desc, _int(m, "n"), m.group(0)), [(m.start(), m.end())], ""
     m = next((x for x in _RANK_MOVERS.finditer(text) if x.group("top") or x.group("dir")), None)
     if m:
         what, d = m.group("what"), m.group("dir") or m.group("top")
@@ -1845,6 +1878,16 @@ def find_ranking(text: str) -> tuple[Ranking, list[tuple[int, int]], str] | None
             kind, params, desc, end = metric
             return (Ranking(kind, params, _direction(m.group("dir"), desc), _int(m, "n"), text[m.start():end]),
                     [(m.start(), end)], "")
+    m = _RANK_SUPER_METRIC.search(text)
+    if m:
+        metric = _metric_at(text, m.end())
+        noun = re.compile(rf"\s+{_NOUNS}\b").match(text, metric[3]) if metric else None
+        if metric and noun:
+            # "the lowest P/E stocks", "highest RSI names"
+            kind, params, desc, _ = metric
+            end = noun.end()
+            return (Ranking(kind, params, _direction(m.group("dir"), desc), _int(m, "n"), text[m.start():end]),
+                    [(m.start(), end)], "")
     m = _RANK_BY.search(text)
     if m:
         metric = _metric_at(text, m.end())
@@ -1865,6 +1908,12 @@ def find_ranking(text: str) -> tuple[Ranking, list[tuple[int, int]], str] | None
     return None
 
 
+_RANK_ADJECTIVE = re.compile(
+    r"\b(?:the\s+)?(?:top\s+)?(?:(?P<n>\d+)\s+)?(?P<dir>most|least)\s+(?P<adj>volatile|liquid|active|actively traded|traded|oversold"
+    r"|overbought)\s+(?:stocks?|symbols?|names?|tickers?|companies|equities|shares)"
+    r"(?:\s+(?:by|on|according to)\s+(?:the\s+)?rsi(?:\((?P<p>\d+)\))?)?\b")
+_RANK_SUPER_METRIC = re.compile(
+    r"\b(?:the\s+)?(?:(?P<n>\d+)\s+)?(?P<dir>cheapest|largest|biggest|smallest|highest|lowest|strongest|weakest|best|worst)\s+")
 _RANK_SUPERLATIVE = re.compile(
     r"\b(?:the\s+)?(?:(?P<n>\d+)\s+)?(?P<dir>cheapest|largest|biggest|smallest|highest|lowest|strongest|weakest|best|worst)"
     r"\s+(?:stocks?|symbols?|names?|tickers?|companies|equities|shares)\s+(?:by|on|in terms of|ranked by|sorted by)\s+")
@@ -1975,19 +2024,35 @@ def parse_text(prompt: str) -> Spec:
         for i in range(a, b):
             rest[i] = " "
     leftover = "".join(rest)
-    # "not" in "not in the tech sector" excludes the sector; it negates no condition
+    # "not" in "not in the tech sector" or "except AAPL" excludes a sector or a ticker; it negates
+    # no condition
     combine_text = list(text)
     for sm in _SECTOR_RE.finditer(leftover):
         neg = _SECTOR_NEG.search(text[max(0, sm.start() - 30):sm.start()])
         if neg is not None and sector_of(sm.group("s")):
             for i in range(max(0, sm.start() - 30) + neg.start(), sm.end()):
                 combine_text[i] = " "
+    excluded_tickers: list[str] = []
+    last_excluded_end = -1
+    for tm in re.finditer(r"\bsym_([a-z.]+)\b", leftover):
+        before = text[max(0, tm.start() - 30):tm.start()]
+        neg = _TICKER_NEG.search(before)
+        if neg is not None:
+            start = max(0, tm.start() - 30) + neg.start()
+        elif last_excluded_end >= 0 and re.fullmatch(r"\s*(?:,|and|or|&|,\s*and|,\s*or)\s*", text[last_excluded_end:tm.start()]):
+            start = last_excluded_end  # "except AAPL and MSFT"
+        else:
+            continue
+        excluded_tickers.append(tm.group(1).upper())
+        last_excluded_end = tm.end()
+        for i in range(start, tm.end()):
+            combine_text[i] = " "
     expr, unsequenced = _combine("".join(combine_text), hits)
 
     tickers: list[str] = []
     for tm in re.finditer(r"\bsym_([a-z.]+)\b", leftover):
         t = tm.group(1).upper()
-        if t not in tickers:
+        if t not in tickers and t not in excluded_tickers:
             tickers.append(t)
     # blanking keeps every position, so the ranking's spans below still line up
     leftover = re.sub(r"\bsym_[a-z.]+\b", lambda m: " " * len(m.group(0)), leftover)
@@ -2016,11 +2081,14 @@ def parse_text(prompt: str) -> Spec:
     # sector data has no finer level), and dropping either side would select what was excluded
     ignored = ignored + tuple(f"not-{sec.lower().replace(' ', '-')}" for sec in dict.fromkeys(excluded) if sec in sectors)
     ignored = ignored + unsequenced
-    return Spec(prompt=prompt, expr=expr, tickers=tuple(tickers), sectors=tuple(sectors),
+    return Spec(prompt=prompt, expr=expr, tickers=tuple(tickers), excluded_tickers=tuple(dict.fromkeys(excluded_tickers)),
+                sectors=tuple(sectors),
                 excluded_sectors=tuple(dict.fromkeys(x for x in excluded if x not in sectors)), ranking=ranking,
                 defaults=tuple(dict.fromkeys(notes)), ignored=ignored, normalized=text)
 
 
+_TICKER_NEG = re.compile(r"(?:\bexcept\s+(?:for\s+)?|\bexcluding\s+|\bexclude\s+|\bother\s+than\s+|\bbut\s+not\s+"
+                         r"|\bbesides\s+|\bapart\s+from\s+|\bwithout\s+|\bnot\s+|\bno\s+|\bex\s*-?\s*)$")
 _SECTOR_NEG = re.compile(r"(?:\bnon\s*-?\s*|\bno\s+|\bnot\s+(?:in\s+)?(?:the\s+|a\s+)?|\bexcluding\s+(?:the\s+)?|\bexcept\s+(?:for\s+)?(?:the\s+)?"
                          r"|\bex\s*-?\s*|\bother\s+than\s+(?:the\s+)?|\boutside\s+(?:of\s+)?(?:the\s+)?|\bwithout\s+(?:the\s+)?)$")
 

@@ -97,6 +97,7 @@ class Spec:
     prompt: str
     expr: Node | None = None
     tickers: tuple[str, ...] = ()
+    excluded_tickers: tuple[str, ...] = ()  # "all stocks except AAPL"
     sectors: tuple[str, ...] = ()
     excluded_sectors: tuple[str, ...] = ()  # "non-tech", "excluding financials"
     ranking: Ranking | None = None
