@@ -224,6 +224,15 @@ CASES = [
     ("volume is 5 times the average and price is up", AllOf((c("relative_volume", ">=", 5.0, lookback=20),
                                                              c("return", ">", 0.0, lookback=1)))),
     ("price closed above the high of the previous 3 days", c("breakout", lookback=3, side="high")),
+    ("price above the 50 EMA and the 50 EMA above the 200 EMA", AllOf((c("ma_distance", ">", 0.0, period=50, ma="ema"),
+                                                                        c("ma_spread", ">", 0.0, fast=50, slow=200, ma="ema")))),
+    ("higher highs and higher lows for 3 days", AllOf((
+        Condition("persist", {"kind": "prev_bar", "params": (("field", "high"), ("ref", "high")), "days": 3, "op": ">",
+                              "threshold": 0.0}),
+        Condition("persist", {"kind": "prev_bar", "params": (("field", "low"), ("ref", "low")), "days": 3, "op": ">",
+                              "threshold": 0.0})))),
+    ("price above the 50 day and RSI above 50 for 5 days", AllOf((c("ma_distance", ">", 0.0, period=50, ma="sma"), Condition(
+        "persist", {"kind": "rsi", "params": (("period", 14),), "days": 5, "op": ">", "threshold": 50.0})))),
     ("higher low after a 10% pullback", AllOf((c("prev_bar", ">", 0.0, field="low", ref="low"), Condition("prior", {
         "kind": "extreme_distance", "params": (("lookback", 20), ("side", "high")), "op": "<=", "threshold": -10.0})))),
     ("today's volume more than double yesterday's", c("prev_bar", ">", 100.0, field="volume", ref="volume")),

@@ -537,7 +537,7 @@ def _ma_distance(m: re.Match):
 
 @rec("ma_distance_bare", r"(?:\b(?P<side>above|over|below|under|beneath)\s+(?:the\s+|its\s+|their\s+)"
                          r"|\b(?:price|close|closes|closed|closing|stock|shares|trading|trades)\s+(?:is\s+)?"
-                         r"(?P<side2>above|over|below|under|beneath)\s+)(?P<n>\d+)d\b"
+                         r"(?P<side2>above|over|below|under|beneath)\s+(?:the\s+|its\s+|their\s+)?)(?P<n>\d+)d\b"
                          r"(?!\s*(?:high|low|average|avg|volume|range|return|momentum|rsi|atr|std|mean|rvol|change))")
 def _ma_distance_bare(m: re.Match):
     above = (m.group("side") or m.group("side2")) in ("above", "over")
@@ -1202,11 +1202,15 @@ TREND = (50, 200)  # "uptrend": close above the 50-day SMA, which is above the 2
                 r"(?P<list>\d+d?(?:\s*,\s*\d+d?)*\s*,?\s*(?:and|&)\s*\d+)d\s+(?P<t>sma|ema|ma)s?\b"
                 r"|\b(?P<side3>above|over|below|under)\s+(?:all\s+(?:of\s+)?|both\s+)?(?:the\s+|its\s+|their\s+)?"
                 r"(?P<typed>\d+d\s+(?:sma|ema|ma)(?:\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)(?:the\s+)?\d+d\s+(?:sma|ema|ma))+)s?\b"
+                # not "price above the 50 EMA and the 50 EMA above the 200 EMA": the last item is a subject
+                r"(?!\s+(?:is\s+|are\s+|stays?\s+|remains?\s+)?(?:above|over|below|under|>|<|cross))"
                 r"|\b(?P<side2>above|over|below|under)\s+(?:all\s+)?(?:the\s+|its\s+|their\s+)?(?:key|major|main)\s+ma\b")
 def _ma_list(m: re.Match):
     above = (m.group("side") or m.group("side2") or m.group("side3")) in ("above", "over")
     if m.group("typed"):  # each average with its own type
-        items = re.findall(r"(\d+)d\s+(sma|ema|ma)", m.group("typed"))
+        items = list(dict.fromkeys(re.findall(r"(\d+)d\s+(sma|ema|ma)", m.group("typed"))))
+        if len(items) < 2:
+            return None
         return AllOf(tuple(Condition("ma_distance", {"period": int(n), "ma": _ma_type(t)}, ">" if above else "<", 0.0,
                                      m.group(0)) for n, t in dict.fromkeys(items)))
     periods = [int(x) for x in re.findall(r"\d+", m.group("list"))] if m.group("list") else [20, 50, 200]
@@ -1997,6 +2001,7 @@ def parse_text(prompt: str) -> Spec:
         _persist(text, h, free)
         _count(text, h, free)
         _first_time(text, h, free)
+    _persist_pairs(text, hits)
     recognised = [(h.start, h.end) for h in hits]
 
     # weak defaults give way to explicit conditions of their family
@@ -2134,6 +2139,19 @@ _PERSIST_TAIL = re.compile(r"\s*(?:,\s*)?(?:for|during)\s+(?:(?:the|each\s+of\s+
                            r"(?:past|last|previous|prior)?\s*(?P<n>\d+)(?:d\b|\s+(?:straight|consecutive|running)\s+"
                            r"(?:days?|sessions?|closes?|bars?)\b)(?:\s+(?:in a row|straight|running|consecutively))?"
                            r"|\s*(?:,\s*)?(?P<n2>\d+)d\s+(?:in a row|straight|running|consecutively)\b")
+
+
+def _persist_pairs(text: str, hits: list[Hit]) -> None:
+    """"Higher highs and higher lows for 3 days": a "for N days" after two conditions of the same
+    kind joined by "and" holds for both (each on every one of those sessions)."""
+    for a, b in zip(hits, hits[1:]):
+        na, nb = a.node, b.node
+        if (isinstance(na, Condition) and isinstance(nb, Condition) and nb.kind == "persist"
+                and na.kind == nb.params["kind"] and na.kind not in _NOT_PERSISTABLE
+                and re.fullmatch(r"\s*(?:,\s*)?and\s+", text[a.end:b.start])):
+            a.node = Condition("persist", {"kind": na.kind, "params": tuple(sorted(na.params.items())),
+                                           "days": nb.params["days"], "op": na.op, "threshold": na.threshold},
+                               None, None, na.text)
 
 
 _PERSIST_HEAD = re.compile(r"\b(?P<n>\d+)\s+(?:consecutive|straight|successive)\s+$")
