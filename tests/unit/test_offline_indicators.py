@@ -824,6 +824,7 @@ def test_rankings_by_adjective_and_superlative(prompt, kind, params, desc, limit
     ("all stocks except AAPL with RSI below 40", ("AAPL",), ()),  # was AAPL only, with NOT (RSI < 40)
     ("RSI below 40, excluding AAPL and MSFT", ("AAPL", "MSFT"), ()),
     ("MSFT or IBM but not AAPL with RSI below 40", ("AAPL",), ("MSFT", "IBM")),
+    ("stocks other than AAPL with RSI below 40", ("AAPL",), ()),
 ])
 def test_excluded_tickers_never_signal(prompt, excluded, tickers, pit, market):
     spec = GEN.parse(prompt)

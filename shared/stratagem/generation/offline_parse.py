@@ -1212,7 +1212,7 @@ def _ma_list(m: re.Match):
         if len(items) < 2:
             return None
         return AllOf(tuple(Condition("ma_distance", {"period": int(n), "ma": _ma_type(t)}, ">" if above else "<", 0.0,
-                                     m.group(0)) for n, t in dict.fromkeys(items)))
+                                     m.group(0)) for n, t in items))
     periods = [int(x) for x in re.findall(r"\d+", m.group("list"))] if m.group("list") else [20, 50, 200]
     ma = _ma_type(m.group("t"))
     node = AllOf(tuple(Condition("ma_distance", {"period": n, "ma": ma}, ">" if above else "<", 0.0, m.group(0))
@@ -1411,7 +1411,7 @@ def _stoch_turn(m: re.Match):
                                               f"{STOCH_OVERSOLD if low else STOCH_OVERBOUGHT:g}")
 
 
-@rec("higher_bar", r"\b(?P<d>higher|lower)\s+(?P<f>high|low)s?\b(?!\s*(?:than|of|in|>|<|on|for\s+the))")
+@rec("higher_bar", r"\b(?P<d>higher|lower)\s+(?P<f>high|low)s?\b(?!\s*(?:than|of|in|>|<|for\s+the))")
 def _higher_bar(m: re.Match):
     f = m.group("f")
     up = m.group("d") == "higher"
@@ -2030,13 +2030,17 @@ def parse_text(prompt: str) -> Spec:
             rest[i] = " "
     leftover = "".join(rest)
     # "not" in "not in the tech sector" or "except AAPL" excludes a sector or a ticker; it negates
-    # no condition
-    combine_text = list(text)
+    # no condition, and it is no leftover word either
+    excluding: list[tuple[int, int]] = []  # (start of the negation, end of the sector / ticker)
+    sector_words: list[tuple[re.Match, str, bool]] = []  # (match, sector, excluded)
     for sm in _SECTOR_RE.finditer(leftover):
+        sec = sector_of(sm.group("s"))
+        if not sec:
+            continue
         neg = _SECTOR_NEG.search(text[max(0, sm.start() - 30):sm.start()])
-        if neg is not None and sector_of(sm.group("s")):
-            for i in range(max(0, sm.start() - 30) + neg.start(), sm.end()):
-                combine_text[i] = " "
+        sector_words.append((sm, sec, neg is not None))
+        if neg is not None:
+            excluding.append((max(0, sm.start() - 30) + neg.start(), sm.end()))
     excluded_tickers: list[str] = []
     last_excluded_end = -1
     for tm in re.finditer(r"\bsym_([a-z.]+)\b", leftover):
@@ -2050,8 +2054,10 @@ def parse_text(prompt: str) -> Spec:
             continue
         excluded_tickers.append(tm.group(1).upper())
         last_excluded_end = tm.end()
-        for i in range(start, tm.end()):
-            combine_text[i] = " "
+        excluding.append((start, tm.end()))
+    combine_text = list(text)
+    for a, b in excluding:
+        combine_text[a:b] = " " * (b - a)
     expr, unsequenced = _combine("".join(combine_text), hits)
 
     tickers: list[str] = []
@@ -2062,18 +2068,16 @@ def parse_text(prompt: str) -> Spec:
     # blanking keeps every position, so the ranking's spans below still line up
     leftover = re.sub(r"\bsym_[a-z.]+\b", lambda m: " " * len(m.group(0)), leftover)
     sectors: list[str] = []
-    excluded: list[str] = []
-    chars = list(leftover)
-    for sm in _SECTOR_RE.finditer(leftover):
-        sec = sector_of(sm.group("s"))
-        neg = _SECTOR_NEG.search(text[max(0, sm.start() - 30):sm.start()])
-        if sec and neg is not None:
-            excluded.append(sec)  # "non-tech", "not in the technology sector", "excluding banks"
-            for i in range(max(0, sm.start() - 30) + neg.start(), sm.start()):
-                chars[i] = " "  # the "non" / "not in the" belongs to the exclusion
-        elif sec and sec not in sectors:
+    excluded: list[str] = []  # "non-tech", "not in the technology sector", "excluding banks"
+    for _sm, sec, out in sector_words:
+        if out:
+            excluded.append(sec)
+        elif sec not in sectors:
             sectors.append(sec)
-    leftover = _SECTOR_RE.sub(lambda m: " " * len(m.group(0)), "".join(chars))
+    chars = list(_SECTOR_RE.sub(lambda m: " " * len(m.group(0)), leftover))
+    for a, b in excluding:
+        chars[a:b] = " " * (b - a)
+    leftover = "".join(chars)
     if ranking is not None and found:
         chars = list(leftover)
         for a, b in found[1]:
