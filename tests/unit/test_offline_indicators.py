@@ -233,6 +233,14 @@ CASES = [
                               "threshold": 0.0})))),
     ("price above the 50 day and RSI above 50 for 5 days", AllOf((c("ma_distance", ">", 0.0, period=50, ma="sma"), Condition(
         "persist", {"kind": "rsi", "params": (("period", 14),), "days": 5, "op": ">", "threshold": 50.0})))),
+    ("gapped down yesterday but closed above yesterday's high today", AllOf((Condition("prior", {
+        "kind": "gap", "params": (), "op": "<=", "threshold": -2.0}), c("prev_bar", ">", 0.0, field="close", ref="high")))),
+    ("gap up yesterday and inside day today", AllOf((Condition("prior", {"kind": "gap", "params": (), "op": ">=",
+                                                                          "threshold": 2.0}), c("candle", pattern="inside_day")))),
+    ("RSI was below 30 yesterday and is above 30 today", AllOf((Condition("prior", {
+        "kind": "rsi", "params": (("period", 14),), "op": "<", "threshold": 30.0}), c("rsi", ">", 30.0, period=14)))),
+    ("CCI was below -100 yesterday and above -100 today", AllOf((Condition("prior", {
+        "kind": "cci", "params": (("period", 20),), "op": "<", "threshold": -100.0}), c("cci", ">", -100.0, period=20)))),
     ("higher low after a 10% pullback", AllOf((c("prev_bar", ">", 0.0, field="low", ref="low"), Condition("prior", {
         "kind": "extreme_distance", "params": (("lookback", 20), ("side", "high")), "op": "<=", "threshold": -10.0})))),
     ("today's volume more than double yesterday's", c("prev_bar", ">", 100.0, field="volume", ref="volume")),
@@ -582,7 +590,7 @@ def test_rising_is_today_against_the_previous_session(plain, trend, key, pit, ma
 
 # -- stated conditions are never dropped ------------------------------------------------------
 UNPLACED = [
-    ("gap fill: gapped down yesterday but closed above yesterday's high today", "yesterday"),
+    ("gap fill: gapped down yesterday but closed above yesterday's high today", "gap fill"),
     ("weekly close above the prior week's high", "weekly"),
     ("RSI divergence with price", "divergence"),
     ("RSI below 30 and the Ichimoku cloud turning green", "ichimoku"),

@@ -1054,6 +1054,25 @@ def _osc_rule(kind: str, token: str, period: int, label: str, zones: tuple[float
                                          rf"{thr('', tail=NO_UNIT)}"), value))
 
 
+_LEVEL_IND = r"(?P<ind>cci|mfi|adx|willr)(?:\((?P<p>\d+)\))?|(?P<stoch>stoch)(?:\s+%(?P<sline>k|d))?"
+
+
+@rec("level_then_now", rf"\b(?:{_LEVEL_IND}|(?P<rsi>rsi)(?:\((?P<rp>\d+)\))?)\s+(?:was\s+)?(?P<d1>above|over|below|under)\s+"
+                       rf"(?P<n1>{NUM})\s+yesterday\s*,?\s+(?:and|but)\s+(?:it\s+)?(?:is\s+|now\s+|closed\s+)*"
+                       rf"(?P<d2>above|over|below|under)\s+(?P<n2>{NUM})(?![\d.])(?:\s+today|\s+now)?")
+def _level_then_now(m: re.Match):
+    # "RSI was below 30 yesterday and is above 30 today": the second level has the same subject
+    if m.group("rsi"):
+        kind, params = "rsi", {"period": _int(m, "rp", default=RSI_PERIOD)}
+    else:
+        kind, params = _indicator_measure(m)
+    then = Condition(kind, params, ">" if m.group("d1") in ("above", "over") else "<", _clean(float(m.group("n1"))),
+                     m.group(0))
+    now = Condition(kind, params, ">" if m.group("d2") in ("above", "over") else "<", _clean(float(m.group("n2"))),
+                    m.group(0))
+    return AllOf((_prior(then), now))
+
+
 _osc_rule("cci", "cci", CCI_PERIOD, "CCI", (CCI_OVERSOLD, CCI_OVERBOUGHT))
 _osc_rule("mfi", "mfi", MFI_PERIOD, "MFI", (MFI_OVERSOLD, MFI_OVERBOUGHT))
 _osc_rule("adx", "adx", ADX_PERIOD, "ADX")  # a trend strength: no oversold/overbought
@@ -1470,7 +1489,8 @@ _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_st
           "bollinger_breakout", "gap_and_go", "extreme_close", "ma_list", "ma_near", "ma_slope", "band_cross", "bb_width",
           "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn", "breakout_extreme", "open_vs_close",
           "count_days", "atr_change", "close_off_extreme", "breakout_base", "volume_spike_multiple", "stoch_turn",
-          "close_beats_closes", "volume_extreme", "high_above_high", "ttm_squeeze", "volume_vs_yesterday")
+          "close_beats_closes", "volume_extreme", "high_above_high", "ttm_squeeze", "volume_vs_yesterday",
+          "level_then_now")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 
@@ -1711,9 +1731,6 @@ def _strong_close(m: re.Match):
                      m.group(0))
     return weak(node, {"close_location"}, f"a {m.group('q')} close is in the {'top' if strong else 'bottom'} "
                                           f"{100 - CLOSE_NEAR_EXTREME:g}% of the day's range")
-
-
-_LEVEL_IND = r"(?P<ind>cci|mfi|adx|willr)(?:\((?P<p>\d+)\))?|(?P<stoch>stoch)(?:\s+%(?P<sline>k|d))?"
 
 
 @rec("level_cross", rf"\b(?:{_LEVEL_IND})\s+(?:line\s+)?(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke|ris(?:es|ing)"
@@ -1996,6 +2013,7 @@ def parse_text(prompt: str) -> Spec:
     hits.sort(key=lambda h: h.start)
     _chain_averages(text, hits)
     for h in hits:
+        _yesterday(text, h, free)
         _and_trend(text, h, free)
         _within(text, h, free)
         _persist(text, h, free)
@@ -2201,6 +2219,21 @@ def _and_trend(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
         return
     h.node = AllOf((node, change_node(node.kind, node.params, m.group("dir") in _UPWARD, text[h.start:m.end()])))
     h.note = (h.note + "; " if h.note else "") + "a rising / falling indicator is above / below its value at the previous session"
+    h.end = m.end()
+
+
+_YESTERDAY_TAIL = re.compile(r"\s*(?:,\s*)?(?:yesterday|on\s+the\s+(?:previous|prior)\s+(?:day|session))\b")
+
+
+def _yesterday(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
+    """"A gap up yesterday": the condition as of the previous session (the same as "after a gap up")."""
+    node = h.node
+    if not isinstance(node, Condition) or node.kind in _NOT_PRIOR:
+        return
+    m = _YESTERDAY_TAIL.match(text, h.end)
+    if m is None or not free(h.end, m.end()):
+        return
+    h.node = _prior(node)
     h.end = m.end()
 
 
