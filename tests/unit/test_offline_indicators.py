@@ -233,6 +233,9 @@ CASES = [
                               "threshold": 0.0})))),
     ("price above the 50 day and RSI above 50 for 5 days", AllOf((c("ma_distance", ">", 0.0, period=50, ma="sma"), Condition(
         "persist", {"kind": "rsi", "params": (("period", 14),), "days": 5, "op": ">", "threshold": 50.0})))),
+    ("10 day ATR below 50 day ATR", c("atr_ratio", "<", 1.0, fast=10, slow=50)),
+    ("largest daily gain in 3 months", c("return_extreme", lookback=63, side="high")),
+    ("biggest one day drop in a year", c("return_extreme", lookback=252, side="low")),
     ("gapped down yesterday but closed above yesterday's high today", AllOf((Condition("prior", {
         "kind": "gap", "params": (), "op": "<=", "threshold": -2.0}), c("prev_bar", ">", 0.0, field="close", ref="high")))),
     ("gap up yesterday and inside day today", AllOf((Condition("prior", {"kind": "gap", "params": (), "op": ">=",
@@ -507,6 +510,21 @@ def test_ttm_squeeze_matches_numpy(pit, market):
         assert _close(res["bands_vs_keltner"], (4 * sd) / (3 * tr), 1e-7), (sym, iso)
         on += bool(want)
     assert on > 0
+
+
+def test_atr_ratio_and_the_largest_daily_move(pit, market):
+    for sym, iso, res, df in _outcomes("10 day ATR below 50 day ATR", pit, market, 51):
+        w = df.iloc[-250:]
+        h, lo, cl = (w[k].to_numpy() for k in ("high", "low", "close"))
+        tr = np.maximum.reduce([(h - lo)[1:], np.abs(h[1:] - cl[:-1]), np.abs(lo[1:] - cl[:-1])])
+        fast, slow = _wilder(tr, 10)[-1], _wilder(tr, 50)[-1]
+        assert _close(res["atr10_vs_atr50"], fast / slow), (sym, iso)
+        assert res["signal"] == bool(fast / slow < 1.0)
+    for sym, iso, res, df in _outcomes("largest daily gain in 3 months", pit, market, 64):
+        cl = df["close"].to_numpy()[-64:]
+        rets = (cl[1:] / cl[:-1] - 1) * 100
+        assert _close(res["return_today_pct"], rets[-1]), (sym, iso)
+        assert res["signal"] == bool(rets[-1] > rets[:-1].max()), (sym, iso)
 
 
 def test_close_off_the_day_extreme(pit, market):

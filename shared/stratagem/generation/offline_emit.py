@@ -1651,6 +1651,35 @@ def e_atr_change(ctx: Ctx, p: dict) -> Measure:
                    names=("atr_rising", "atr_falling"))
 
 
+def e_atr_ratio(ctx: Ctx, p: dict) -> Measure:
+    fast_lines, fast = _atr_setup(ctx, p["fast"])
+    slow_lines, slow = _atr_setup(ctx, p["slow"])
+    v = ctx.var(f"atr{p['fast']}_vs_atr{p['slow']}")
+    lines = [*fast_lines, *slow_lines,
+             f"{v} = {fast} / {slow} if {fast} is not None and {slow} else None"]
+    return Measure(lines, value=v, report=[fast, slow, v], nullable=True,
+                   formula=f"{v} = ATR({p['fast']}) / ATR({p['slow']}) (Wilder's smoothing, both as of today)",
+                   noun=f"the ratio ATR({p['fast']}) / ATR({p['slow']})", prefix="ATR_RATIO", unit="x",
+                   names=("atr_expanding", "atr_contracting"))
+
+
+def e_return_extreme(ctx: Ctx, p: dict) -> Measure:
+    n, high = p["lookback"], p["side"] == "high"
+    lb = ctx.const("DAILY_RETURN_WINDOW", n, "sessions whose one-day returns today's is compared with (today included)")
+    ctx.bars(f"{lb} + 1", f"{lb} + 1")
+    rets, today, prior = ctx.var("daily_returns_pct"), ctx.var("return_today_pct"), ctx.var("prior_extreme_return_pct")
+    flag = ctx.var("largest_daily_gain" if high else "largest_daily_drop")
+    lines = [f"{rets} = [(closes[i] / closes[i - 1] - 1.0) * 100.0 if closes[i - 1] > 0 else 0.0 "
+             f"for i in range(len(closes) - {lb}, len(closes))]",
+             f"{today}, {prior} = {rets}[-1], {'max' if high else 'min'}({rets}[:-1])",
+             f"{flag} = {today} {'>' if high else '<'} {prior}"]
+    word = "gain" if high else "drop"
+    return Measure(lines, flag=flag, value=today, report=[today, prior], score=today if high else f"-{today}",
+                   formula=f"{flag}: today's one-day return {'>' if high else '<'} every one-day return of the previous "
+                           f"sessions in the last {n} sessions",
+                   noun=f"today's one-day {word} is the largest of the last {n} sessions")
+
+
 def e_close_off_extreme(ctx: Ctx, p: dict) -> Measure:
     high = p["side"] == "high"
     ctx.bars("1", "1")
@@ -1684,6 +1713,7 @@ EMITTERS = {
     "close_location": e_close_location, "volume_trend": e_volume_trend, "range_atr": e_range_atr,
     "prev_bar": e_prev_bar, "within": e_within, "persist": e_persist, "dollar_volume": e_dollar_volume,
     "prior": e_prior, "count": e_count, "first": e_first, "atr_change": e_atr_change, "change": e_change, "kc_squeeze": e_kc_squeeze,
+    "atr_ratio": e_atr_ratio, "return_extreme": e_return_extreme,
     "close_off_extreme": e_close_off_extreme, "ma_slope": e_ma_slope, "bb_width": e_bb_width, "percent_b": e_percent_b,
 }
 

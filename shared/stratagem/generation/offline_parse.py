@@ -1762,6 +1762,29 @@ def _close_vs_open_words(m: re.Match):
     return Condition("body", {}, ">" if m.group("d") == "higher" else "<", 0.0, m.group(0))
 
 
+@rec("atr_ratio", r"\batr\((?P<a>\d+)\)\s+(?:is\s+)?(?P<d>above|over|>|below|under|<)\s+(?:the\s+|its\s+)?atr\((?P<b>\d+)\)")
+def _atr_ratio(m: re.Match):
+    a, b = int(m.group("a")), int(m.group("b"))
+    if a == b:
+        return None
+    return Condition("atr_ratio", {"fast": a, "slow": b}, ">" if m.group("d") in ("above", "over", ">") else "<", 1.0,
+                     m.group(0))
+
+
+_GAIN_WORDS = ("gain", "gains", "rise", "advance", "jump", "rally", "move up", "up day", "increase")
+
+
+@rec("return_extreme", r"\b(?:the\s+)?(?P<w>largest|biggest|best|strongest|worst|steepest|sharpest)\s+(?:daily|1d|single day|one day)\s+"
+                       r"(?P<k>gains?|rise|advance|jump|rally|move up|up day|increase|drop|loss|decline|fall|move down|down day"
+                       r"|selloff|sell off)\s+(?:in|of|over|for)\s+(?:the\s+)?(?:last\s+|past\s+)?(?P<n>\d+)d\b")
+def _return_extreme(m: re.Match):
+    up = m.group("k") in _GAIN_WORDS
+    if int(m.group("n")) < 2 or (m.group("w") == "worst" and up):
+        return None  # "the worst daily gain": not a phrase with one reading
+    return Condition("return_extreme", {"lookback": int(m.group("n")), "side": "high" if up else "low"}, None, None,
+                     m.group(0))
+
+
 # ---- price level ------------------------------------------------------------------------------
 @rec("price", rf"\b(?:share\s+|stock\s+|closing\s+|last\s+)?(?:price|close|closes|closed|closing|trad(?:es|ing|ed)(?:\s+at)?|priced)"
               rf"\s+(?:is\s+|at\s+)?{thr('', money=True, tail=NO_UNIT)}")
