@@ -233,6 +233,14 @@ CASES = [
                               "threshold": 0.0})))),
     ("price above the 50 day and RSI above 50 for 5 days", AllOf((c("ma_distance", ">", 0.0, period=50, ma="sma"), Condition(
         "persist", {"kind": "rsi", "params": (("period", 14),), "days": 5, "op": ">", "threshold": 50.0})))),
+    ("RSI rising for 3 days in a row", Condition("persist", {"kind": "change", "params": (
+        ("kind", "rsi"), ("lookback", 1), ("params", (("period", 14),))), "days": 3, "op": ">", "threshold": 0.0})),
+    ("first time above the 200 day in 6 months", Condition("first", {
+        "kind": "ma_distance", "params": (("ma", "sma"), ("period", 200)), "op": ">", "threshold": 0.0, "days": 126})),
+    ("pullback to the 50 day", AllOf((c("ma_distance", ">=", -2.0, period=50, ma="sma"),
+                                      c("ma_distance", "<=", 2.0, period=50, ma="sma")))),
+    ("2 of the last 3 days closed above the 20 day moving average", counted(
+        2.0, kind="ma_distance", params=(("ma", "sma"), ("period", 20)), op=">", threshold=0.0, days=3)),
     ("10 day ATR below 50 day ATR", c("atr_ratio", "<", 1.0, fast=10, slow=50)),
     ("largest daily gain in 3 months", c("return_extreme", lookback=63, side="high")),
     ("biggest one day drop in a year", c("return_extreme", lookback=252, side="low")),

@@ -1240,14 +1240,16 @@ def _ma_list(m: re.Match):
 
 
 @rec("ma_near", r"\b(?:near|nearing|close to|around|at|testing|tests|touching|pull(?:ed|s|ing)?\s*back\s+to|pullback\s+to"
-                r"|retest(?:s|ing|ed)?)\s+(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?(?P<t>sma|ema|ma)\b")
+                r"|retest(?:s|ing|ed)?)\s+(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?(?P<t>sma|ema|ma)\b"
+                r"|\b(?:pull(?:ed|s|ing)?\s*back\s+to|pullback\s+to|retest(?:s|ing|ed)?\s+(?:of\s+)?)\s*(?:the\s+|its\s+|their\s+)"
+                r"(?P<n2>\d+)d\b(?!\s*(?:high|low|average|avg|volume|range|return|rsi|atr))")
 def _ma_near(m: re.Match):
-    n = _int(m, "n", default=MA_DEFAULT_PERIOD)
+    n = _int(m, "n", "n2", default=MA_DEFAULT_PERIOD)
     params = {"period": n, "ma": _ma_type(m.group("t"))}
     node = AllOf((Condition("ma_distance", params, ">=", -NEAR_MA_PCT, m.group(0)),
                   Condition("ma_distance", dict(params), "<=", NEAR_MA_PCT, m.group(0))))
     return noted(node, f"near a moving average means within {NEAR_MA_PCT:g}% of it"
-                       + ("" if m.group("n") else f"; with no period, the {n}-day"))
+                       + ("" if m.group("n") or m.group("n2") else f"; with no period, the {n}-day"))
 
 
 @rec("ma_slope", r"\b(?:the\s+|its\s+|their\s+)?(?P<n>\d+)d\s+(?P<t>sma|ema|ma)\s+(?:is\s+|are\s+)?(?:still\s+)?"
@@ -1539,7 +1541,13 @@ _SUP = r"(?:up|higher|green|positive|gain(?:ed|ing|s)?|ris(?:en|ing|e)|rose|adva
 _SDOWN = r"(?:down|lower|red|negative|fall(?:en|ing)?|fell|declin(?:ed|ing)|los(?:t|ing)|losses|black|drop(?:ped|ping)?)"
 
 
+_INDICATOR_BEFORE = re.compile(r"\b(?:rsi|cci|mfi|adx|willr|atr|obv|macd(?:\s+(?:histogram|hist|line))?|stoch(?:\s+%[kd])?"
+                               r"|volume|volatility)(?:\(\d+\))?\s+(?:is\s+|has\s+been\s+)?$")
+
+
 def _streak(m: re.Match):
+    if _INDICATOR_BEFORE.search(m.string[:m.start()]):
+        return None  # "RSI rising for 3 days": the RSI's trend, read with its subject
     g = m.groupdict()
     d = g.get("dir") or g.get("dir2") or g.get("dir3") or ""
     up = re.fullmatch(_SUP, d) is not None or d == "winning"
@@ -2264,26 +2272,36 @@ _COUNT_TAIL = re.compile(r"\s*(?:,\s*)?(?:(?:on|in|during|for)\s+)?(?:>=\s*)?(?P
                          r"(?:the\s+)?(?:last|past|previous|prior)\s+(?P<n>\d+)(?:d\b|\b)")
 
 
+_COUNT_HEAD = re.compile(r"\b(?:on\s+|in\s+)?(?:>=\s*)?(?P<k>\d+)\s+(?:of|out of)\s+(?:the\s+)?(?:last|past|previous|prior)\s+"
+                         r"(?P<n>\d+)d?\s*,?\s+(?:(?:the\s+)?(?:stock|price|it|shares)\s+)?$")
+
+
 def _count(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
-    """Turn a condition followed by "on (at least) K of the last N days" into "on at least K of
-    the last N sessions", each evaluated on the bars as they stood that day."""
+    """Turn a condition followed by "on (at least) K of the last N days" (or preceded by "K of
+    the last N days") into "on at least K of the last N sessions", each evaluated on the bars as
+    they stood that day."""
     node = h.node
     if not isinstance(node, Condition) or node.kind in _NOT_PERSISTABLE:
         return
     m = _COUNT_TAIL.match(text, h.end)
-    if m is None or not free(h.end, m.end()):
-        return
+    if m is not None and free(h.end, m.end()):
+        start, end = h.start, m.end()
+    else:
+        m = _COUNT_HEAD.search(text[:h.start])
+        if m is None or not free(m.start(), h.start):
+            return
+        start, end = m.start(), h.end
     k, n = int(m.group("k")), int(m.group("n"))
     if not 1 <= k <= n:
         return
     h.node = Condition("count", {"kind": node.kind, "params": tuple(sorted(node.params.items())), "op": node.op,
                                  "threshold": node.threshold, "days": n}, ">=", float(k), node.text)
-    h.end = m.end()
+    h.start, h.end = start, end
 
 
 _FIRST_TAIL = re.compile(r"\s*(?:,\s*)?(?:for\s+)?(?:the\s+)?first\s+time\s+(?:in|since)\s+(?:over\s+|>\s*)?"
                          r"(?:the\s+)?(?:last\s+|past\s+)?(?P<n>\d+)d\b")
-_FIRST_HEAD = re.compile(r"\b(?:the\s+)?first\s+$")
+_FIRST_HEAD = re.compile(r"\b(?:the\s+|for\s+the\s+)?first\s+(?:time\s+)?(?:(?:that|when|it|price|the\s+stock)\s+)*$")
 _FIRST_HEAD_TAIL = re.compile(r"\s+(?:in|since)\s+(?:over\s+|>\s*)?(?:the\s+)?(?:last\s+|past\s+)?(?P<n>\d+)d\b")
 
 
