@@ -233,6 +233,14 @@ CASES = [
                               "threshold": 0.0})))),
     ("price above the 50 day and RSI above 50 for 5 days", AllOf((c("ma_distance", ">", 0.0, period=50, ma="sma"), Condition(
         "persist", {"kind": "rsi", "params": (("period", 14),), "days": 5, "op": ">", "threshold": 50.0})))),
+    ("change from open up 2%", c("body", ">=", 2.0)),
+    ("performance week up", c("return", ">", 0.0, lookback=5)),
+    ("performance month down 10%", c("return", "<=", -10.0, lookback=21)),
+    ("52 week high within 5%", c("extreme_distance", ">=", -5.0, lookback=252, side="high")),
+    ("RSI(14) oversold (25)", c("rsi", "<", 25.0, period=14)),
+    ("today's range is less than yesterday's range", c("candle", pattern="narrow_range", lookback=2)),
+    ("3 inside days in a row", Condition("persist", {"kind": "candle", "params": (("pattern", "inside_day"),), "days": 3,
+                                                     "op": None, "threshold": None})),
     ("RSI rising for 3 days in a row", Condition("persist", {"kind": "change", "params": (
         ("kind", "rsi"), ("lookback", 1), ("params", (("period", 14),))), "days": 3, "op": ">", "threshold": 0.0})),
     ("first time above the 200 day in 6 months", Condition("first", {

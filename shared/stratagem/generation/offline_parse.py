@@ -586,14 +586,16 @@ def _rsi(m: re.Match):
 
 
 @rec("rsi_state", rf"\b{_RSI}\s+(?:(?:is|in|shows?|signals?|reading|reads)\s+)*(?P<state>oversold|overbought)"
-                  rf"(?:\s+territory)?|\b(?P<state2>oversold|overbought)\s+(?:on|by|per|according to|using)\s+"
+                  rf"(?:\s+territory)?(?:\s*\(\s*(?:<|>)?\s*(?P<lvl>\d+(?:\.\d+)?)\s*\))?"
+                  rf"|\b(?P<state2>oversold|overbought)\s+(?:on|by|per|according to|using)\s+"
                   rf"(?:the\s+|its\s+)?{_RSI.replace('?P<p>', '?P<p2>')}")
 def _rsi_state(m: re.Match):
     state = m.group("state") or m.group("state2")
     p = _int(m, "p", "p2", default=RSI_PERIOD)
+    level = float(m.group("lvl")) if m.groupdict().get("lvl") else None  # "oversold (30)"
     if state == "oversold":
-        return Condition("rsi", {"period": p}, "<", OVERSOLD, m.group(0))
-    return Condition("rsi", {"period": p}, ">", OVERBOUGHT, m.group(0))
+        return Condition("rsi", {"period": p}, "<", OVERSOLD if level is None else level, m.group(0))
+    return Condition("rsi", {"period": p}, ">", OVERBOUGHT if level is None else level, m.group(0))
 
 
 @rec("oversold_word", r"\b(?P<state>oversold|overbought)\b")
@@ -1482,6 +1484,32 @@ def _volume_vs_yesterday(m: re.Match):
     return Condition("prev_bar", {"field": "volume", "ref": "volume"}, op, _clean((mult - 1.0) * 100.0), m.group(0))
 
 
+@rec("change_from_open", rf"\bchange\s+from\s+(?:the\s+)?open\s+(?:is\s+)?(?P<dir>up|down|higher|lower)?\s*{thr('%')}")
+def _change_from_open(m: re.Match):
+    down = m.group("dir") in ("down", "lower")
+    return cond_node("body", {}, directed(thresholds(m, ">=", negate=down), down) if m.group("dir") else thresholds(m, ">="),
+                     m.group(0))
+
+
+@rec("performance_period", rf"\b(?:performance|perf)\s+(?P<n>\d+)d\s+(?P<dir>up|down|positive|negative)"
+                           rf"(?:\s+{thr('%')})?")
+def _performance_period(m: re.Match):
+    down = m.group("dir") in ("down", "negative")
+    n = int(m.group("n"))
+    if m.group("num") or m.group("lo"):
+        return cond_node("return", {"lookback": n}, directed(thresholds(m, ">=", negate=down), down), m.group(0))
+    return Condition("return", {"lookback": n}, "<" if down else ">", 0.0, m.group(0))
+
+
+@rec("extreme_within", rf"\b(?P<n>\d+)d\s+(?P<side>high|low)\s+(?:is\s+)?within\s+(?P<num>{NUM})%")
+def _extreme_within(m: re.Match):
+    high = m.group("side") == "high"
+    pct = _clean(float(m.group("num")))
+    # within X% of the N-day high: the close at most X% below it (above it, for the low)
+    return Condition("extreme_distance", {"lookback": int(m.group("n")), "side": m.group("side")},
+                     ">=" if high else "<=", -pct if high else pct, m.group(0))
+
+
 # These read phrases that broader recognisers defined earlier would otherwise claim in part
 # ("OBV making a new 20-day high" is not a price high; "the 10-day average volume is below the
 # 50-day average volume" is not today's volume): they go first.
@@ -1492,7 +1520,7 @@ _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_st
           "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn", "breakout_extreme", "open_vs_close",
           "count_days", "atr_change", "close_off_extreme", "breakout_base", "volume_spike_multiple", "stoch_turn",
           "close_beats_closes", "volume_extreme", "high_above_high", "ttm_squeeze", "volume_vs_yesterday",
-          "level_then_now")
+          "level_then_now", "change_from_open", "performance_period", "extreme_within")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 
@@ -1791,6 +1819,13 @@ def _return_extreme(m: re.Match):
         return None  # "the worst daily gain": not a phrase with one reading
     return Condition("return_extreme", {"lookback": int(m.group("n")), "side": "high" if up else "low"}, None, None,
                      m.group(0))
+
+
+@rec("range_vs_yesterday", r"\b(?:today\s+)?range\s+(?:is\s+)?(?:<|smaller than|narrower than|below|tighter than)\s+"
+                           r"(?:yesterday|the\s+(?:previous|prior)\s+(?:day|session))(?:\s+range)?\b")
+def _range_vs_yesterday(m: re.Match):
+    return noted(Condition("candle", {"pattern": "narrow_range", "lookback": 2}, None, None, m.group(0)),
+                 "a range smaller than yesterday's is the narrowest of the last 2 sessions (NR2)")
 
 
 # ---- price level ------------------------------------------------------------------------------
@@ -2218,6 +2253,14 @@ def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
         return
     m = _PERSIST_TAIL.match(text, h.end)
     head = _PERSIST_HEAD.search(text[:h.start]) if node.op is None else None
+    row = None
+    if node.op is None and head is None:  # "3 inside days in a row": the count before, "in a row" after
+        count = re.search(r"\b(?P<n>\d+)\s+$", text[:h.start])
+        row = _IN_A_ROW.match(text, h.end)
+        if count is not None and row is not None and free(count.start(), h.start) and free(h.end, row.end()):
+            head = count
+        else:
+            row = None
     if m is not None and free(h.end, m.end()):
         days = int(m.group("n") or m.group("n2"))
     elif head is not None and free(head.start(), h.start):
@@ -2232,8 +2275,11 @@ def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
         h.end = m.end()
     else:
         h.start = head.start()
+        if row is not None:
+            h.end = row.end()
 
 
+_IN_A_ROW = re.compile(r"\s+(?:in a row|straight|consecutive(?:ly)?|running)\b")
 _TREND_TAIL = re.compile(rf"\s*,?\s+and\s+(?:is\s+|still\s+|now\s+)*(?P<dir>{_TREND_WORDS})\b")
 #: measures "and rising" can follow ("ADX above 25 and rising")
 CHANGE_KINDS = frozenset(["rsi", "cci", "mfi", "adx", "williams_r", "stochastic", "macd"])
