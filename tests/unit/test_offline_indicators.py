@@ -233,6 +233,15 @@ CASES = [
                               "threshold": 0.0})))),
     ("price above the 50 day and RSI above 50 for 5 days", AllOf((c("ma_distance", ">", 0.0, period=50, ma="sma"), Condition(
         "persist", {"kind": "rsi", "params": (("period", 14),), "days": 5, "op": ">", "threshold": 50.0})))),
+    ("alert me when Apple drops below its 200-day moving average", c("ma_cross", fast=1, slow=200, ma="sma",
+                                                                      direction="down")),  # an event, as 'crosses below'
+    ("Notify me when Microsoft's RSI goes above 70", c("rsi_cross", period=14, direction="up", level=70.0)),
+    ("the 20 day moving average just crossed above the 50 day moving average", c("ma_cross", fast=20, slow=50, ma="sma",
+                                                                                  direction="up")),
+    ("RSI starting to turn up", Condition("change", {"kind": "rsi", "params": (("period", 14),), "lookback": 1}, ">", 0.0)),
+    ("trend following: 20 EMA above 50 EMA", c("ma_spread", ">", 0.0, fast=20, slow=50, ma="ema")),  # not 'after'
+    ("three consecutive days of rising volume", Condition("persist", {
+        "kind": "prev_bar", "params": (("field", "volume"), ("ref", "volume")), "days": 3, "op": ">", "threshold": 0.0})),
     ("change from open up 2%", c("body", ">=", 2.0)),
     ("performance week up", c("return", ">", 0.0, lookback=5)),
     ("performance month down 10%", c("return", "<=", -10.0, lookback=21)),
@@ -639,6 +648,7 @@ UNPLACED = [
     ("gap down then inside day then gap up", "then"),  # three sessions in a row: not expressible
     ("MACD histogram positive and accelerating", "accelerating"),
     ("gravestone doji", "gravestone"),  # never a plain doji instead
+    ("higher highs and higher lows over the last 10 days", "last"),  # a swing structure, not "on one of 10 days"
     ("top 3 stocks by 1-month return in each sector", "each"),
 ]
 
@@ -839,6 +849,7 @@ def test_band_cross_slope_width_and_percent_b(pit, market):
 
 
 @pytest.mark.parametrize("prompt,kind,params,desc", [
+    ("the top 10 momentum stocks over the past 3 months excluding financials", "return", {"lookback": 63}, True),
     ("which stocks have the strongest 6 month momentum", "return", {"lookback": 126}, True),
     ("rank stocks by 1 year return", "return", {"lookback": 252}, True),
     ("sort the stocks by RSI, lowest first", "rsi", {"period": 14}, False),

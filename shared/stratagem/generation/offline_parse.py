@@ -463,7 +463,9 @@ def _golden(m: re.Match):
                                   "direction": "up" if up else "down"}, None, None, m.group(0))
 
 
-_CROSS_VERB = r"(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke|cut(?:s|ting)?|pierc(?:es|ed|ing))"
+_CROSS_VERB = (r"(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke|cut(?:s|ting)?|pierc(?:es|ed|ing)"
+               r"|drop(?:s|ped|ping)?|fall(?:s|ing)?|fell|dip(?:s|ped|ping)?|slip(?:s|ped|ping)?|sink(?:s|ing)?|sank"
+               r"|ris(?:es|ing)|rose|climb(?:s|ed|ing)?|jump(?:s|ed|ing)?|go(?:es)?|went|pop(?:s|ped|ping)?)")
 _CROSS_DIR = r"(?P<dir>up\s+through|up\s+over|down\s+through|above|over|through|below|under|beneath|<|>)"
 
 
@@ -571,7 +573,8 @@ _RSI = r"rsi(?:\((?P<p>\d+)\))?"
 
 
 @rec("rsi_cross", rf"\b{_RSI}\s+(?:line\s+)?(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke"
-                  rf"|climb(?:s|ed|ing)?|ris(?:es|ing)|rose|fall(?:s|ing)?|fell|drop(?:s|ped|ping)?|dipp?(?:s|ed|ing)?)"
+                  rf"|climb(?:s|ed|ing)?|ris(?:es|ing)|rose|fall(?:s|ing)?|fell|drop(?:s|ped|ping)?|dipp?(?:s|ed|ing)?"
+                  rf"|go(?:es)?|went|jump(?:s|ed|ing)?|pop(?:s|ped|ping)?|sink(?:s|ing)?|sank|slip(?:s|ped|ping)?)"
                   rf"\s+(?:back\s+)?(?P<dir>above|over|below|under)\s+(?P<num>{NUM})")
 def _rsi_cross(m: re.Match):
     return Condition("rsi_cross", {"period": _int(m, "p", default=RSI_PERIOD),
@@ -1710,9 +1713,12 @@ def _up_day(m: re.Match):
                  f"{'an up' if up else 'a down'} day closes {'above' if up else 'below'} the previous close")
 
 
-_UPWARD = ("rising", "increasing", "growing", "climbing", "improving", "turning up", "ticking up", "higher")
-_TREND_WORDS = (r"rising|increasing|growing|climbing|improving|turning up|ticking up|falling|decreasing|declining"
-                r"|dropping|weakening|turning down|ticking down")
+_UPWARD = ("rising", "increasing", "growing", "climbing", "improving", "turning up", "ticking up", "higher", "up", "rise",
+           "increase", "climb", "improve", "hooking up", "curling up")
+_TREND_WORDS = (r"rising|increasing|growing|climbing|improving|turning up|ticking up|hooking up|curling up|falling"
+                r"|decreasing|declining|dropping|weakening|turning down|ticking down|hooking down|curling down"
+                r"|rise|increase|climb|improve|fall|decrease|decline|drop|weaken|up(?=\s*(?:$|,|\.|;|and\b|with\b|but\b))"
+                r"|down(?=\s*(?:$|,|\.|;|and\b|with\b|but\b))")
 CHANGE_LOOKBACK = 1  # "RSI rising": higher than at the previous session
 
 
@@ -1742,6 +1748,7 @@ def change_node(kind: str, params: dict, up: bool, text: str) -> Condition:
 
 
 @rec("indicator_trend", rf"\b(?:{_indicator()})\s+(?:is\s+|are\s+|has\s+been\s+|was\s+)?(?:still\s+|now\s+)?"
+                        r"(?:(?:starting|beginning|begins|starts|started|began)\s+to\s+(?:turn\s+(?=up|down))?)?"
                         rf"(?P<dir>{_TREND_WORDS})\b|\b(?P<dir2>rising|increasing|falling|declining|decreasing)\s+"
                         rf"(?:{_indicator('2')})\b")
 def _indicator_trend(m: re.Match):
@@ -1965,6 +1972,20 @@ def find_ranking(text: str) -> tuple[Ranking, list[tuple[int, int]], str] | None
             kind, params, desc, end = metric
             return (Ranking(kind, params, _direction(m.group("dir"), desc), _int(m, "n"), text[m.start():end]),
                     [(m.start(), end)], "")
+    m = _RANK_TOP_METRIC.search(text)
+    if m:
+        metric = _metric_at(text, m.end())
+        noun = re.compile(rf"\s+{_NOUNS}\b").match(text, metric[3]) if metric else None
+        if metric and noun:
+            # "the top 10 momentum stocks (over the past 3 months)"
+            kind, params, desc, _ = metric
+            end = noun.end()
+            per = _RANK_PERIOD.match(text, end)
+            if per and kind == "return":
+                params, end = {"lookback": int(per.group("n"))}, per.end()
+            d = "lowest" if m.group("top") in ("bottom", "worst") else None
+            return (Ranking(kind, params, _direction(d, desc), int(m.group("n")), text[m.start():end]),
+                    [(m.start(), end)], "")
     m = _RANK_SUPER_METRIC.search(text)
     if m:
         metric = _metric_at(text, m.end())
@@ -1999,6 +2020,8 @@ _RANK_ADJECTIVE = re.compile(
     r"\b(?:the\s+)?(?:top\s+)?(?:(?P<n>\d+)\s+)?(?P<dir>most|least)\s+(?P<adj>volatile|liquid|active|actively traded|traded|oversold"
     r"|overbought)\s+(?:stocks?|symbols?|names?|tickers?|companies|equities|shares)"
     r"(?:\s+(?:by|on|according to)\s+(?:the\s+)?rsi(?:\((?P<p>\d+)\))?)?\b")
+_RANK_TOP_METRIC = re.compile(r"\b(?:the\s+)?(?P<top>top|best|bottom|worst)\s+(?P<n>\d+)\s+")
+_RANK_PERIOD = re.compile(rf"\s+(?:{PER_WORDS}\s+)?(?:{BACK})?(?P<n>\d+)d\b")
 _RANK_SUPER_METRIC = re.compile(
     r"\b(?:the\s+)?(?:(?P<n>\d+)\s+)?(?P<dir>cheapest|largest|biggest|smallest|highest|lowest|strongest|weakest|best|worst)\s+")
 _RANK_SUPERLATIVE = re.compile(
@@ -2038,7 +2061,7 @@ _AND = re.compile(r"\band\b|\bwith\b|\bbut\b|\bplus\b|\bwhile\b|\balso\b|\bwhere
                   r"|\bexcluding\b|\bexcept\b|\bon\b|\bafter\b|\bwhen\b|\bwhose\b|\bhaving\b")
 
 _FILLER = frozenset(["find", "show", "list", "give", "get", "me", "my", "i", "we", "us", "our", "want", "wanted", "looking", "look", "for", "scan", "screen", "screener", "search", "identify", "alert", "alerts", "notify", "tell", "when", "whenever", "if", "where", "which", "that", "who", "whose", "stocks", "stock", "shares", "share", "companies", "company", "names", "name", "tickers", "ticker", "symbols", "symbol", "equities", "equity", "securities", "the", "a", "an", "with", "and", "or", "but", "not", "no", "of", "in", "on", "at", "by", "to", "from", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "its", "their", "it", "they", "them", "there", "this", "these", "those", "any", "all", "some", "today", "day", "days", "session", "currently", "current", "now", "just", "recently", "recent", "still", "also", "both", "either", "neither", "nor", "than", "then", "so", "very", "pattern", "patterns", "signal", "signals", "setup", "setups", "candle", "candles", "candlestick", "bar", "bars", "trading", "trade", "trades", "traded", "please", "can", "could", "you", "would", "like", "need", "should", "etc", "sector", "sectors", "space", "industry", "plays", "play", "ones", "one", "having", "whose", "into", "onto", "after", "before", "while", "where", "what", "show", "screen", "flag", "flags", "triggered", "trigger", "triggers", "gives", "forming", "form", "formed", "forms", "print", "prints", "printed", "appear", "appears", "appearing", "daily", "market", "markets", "price", "prices", "strategy", "strategies", "idea", "ideas", "buy", "sell", "entry", "entries", "candidates", "candidate", "universe", "filter", "filters", "filtered", "day's", "sessions", "today's", "currently", "occurring", "occur", "occurs", "occurred", "happen", "happens", "happened", "make", "makes", "making", "made", "first",
-                     "followed"])
+                     "followed", "trendfollowing"])
 
 
 def parse_text(prompt: str) -> Spec:
@@ -2190,7 +2213,7 @@ _SECTOR_NEG = re.compile(r"(?:\bnon\s*-?\s*|\bno\s+|\bnot\s+(?:in\s+)?(?:the\s+|
 #: levels "in the last N days" can follow: on one of those sessions. Not the measures whose own
 #: window a trailing period would name (returns, average volume, volatility...).
 WITHIN_VALUE_KINDS = frozenset(["rsi", "stochastic", "williams_r", "cci", "mfi", "adx", "gap", "body", "relative_volume",
-                                "ma_distance", "ma_spread", "macd", "prev_bar", "close_location", "percent_b",
+                                "ma_distance", "ma_spread", "macd", "close_location", "percent_b",
                                 "range_atr", "close_off_extreme", "zscore"])
 WITHIN_KINDS = frozenset(["ma_cross", "macd_cross", "rsi_cross", "stoch_cross", "dmi", "candle", "new_extreme", "breakout",
                           "obv_extreme", "bb_squeeze", "keltner", "bollinger"])
@@ -2243,6 +2266,8 @@ def _persist_pairs(text: str, hits: list[Hit]) -> None:
 
 
 _PERSIST_HEAD = re.compile(r"\b(?P<n>\d+)\s+(?:consecutive|straight|successive)\s+$")
+_PERSIST_HEAD_OF = re.compile(r"\b(?P<n>\d+)\s+(?:consecutive|straight|successive)\s+(?:days?|sessions?|d)\s+of\s+$"
+                              r"|\b(?P<n2>\d+)d\s+(?:in a row\s+)?of\s+$")
 
 
 def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
@@ -2253,6 +2278,14 @@ def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
         return
     m = _PERSIST_TAIL.match(text, h.end)
     head = _PERSIST_HEAD.search(text[:h.start]) if node.op is None else None
+    if head is None:  # "3 consecutive days of rising volume": any condition
+        of = _PERSIST_HEAD_OF.search(text[:h.start])
+        if of is not None and free(of.start(), h.start):
+            h.node = Condition("persist", {"kind": node.kind, "params": tuple(sorted(node.params.items())),
+                                           "days": int(of.group("n") or of.group("n2")), "op": node.op,
+                                           "threshold": node.threshold}, None, None, node.text)
+            h.start = of.start()
+            return
     row = None
     if node.op is None and head is None:  # "3 inside days in a row": the count before, "in a row" after
         count = re.search(r"\b(?P<n>\d+)\s+$", text[:h.start])

@@ -330,6 +330,10 @@ def _shorthand(text: str) -> str:
     # comparison signs written without spaces ("rsi14<30", "gap>3%")
     text = re.sub(r"\s*(<=|>=|<|>)\s*(?=[\d$+\-.a-z])", r" \1 ", text)
     text = re.sub(r"\bpx\b", "price", text)
+    text = re.sub(r"\btrend[\s-]+following\b", "trendfollowing", text)  # a style, not "after"
+    # "just crossed", "has just broken": the event is today's either way
+    text = re.sub(r"\b(?:has\s+|have\s+)?just\s+(?=(?:crossed|crosses|broke|broken|made|hit|turned|flipped|gapped|closed|moved))",
+                  "", text)
     text = re.sub(r"\bprev\.?(?=\s)", "previous", text)
     text = re.sub(r"\bath\b|\balltime\s+highs?\b", "all time high", text)
     text = re.sub(r"\batl\b", "all time low", text)
