@@ -242,6 +242,12 @@ CASES = [
     ("trend following: 20 EMA above 50 EMA", c("ma_spread", ">", 0.0, fast=20, slow=50, ma="ema")),  # not 'after'
     ("three consecutive days of rising volume", Condition("persist", {
         "kind": "prev_bar", "params": (("field", "volume"), ("ref", "volume")), "days": 3, "op": ">", "threshold": 0.0})),
+    ("today's close is the highest close in 20 days", c("new_extreme", lookback=20, side="high", price="close")),
+    ("stocks with low RSI and high volume", AllOf((c("rsi", "<", 30.0, period=14), c("relative_volume", ">", 1.5, lookback=20)))),
+    ("closing price crossed below the lower Bollinger Band", AllOf((
+        c("bollinger", period=20, width=2.0, band="lower", mode="close"),
+        Not(Condition("prior", {"kind": "bollinger", "params": (("band", "lower"), ("mode", "close"), ("period", 20),
+                                                                ("width", 2.0)), "op": None, "threshold": None}))))),
     ("change from open up 2%", c("body", ">=", 2.0)),
     ("performance week up", c("return", ">", 0.0, lookback=5)),
     ("performance month down 10%", c("return", "<=", -10.0, lookback=21)),
@@ -850,6 +856,8 @@ def test_band_cross_slope_width_and_percent_b(pit, market):
 
 @pytest.mark.parametrize("prompt,kind,params,desc", [
     ("the top 10 momentum stocks over the past 3 months excluding financials", "return", {"lookback": 63}, True),
+    ("weakest stocks in the energy sector over the last month", "return", {"lookback": 21}, False),
+    ("best performing stocks this year", "return", {"lookback": 252}, True),
     ("which stocks have the strongest 6 month momentum", "return", {"lookback": 126}, True),
     ("rank stocks by 1 year return", "return", {"lookback": 252}, True),
     ("sort the stocks by RSI, lowest first", "rsi", {"period": 14}, False),

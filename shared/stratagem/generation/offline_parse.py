@@ -845,7 +845,8 @@ def _breakout_word(m: re.Match):
                 + ("high" if up else "low"))
 
 
-@rec("extreme_close", r"\b(?P<w>highest|lowest)\s+(?:close|closing price|closing level)\s+(?:in|of|over|for)\s+(?:the\s+)?"
+@rec("extreme_close", r"(?:\b(?:today\s+)?(?:close|closing price)\s+(?:is\s+|was\s+)?(?:the\s+|a\s+)?)?"
+                      r"\b(?P<w>highest|lowest)\s+(?:close|closing price|closing level)\s+(?:in|of|over|for)\s+(?:the\s+)?"
                       r"(?:past|last|prior|previous)?\s*(?P<n>\d+)d\b")
 def _extreme_close(m: re.Match):
     side = "high" if m.group("w") == "highest" else "low"
@@ -1282,7 +1283,7 @@ def _trend(m: re.Match):
                        f"and the {fast}-day SMA {'above' if up else 'below'} the {slow}-day SMA")
 
 
-@rec("band_cross", r"\b(?:price\s+|close\s+|stock\s+)?(?:cross(?:es|ed|ing)?|breaks?|broke|mov(?:es|ed))\s+(?P<side>above|over|below|under)"
+@rec("band_cross", r"\b(?:closing\s+price\s+|closing\s+|price\s+|close\s+|stock\s+)?(?:cross(?:es|ed|ing)?|breaks?|broke|mov(?:es|ed))\s+(?P<side>above|over|below|under)"
                    r"\s+(?:the\s+)?(?P<band>upper|lower|top|bottom)\s+(?P<kind>bollinger|keltner)\b"
                    r"(?:\s*\(\s*(?P<an>\d+)d?\s*,\s*(?P<ak>\d+(?:\.\d+)?)\s*(?:std)?\s*\))?")
 def _band_cross(m: re.Match):
@@ -1835,6 +1836,15 @@ def _range_vs_yesterday(m: re.Match):
                  "a range smaller than yesterday's is the narrowest of the last 2 sessions (NR2)")
 
 
+@rec("rsi_quality", rf"\b(?P<q>low|depressed|weak|high|elevated|hot)\s+{_RSI}(?:\s+(?:readings?|values?|levels?))?\b")
+def _rsi_quality(m: re.Match):
+    low = m.group("q") in ("low", "depressed", "weak")
+    p = {"period": _int(m, "p", default=RSI_PERIOD)}
+    node = Condition("rsi", p, "<" if low else ">", OVERSOLD if low else OVERBOUGHT, m.group(0))
+    return noted(node, f"a {m.group('q')} RSI means {'oversold' if low else 'overbought'}: "
+                       f"RSI {'<' if low else '>'} {OVERSOLD if low else OVERBOUGHT:g}")
+
+
 # ---- price level ------------------------------------------------------------------------------
 @rec("price", rf"\b(?:share\s+|stock\s+|closing\s+|last\s+)?(?:price|close|closes|closed|closing|trad(?:es|ing|ed)(?:\s+at)?|priced)"
               rf"\s+(?:is\s+|at\s+)?{thr('', money=True, tail=NO_UNIT)}")
@@ -1972,6 +1982,14 @@ def find_ranking(text: str) -> tuple[Ranking, list[tuple[int, int]], str] | None
             kind, params, desc, end = metric
             return (Ranking(kind, params, _direction(m.group("dir"), desc), _int(m, "n"), text[m.start():end]),
                     [(m.start(), end)], "")
+    m = _RANK_PERFORMERS.search(text)
+    if m:
+        per = _RANK_LATER_PERIOD.search(text, m.end())
+        lb = int(per.group("n")) if per else MOMENTUM_DEFAULT_LOOKBACK
+        spans = [(m.start(), m.end())] + ([(per.start(), per.end())] if per else [])
+        note = "" if per else f"the strongest / weakest stocks are ranked by their {MOMENTUM_DEFAULT_LOOKBACK}-session return"
+        return (Ranking("return", {"lookback": lb}, m.group("dir") in ("strongest", "best"), _int(m, "n"), m.group(0)),
+                spans, note)
     m = _RANK_TOP_METRIC.search(text)
     if m:
         metric = _metric_at(text, m.end())
@@ -2020,6 +2038,10 @@ _RANK_ADJECTIVE = re.compile(
     r"\b(?:the\s+)?(?:top\s+)?(?:(?P<n>\d+)\s+)?(?P<dir>most|least)\s+(?P<adj>volatile|liquid|active|actively traded|traded|oversold"
     r"|overbought)\s+(?:stocks?|symbols?|names?|tickers?|companies|equities|shares)"
     r"(?:\s+(?:by|on|according to)\s+(?:the\s+)?rsi(?:\((?P<p>\d+)\))?)?\b")
+_RANK_PERFORMERS = re.compile(
+    r"\b(?:the\s+)?(?:(?P<n>\d+)\s+)?(?P<dir>strongest|weakest|best|worst)(?:\s+performing)?\s+"
+    r"(?:stocks?|symbols?|names?|tickers?|companies|equities|shares)\b(?!\s+(?:by|on|in terms of|ranked by|sorted by)\b)")
+_RANK_LATER_PERIOD = re.compile(r"\b(?:(?:over|in|during|for)\s+(?:the\s+)?(?:past|last|prior|previous)\s+|this\s+)(?P<n>\d+)d\b")
 _RANK_TOP_METRIC = re.compile(r"\b(?:the\s+)?(?P<top>top|best|bottom|worst)\s+(?P<n>\d+)\s+")
 _RANK_PERIOD = re.compile(rf"\s+(?:{PER_WORDS}\s+)?(?:{BACK})?(?P<n>\d+)d\b")
 _RANK_SUPER_METRIC = re.compile(
