@@ -248,6 +248,10 @@ CASES = [
         c("bollinger", period=20, width=2.0, band="lower", mode="close"),
         Not(Condition("prior", {"kind": "bollinger", "params": (("band", "lower"), ("mode", "close"), ("period", 20),
                                                                 ("width", 2.0)), "op": None, "threshold": None}))))),
+    ("gap down then reversal: gap down at least 2% and close above yesterday's close", AllOf((
+        c("gap", "<=", -2.0), c("prev_bar", ">", 0.0, field="close", ref="close")))),  # the name is no sequence
+    ("new 52 week high: volume above 2x average", AllOf((c("new_extreme", lookback=252, side="high", price="high"),
+                                                        c("relative_volume", ">", 2.0, lookback=20)))),
     ("change from open up 2%", c("body", ">=", 2.0)),
     ("performance week up", c("return", ">", 0.0, lookback=5)),
     ("performance month down 10%", c("return", "<=", -10.0, lookback=21)),

@@ -2132,6 +2132,7 @@ def parse_text(prompt: str) -> Spec:
         _first_time(text, h, free)
     _persist_pairs(text, hits)
     recognised = [(h.start, h.end) for h in hits]
+    hits, title_end = _drop_title(text, hits)
 
     # weak defaults give way to explicit conditions of their family
     strong_kinds = {c.kind for h in hits if not h.weak for c in _leaves(h.node)}
@@ -2213,6 +2214,8 @@ def parse_text(prompt: str) -> Spec:
             for i in range(a, b):
                 chars[i] = " "
         leftover = "".join(chars)
+    if title_end >= 0:  # the setup's name: its other words ("reversal") are no stated condition
+        leftover = " " * title_end + leftover[title_end:]
     ignored = tuple(w for w in re.findall(r"[a-z][a-z'\-]*|\d+(?:\.\d+)?%?", leftover)
                     if w not in _FILLER and not _NEG.fullmatch(w) and (len(w) > 1 or w.isdigit()))
     # "tech stocks excluding semiconductors": a part of a sector cannot be left out of it (the
@@ -2272,6 +2275,24 @@ _PERSIST_TAIL = re.compile(r"\s*(?:,\s*)?(?:for|during)\s+(?:(?:the|each\s+of\s+
                            r"(?:past|last|previous|prior)?\s*(?P<n>\d+)(?:d\b|\s+(?:straight|consecutive|running)\s+"
                            r"(?:days?|sessions?|closes?|bars?)\b)(?:\s+(?:in a row|straight|running|consecutively))?"
                            r"|\s*(?:,\s*)?(?P<n2>\d+)d\s+(?:in a row|straight|running|consecutively)\b")
+
+
+def _drop_title(text: str, hits: list[Hit]) -> tuple[list[Hit], int]:
+    """"Gap down then reversal: gap down at least 2% and close above yesterday's close": what comes
+    before the colon names the setup that follows it. When every measure in the name is stated
+    again after the colon, the name adds no condition (nor a sequence); otherwise it is kept
+    ("new 52-week high: volume above 2x average" states two conditions). Returns the hits and
+    where the dropped name ends (-1 when nothing was dropped)."""
+    colon = text.find(":")
+    if colon < 0:
+        return hits, -1
+    before = [h for h in hits if h.end <= colon]
+    after = [h for h in hits if h.start > colon]
+    if not before or not after:
+        return hits, -1
+    kinds = lambda hs: {c.kind if c.kind not in ("prior", "within", "persist", "count", "first") else c.params["kind"]
+                        for h in hs for c in _leaves(h.node)}
+    return (after, colon) if kinds(before) <= kinds(after) else (hits, -1)
 
 
 def _persist_pairs(text: str, hits: list[Hit]) -> None:
