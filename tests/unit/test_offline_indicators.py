@@ -252,6 +252,8 @@ CASES = [
         c("gap", "<=", -2.0), c("prev_bar", ">", 0.0, field="close", ref="close")))),  # the name is no sequence
     ("new 52 week high: volume above 2x average", AllOf((c("new_extreme", lookback=252, side="high", price="high"),
                                                         c("relative_volume", ">", 2.0, lookback=20)))),
+    ("ROC(10) below -5", c("return", "<", -5.0, lookback=10)),
+    ("distance from 52 week high less than 10%", c("extreme_distance", ">=", -10.0, lookback=252, side="high")),
     ("change from open up 2%", c("body", ">=", 2.0)),
     ("performance week up", c("return", ">", 0.0, lookback=5)),
     ("performance month down 10%", c("return", "<=", -10.0, lookback=21)),
@@ -708,6 +710,17 @@ def test_an_excluded_sector_never_signals_and_the_rest_do_as_the_plain_strategy(
                 assert bool(got and got["signal"]) == bool(want and want["signal"]), (sym, iso)
                 seen.add(bool(got and got["signal"]))
     assert seen == {True, False}
+
+
+@pytest.mark.parametrize("prompt", ["any S&P 500 stock with RSI below 25", "stocks in the S&P 500 with RSI below 25",
+                                    "Nasdaq stocks with RSI below 25"])
+def test_index_stocks_are_the_universe_not_the_index_etf(prompt):
+    """'S&P 500 stocks' used to restrict the strategy to SPY itself; it is the universe the user
+    runs it on, and the strategy says so."""
+    spec = GEN.parse(prompt)
+    assert (spec.tickers, spec.expr, spec.ignored) == ((), c("rsi", "<", 25.0, period=14), ())
+    assert "does not check index membership" in GEN.generate(prompt).explanation
+    assert GEN.parse("S&P 500 above its 200 day moving average").tickers == ("SPY",)  # the index itself
 
 
 def test_qualitative_words_are_reported_not_refused():

@@ -1514,6 +1514,15 @@ def _extreme_within(m: re.Match):
                      ">=" if high else "<=", -pct if high else pct, m.group(0))
 
 
+@rec("extreme_distance_words", rf"\b(?:distance|dist)\s+(?:from|to|off)\s+(?:the\s+|its\s+|their\s+)?(?P<n>\d+)d\s+"
+                               rf"(?P<side>high|low)\s+(?:is\s+)?(?:<|less than|under|below|within|<=)\s+(?P<num>{NUM})%")
+def _extreme_distance_words(m: re.Match):
+    high = m.group("side") == "high"
+    pct = _clean(float(m.group("num")))
+    return Condition("extreme_distance", {"lookback": int(m.group("n")), "side": m.group("side")},
+                     ">=" if high else "<=", -pct if high else pct, m.group(0))
+
+
 # These read phrases that broader recognisers defined earlier would otherwise claim in part
 # ("OBV making a new 20-day high" is not a price high; "the 10-day average volume is below the
 # 50-day average volume" is not today's volume): they go first.
@@ -1524,7 +1533,8 @@ _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_st
           "percent_b", "volume_dry", "streak_days", "pullback_from_high", "macd_turn", "breakout_extreme", "open_vs_close",
           "count_days", "atr_change", "close_off_extreme", "breakout_base", "volume_spike_multiple", "stoch_turn",
           "close_beats_closes", "volume_extreme", "high_above_high", "ttm_squeeze", "volume_vs_yesterday",
-          "level_then_now", "change_from_open", "performance_period", "extreme_within")
+          "level_then_now", "change_from_open", "performance_period", "extreme_within",
+          "extreme_distance_words")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 
@@ -2190,6 +2200,12 @@ def parse_text(prompt: str) -> Spec:
         combine_text[a:b] = " " * (b - a)
     expr, unsequenced = _combine("".join(combine_text), hits)
 
+    # an index's members are the universe the strategy is run on: said, not checked
+    for im in re.finditer(r"\bindex_(spy|qqq|dia)\b", leftover):
+        name = {"spy": "S&P 500", "qqq": "Nasdaq-100", "dia": "Dow Jones"}[im.group(1)]
+        notes.append(f"'{name} stocks' is the universe you run the strategy on (screen or backtest it on that list); "
+                     "the strategy itself does not check index membership")
+    leftover = re.sub(r"\bindex_(?:spy|qqq|dia)\b", lambda m: " " * len(m.group(0)), leftover)
     tickers: list[str] = []
     for tm in re.finditer(r"\bsym_([a-z.]+)\b", leftover):
         t = tm.group(1).upper()

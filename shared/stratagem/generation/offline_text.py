@@ -329,6 +329,7 @@ def _shorthand(text: str) -> str:
                   lambda m: f"{m.group(1)} {'months' if m.group(2) == 'm' else 'years'}", text)
     # comparison signs written without spaces ("rsi14<30", "gap>3%")
     text = re.sub(r"\s*(<=|>=|<|>)\s*(?=[\d$+\-.a-z])", r" \1 ", text)
+    text = re.sub(r"\broc\s*\(\s*(\d+)\s*\)", r"\1 day roc", text)  # "ROC(10)": the 10-day rate of change
     text = re.sub(r"\bpx\b", "price", text)
     text = re.sub(r"\btrend[\s-]+following\b", "trendfollowing", text)  # a style, not "after"
     # "just crossed", "has just broken": the event is today's either way
@@ -362,6 +363,11 @@ def normalize(prompt: str) -> str:
     # when in the session a daily-bar strategy looks is fixed (at the close), so these add nothing
     text = re.sub(r"\b(?:at|on|into|by)\s+(?:the\s+)?(?:open|opening bell|close|closing bell)\b"
                   r"(?!\s*(?:price|of|>|<|above|below|over|under))", " ", text)
+    # "S&P 500 stocks", "stocks in the Nasdaq": an index's members (the universe), not the index ETF
+    text = re.sub(r"\bsym_(spy|qqq|dia)\s+(?=(?:stocks?|names|companies|members|constituents|components|tickers|symbols"
+                  r"|equities|shares)\b)", r"index_\1 ", text)
+    text = re.sub(r"\b(in|from)\s+(?:the\s+)?sym_(spy|qqq|dia)\b(?=\s*(?:$|,|;|\.|and\b|with\b|that\b|which\b|where\b|whose\b))",
+                  r"\1 index_\2", text)
     text = re.sub(r"\bthe\s+(sym_[a-z.]+)", r"\1", text)
     text = re.sub(r"\b(\d+(?:\.\d+)?x)\s+>\s+(?=normal|average|usual|typical)", r"\1 ", text)
     text = re.sub(r"\b(upper|lower|top|bottom)\s+bands?\b", r"\1 bollinger", text)
