@@ -1669,8 +1669,8 @@ def e_return_extreme(ctx: Ctx, p: dict) -> Measure:
     ctx.bars(f"{lb} + 1", f"{lb} + 1")
     rets, today, prior = ctx.var("daily_returns_pct"), ctx.var("return_today_pct"), ctx.var("prior_extreme_return_pct")
     flag = ctx.var("largest_daily_gain" if high else "largest_daily_drop")
-    lines = [f"{rets} = [(closes[i] / closes[i - 1] - 1.0) * 100.0 if closes[i - 1] > 0 else 0.0 "
-             f"for i in range(len(closes) - {lb}, len(closes))]",
+    lines = [(f"{rets} = [(closes[i] / closes[i - 1] - 1.0) * 100.0 if closes[i - 1] > 0 else 0.0 "
+              f"for i in range(len(closes) - {lb}, len(closes))]"),
              f"{today}, {prior} = {rets}[-1], {'max' if high else 'min'}({rets}[:-1])",
              f"{flag} = {today} {'>' if high else '<'} {prior}"]
     word = "gain" if high else "drop"

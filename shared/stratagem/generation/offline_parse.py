@@ -21,6 +21,7 @@ How a prompt is read:
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -1514,13 +1515,10 @@ def _extreme_within(m: re.Match):
                      ">=" if high else "<=", -pct if high else pct, m.group(0))
 
 
-@rec("extreme_distance_words", rf"\b(?:distance|dist)\s+(?:from|to|off)\s+(?:the\s+|its\s+|their\s+)?(?P<n>\d+)d\s+"
-                               rf"(?P<side>high|low)\s+(?:is\s+)?(?:<|less than|under|below|within|<=)\s+(?P<num>{NUM})%")
-def _extreme_distance_words(m: re.Match):
-    high = m.group("side") == "high"
-    pct = _clean(float(m.group("num")))
-    return Condition("extreme_distance", {"lookback": int(m.group("n")), "side": m.group("side")},
-                     ">=" if high else "<=", -pct if high else pct, m.group(0))
+# "distance from the 52 week high less than 10%": the same reading
+rec("extreme_distance_words", rf"\b(?:distance|dist)\s+(?:from|to|off)\s+(?:the\s+|its\s+|their\s+)?(?P<n>\d+)d\s+"
+                              rf"(?P<side>high|low)\s+(?:is\s+)?(?:<|less than|under|below|within|<=)\s+(?P<num>{NUM})%")(
+    _extreme_within)
 
 
 # These read phrases that broader recognisers defined earlier would otherwise claim in part
@@ -2306,15 +2304,20 @@ def _drop_title(text: str, hits: list[Hit]) -> tuple[list[Hit], int]:
     after = [h for h in hits if h.start > colon]
     if not before or not after:
         return hits, -1
-    kinds = lambda hs: {c.kind if c.kind not in ("prior", "within", "persist", "count", "first") else c.params["kind"]
-                        for h in hs for c in _leaves(h.node)}
+    def kinds(hs: list[Hit]) -> set[str]:
+        return {c.params["kind"] if c.kind in _WRAPPERS else c.kind for h in hs for c in _leaves(h.node)}
+
     return (after, colon) if kinds(before) <= kinds(after) else (hits, -1)
+
+
+#: kinds that wrap another condition (its kind in params["kind"])
+_WRAPPERS = frozenset(["prior", "within", "persist", "count", "first", "change"])
 
 
 def _persist_pairs(text: str, hits: list[Hit]) -> None:
     """"Higher highs and higher lows for 3 days": a "for N days" after two conditions of the same
     kind joined by "and" holds for both (each on every one of those sessions)."""
-    for a, b in zip(hits, hits[1:]):
+    for a, b in itertools.pairwise(hits):
         na, nb = a.node, b.node
         if (isinstance(na, Condition) and isinstance(nb, Condition) and nb.kind == "persist"
                 and na.kind == nb.params["kind"] and na.kind not in _NOT_PERSISTABLE
