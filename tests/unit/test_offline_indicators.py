@@ -252,6 +252,12 @@ CASES = [
         c("gap", "<=", -2.0), c("prev_bar", ">", 0.0, field="close", ref="close")))),  # the name is no sequence
     ("new 52 week high: volume above 2x average", AllOf((c("new_extreme", lookback=252, side="high", price="high"),
                                                         c("relative_volume", ">", 2.0, lookback=20)))),
+    ("daily change above 3%", c("return", ">", 3.0, lookback=1)),  # was the 20-session return
+    ("volume today is 3 times the 10 day average", c("relative_volume", ">=", 3.0, lookback=10)),
+    ("stocks above their 200 day moving average for at least 20 days", Condition("persist", {
+        "kind": "ma_distance", "params": (("ma", "sma"), ("period", 200)), "days": 20, "op": ">", "threshold": 0.0})),
+    ("stochastic below 20 and crossing up", AllOf((c("stochastic", "<", 20.0, **STOCH, line="k"),
+                                                   c("stoch_cross", **STOCH, direction="up")))),
     ("ROC(10) below -5", c("return", "<", -5.0, lookback=10)),
     ("distance from 52 week high less than 10%", c("extreme_distance", ">=", -10.0, lookback=252, side="high")),
     ("change from open up 2%", c("body", ">=", 2.0)),

@@ -657,7 +657,7 @@ def _rel_volume(m: re.Match, bounds: list[tuple[str, float]]):
     return noted(node, f"average volume is over the previous {VOLUME_LOOKBACK} sessions (today excluded)")
 
 
-@rec("rvol_multiple", rf"\b(?:today\s+|daily\s+|the\s+|trading\s+|current\s+)?volume\s+(?:is\s+|was\s+|of\s+|at\s+|running\s+"
+@rec("rvol_multiple", rf"\b(?:today\s+|daily\s+|the\s+|trading\s+|current\s+)?volume\s+(?:today\s+)?(?:is\s+|was\s+|of\s+|at\s+|running\s+"
                       rf"|came in\s+)?{thr('x')}(?:\s+(?:the\s+|its\s+|their\s+|of\s+the\s+|of\s+its\s+)?(?:(?P<n>\d+)d\s+)?"
                       rf"{_AVG}(?:\s+(?:daily\s+)?(?:trading\s+)?volume)?)?{_AVG_TAIL}")  # "volume > 1.5x": of the average
 def _rvol1(m: re.Match):
@@ -1648,10 +1648,13 @@ def _ret(m: re.Match, down: bool, default_lookback: int = 1, default_op: str = "
     return cond_node("return", {"lookback": n}, directed(bounds, down) if directional else bounds, m.group(0))
 
 
-@rec("return_metric", rf"\b(?:(?P<n0>\d+)d\s+)?(?:price\s+)?(?P<noun>momentum|returns?|performance|price change|change"
+@rec("return_metric", rf"\b(?:(?P<n0>\d+)d\s+|(?P<daily>daily|today|1d|one day|single day)\s+)?(?:price\s+)?"
+                      rf"(?P<noun>momentum|returns?|performance|price change|change"
                       rf"|rate of change|roc|gain|move)(?:\s+{PER_WORDS}\s+{BACK}(?P<n>\d+)d)?\s+(?:is\s+|was\s+|of\s+)?"
                       rf"{thr('%?')}")
 def _ret_metric(m: re.Match):
+    if m.group("daily"):  # "daily change above 3%": the day's return
+        return cond_node("return", {"lookback": 1}, thresholds(m, ">"), m.group(0))
     node = _ret(m, False, MOMENTUM_DEFAULT_LOOKBACK, ">")
     if m.group("n0") or m.group("n"):
         return node
@@ -2285,7 +2288,7 @@ def _within(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
 #: Conditions on other data than the symbol's own bars cannot be re-read "as of" earlier sessions
 _NOT_PERSISTABLE = frozenset(["fundamental", "earnings_surprise", "relative_strength", "within", "persist", "streak",
                               "count", "first"])
-_PERSIST_TAIL = re.compile(r"\s*(?:,\s*)?(?:for|during)\s+(?:(?:the|each\s+of\s+the|every\s+one\s+of\s+the)\s+)?"
+_PERSIST_TAIL = re.compile(r"\s*(?:,\s*)?(?:for|during)\s+(?:>=\s*|at\s+least\s+)?(?:(?:the|each\s+of\s+the|every\s+one\s+of\s+the)\s+)?"
                            r"(?:past|last|previous|prior)?\s*(?P<n>\d+)(?:d\b|\s+(?:straight|consecutive|running)\s+"
                            r"(?:days?|sessions?|closes?|bars?)\b)(?:\s+(?:in a row|straight|running|consecutively))?"
                            r"|\s*(?:,\s*)?(?P<n2>\d+)d\s+(?:in a row|straight|running|consecutively)\b")
@@ -2376,6 +2379,8 @@ def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
 
 _IN_A_ROW = re.compile(r"\s+(?:in a row|straight|consecutive(?:ly)?|running)\b")
 _TREND_TAIL = re.compile(rf"\s*,?\s+and\s+(?:is\s+|still\s+|now\s+)*(?P<dir>{_TREND_WORDS})\b")
+_STOCH_CROSS_TAIL = re.compile(r"\s*,?\s+and\s+(?:is\s+|now\s+)*(?:crossing|crosses|crossed|turning|turns|turned|hooking|hooks"
+                               r"|hooked)\s+(?P<dir>up|down)\b")
 #: measures "and rising" can follow ("ADX above 25 and rising")
 CHANGE_KINDS = frozenset(["rsi", "cci", "mfi", "adx", "williams_r", "stochastic", "macd"])
 
@@ -2385,6 +2390,15 @@ def _and_trend(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
     session (the trend word has no subject of its own)."""
     node = h.node
     if not isinstance(node, Condition) or node.kind not in CHANGE_KINDS or node.op is None:
+        return
+    cross = _STOCH_CROSS_TAIL.match(text, h.end) if node.kind == "stochastic" else None
+    if cross is not None and free(h.end, cross.end()):
+        # "stochastic below 20 and crossing up": %K crossing %D, with the level
+        p = {k: v for k, v in node.params.items() if k != "line"}
+        up = cross.group("dir") == "up"
+        h.node = AllOf((node, Condition("stoch_cross", {**p, "direction": "up" if up else "down"}, None, None,
+                                        text[h.start:cross.end()])))
+        h.end = cross.end()
         return
     m = _TREND_TAIL.match(text, h.end)
     if m is None or not free(h.end, m.end()):
