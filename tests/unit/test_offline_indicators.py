@@ -252,6 +252,10 @@ CASES = [
         c("gap", "<=", -2.0), c("prev_bar", ">", 0.0, field="close", ref="close")))),  # the name is no sequence
     ("new 52 week high: volume above 2x average", AllOf((c("new_extreme", lookback=252, side="high", price="high"),
                                                         c("relative_volume", ">", 2.0, lookback=20)))),
+    ("stocks that rallied 3 days straight", c("streak", ">=", 3.0, direction="up")),
+    ("closing price above the 20-day high", c("breakout", lookback=20, side="high")),
+    ("stock is trading 5% above its open", c("body", ">", 5.0)),
+    ("intraday high above the 52 week high", c("new_extreme", lookback=252, side="high", price="high")),
     ("daily change above 3%", c("return", ">", 3.0, lookback=1)),  # was the 20-session return
     ("volume today is 3 times the 10 day average", c("relative_volume", ">=", 3.0, lookback=10)),
     ("stocks above their 200 day moving average for at least 20 days", Condition("persist", {

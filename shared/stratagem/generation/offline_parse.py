@@ -549,7 +549,7 @@ def _ma_distance_bare(m: re.Match):
 
 
 # ---- candle body (close vs open) ------------------------------------------------------------
-@rec("body", rf"\b(?:clos(?:e|es|ed|ing)|finish(?:es|ed)?)\s+(?:is\s+|was\s+)?(?:(?P<cmp>{CMP})\s*)?(?:(?P<num>{NUM})%\s+)?(?P<side>above|over|higher than|>|below|under"
+@rec("body", rf"\b(?:clos(?:e|es|ed|ing)|finish(?:es|ed)?|(?:is\s+)?trad(?:es|ed|ing))\s+(?:is\s+|was\s+)?(?:(?P<cmp>{CMP})\s*)?(?:(?P<num>{NUM})%\s+)?(?P<side>above|over|higher than|>|below|under"
              r"|lower than|<)\s+(?:the\s+|its\s+|their\s+|today\s+|the day\s+)?open(?:ing price)?\b"
              r"|\b(?:(?:big|large|long|huge|strong|wide|tall)\s+)?(?P<color>green|white|bullish|red|black|bearish)\s+"
              r"(?:candles?|bars?|days?|candlesticks?)\b"
@@ -825,7 +825,7 @@ def _breakout_extreme(m: re.Match):
     return Condition("breakout", {"lookback": n, "side": "high" if up else "low"}, None, None, m.group(0))
 
 
-@rec("breakout", r"\b(?:break(?:s|ing)?\s*out|broke\s*out|breakout|clos(?:e|es|ed|ing)|break(?:s|ing)?|broke|mov(?:es|ed|ing)"
+@rec("breakout", r"\b(?:break(?:s|ing)?\s*out|broke\s*out|breakout|closing\s+price|clos(?:e|es|ed|ing)|break(?:s|ing)?|broke|mov(?:es|ed|ing)"
                  r"|trad(?:es|ed|ing)|breakdown|breaking down|breaks down|broke down|drop(?:s|ped|ping)?|fall(?:s|ing)?|fell"
                  r"|sink(?:s|ing)?|sank|dip(?:s|ped|ping)?|ris(?:es|ing)|rose|jump(?:s|ed|ing)?|push(?:es|ed|ing)?)\s+(?P<dir>above|over|past|through|to|below"
                  r"|under|beneath)\s+(?:the\s+|its\s+|their\s+|a\s+)?(?:new\s+)?(?:prior\s+|previous\s+|recent\s+)?"
@@ -1464,7 +1464,7 @@ def _volume_extreme(m: re.Match):
                      None, None, m.group(0))
 
 
-@rec("high_above_high", r"\btoday\s+(?P<f>high|low)\s+(?:is\s+)?(?P<d>above|over|>|below|under|<)\s+(?:the\s+|its\s+)?"
+@rec("high_above_high", r"\b(?:today|intraday|daily|the\s+day)\s+(?P<f>high|low)\s+(?:is\s+)?(?P<d>above|over|>|below|under|<)\s+(?:the\s+|its\s+)?"
                         r"(?:prior\s+|previous\s+)?(?P<n>\d+)d\s+(?P=f)\b")
 def _high_above_high(m: re.Match):
     high = m.group("f") == "high"
@@ -1577,7 +1577,7 @@ def _volatility_words(m: re.Match):
 
 
 # ---- streaks -----------------------------------------------------------------------------------
-_SUP = r"(?:up|higher|green|positive|gain(?:ed|ing|s)?|ris(?:en|ing|e)|rose|advanc(?:ed|ing)|winning|white)"
+_SUP = r"(?:up|higher|green|positive|gain(?:ed|ing|s)?|ris(?:en|ing|e)|rose|advanc(?:ed|ing)|winning|white|rall(?:ied|ying|y))"
 _SDOWN = r"(?:down|lower|red|negative|fall(?:en|ing)?|fell|declin(?:ed|ing)|los(?:t|ing)|losses|black|drop(?:ped|ping)?)"
 
 
