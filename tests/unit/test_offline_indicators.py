@@ -252,6 +252,7 @@ CASES = [
         c("gap", "<=", -2.0), c("prev_bar", ">", 0.0, field="close", ref="close")))),  # the name is no sequence
     ("new 52 week high: volume above 2x average", AllOf((c("new_extreme", lookback=252, side="high", price="high"),
                                                         c("relative_volume", ">", 2.0, lookback=20)))),
+    ("volume greater than 150% of the 20-day average", c("relative_volume", ">", 1.5, lookback=20)),
     ("stocks that rallied 3 days straight", c("streak", ">=", 3.0, direction="up")),
     ("closing price above the 20-day high", c("breakout", lookback=20, side="high")),
     ("stock is trading 5% above its open", c("body", ">", 5.0)),
@@ -670,6 +671,8 @@ UNPLACED = [
     ("gap down then inside day then gap up", "then"),  # three sessions in a row: not expressible
     ("MACD histogram positive and accelerating", "accelerating"),
     ("gravestone doji", "gravestone"),  # never a plain doji instead
+    ("RSI below 30 and 12.5 of something", "12.5"),  # a four-character number with a point or a percent sign
+    ("gap up 2% 1.5%", "1.5%"),                     # crashed the year check (int('1.5%'))
     ("higher highs and higher lows over the last 10 days", "last"),  # a swing structure, not "on one of 10 days"
     ("top 3 stocks by 1-month return in each sector", "each"),
 ]

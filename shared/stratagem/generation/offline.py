@@ -85,7 +85,8 @@ def unplaced(ignored: tuple[str, ...]) -> list[str]:
     numbers count, years (1900-2100) do not."""
     out = []
     for w in ignored:
-        if w in UNPLACED_TERMS or w.startswith("not-") or (_NUMBER.fullmatch(w) and not (len(w) == 4 and 1900 <= int(w) <= 2100)):
+        year = w.isdigit() and len(w) == 4 and 1900 <= int(w) <= 2100  # "12.5" or "150%" is no year (and no int)
+        if w in UNPLACED_TERMS or w.startswith("not-") or (_NUMBER.fullmatch(w) and not year):
             out.append(w)
         elif _TICKER_LIKE.fullmatch(w):
             out.append(w)  # "when crwd gaps up": a ticker in lower case, not a word to drop

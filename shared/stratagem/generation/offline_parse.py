@@ -689,6 +689,13 @@ def _rvol4(m: re.Match):
     return _rel_volume(m, [(op, round(ratio, 10))])
 
 
+@rec("volume_pct_of_average", rf"\b(?:today\s+)?volume\s+(?:is\s+|was\s+)?(?:(?P<cmp>{CMP})\s*)?(?P<num>{NUM})%\s+of\s+"
+                              rf"(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?{_AVG}(?:\s+(?:daily\s+)?volume)?")
+def _volume_pct_of_average(m: re.Match):
+    # "volume greater than 150% of the 20-day average": 1.5x the average
+    return _rel_volume(m, thresholds(m, ">=", scale=0.01))
+
+
 @rec("volume_vs_average", rf"\b(?:today\s+)?volume\s+(?:is\s+|was\s+)?(?P<side>above|over|>|below|under|<)\s+(?:the\s+|its\s+|their\s+)?"
                           rf"(?:(?P<n>\d+)d\s+)?{_AVG}(?:\s+(?:daily\s+)?volume)?{_AVG_TAIL}")
 def _rvol5(m: re.Match):
