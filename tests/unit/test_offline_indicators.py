@@ -968,7 +968,7 @@ FRAGMENTS = ["gap up 3%", "RSI below 30", "above the 200 day moving average", "v
              "doubled in a year", "%B above 1", "EMA(8) > EMA(21) > EMA(55)", "dollar volume above $5M",
              "on 3 of the last 5 days", "for the first time in 20 days", "ATR rising", "an up day", "closed up 2%",
              "close within 1% of the day's high", "at least 2 red candles in the last 4", "RSI rising",
-             "and rising", "then", "followed by", "no utilities"]
+             "and rising", "then", "followed by", "no utilities", "12.5", "150% of the average", "2012"]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
