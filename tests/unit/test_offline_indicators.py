@@ -252,6 +252,13 @@ CASES = [
         c("gap", "<=", -2.0), c("prev_bar", ">", 0.0, field="close", ref="close")))),  # the name is no sequence
     ("new 52 week high: volume above 2x average", AllOf((c("new_extreme", lookback=252, side="high", price="high"),
                                                         c("relative_volume", ">", 2.0, lookback=20)))),
+    ("close above open for the third day in a row", Condition("persist", {"kind": "body", "params": (), "days": 3,
+                                                                          "op": ">", "threshold": 0.0})),
+    ("closed higher for the 4th straight day", Condition("persist", {"kind": "return", "params": (("lookback", 1),),
+                                                                     "days": 4, "op": ">", "threshold": 0.0})),
+    ("2 consecutive gap ups", Condition("persist", {"kind": "gap", "params": (), "days": 2, "op": ">=", "threshold": 2.0})),
+    ("close in the upper half of the day's range", c("close_location", ">=", 50.0)),
+    ("volume > 1.5 * avg volume", c("relative_volume", ">", 1.5, lookback=20)),
     ("volume greater than 150% of the 20-day average", c("relative_volume", ">", 1.5, lookback=20)),
     ("stocks that rallied 3 days straight", c("streak", ">=", 3.0, direction="up")),
     ("closing price above the 20-day high", c("breakout", lookback=20, side="high")),

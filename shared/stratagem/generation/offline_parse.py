@@ -1168,14 +1168,17 @@ CLOSE_NEAR_EXTREME = 90.0  # "closes near the high": in the top 10%
 
 
 @rec("close_location", r"\b(?:clos(?:e|es|ed|ing))\s+(?:(?P<w>at|near|on|in)\s+)?(?:the\s+|its\s+|their\s+)?"
-                       r"(?:(?P<part>top|bottom|upper|lower)\s+(?P<pct>\d+(?:\.\d+)?)%\s+of\s+(?:the\s+|its\s+|their\s+)?"
+                       r"(?:(?P<part>top|bottom|upper|lower)\s+(?:(?P<pct>\d+(?:\.\d+)?)%\s+of|(?P<frac>half|third|quarter)\s+of"
+                       r"|0\.5x)\s+(?:the\s+|its\s+|their\s+)?"
                        r"(?:day\s+|daily\s+|today\s+|the day\s+)?(?:trading\s+)?range"
                        r"|(?P<side>high|low)s?(?:\s+of\s+(?:the\s+)?(?:day|session)|\s+of\s+its\s+range)"
                        r"|(?P<side2>high|low)s?(?=\s*(?:$|,|;|\.|and\b|with\b|on\b|but\b|or\b)))")
 def _close_location(m: re.Match):
     if m.group("part"):
         top = m.group("part") in ("top", "upper")
-        pct = float(m.group("pct"))
+        # "the upper half" (normalised to "upper 0.5x"), third, quarter, or N%
+        pct = float(m.group("pct")) if m.group("pct") else {"half": 50.0, "third": 100 / 3, "quarter": 25.0}.get(
+            m.group("frac") or "half")
         return Condition("close_location", {}, ">=" if top else "<=", 100.0 - pct if top else pct, m.group(0))
     high = (m.group("side") or m.group("side2")) == "high"
     level = CLOSE_NEAR_EXTREME if m.group("w") == "near" else CLOSE_AT_EXTREME
@@ -2295,6 +2298,10 @@ def _within(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
 #: Conditions on other data than the symbol's own bars cannot be re-read "as of" earlier sessions
 _NOT_PERSISTABLE = frozenset(["fundamental", "earnings_surprise", "relative_strength", "within", "persist", "streak",
                               "count", "first"])
+_ORDINALS = {"second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}
+_PERSIST_ORDINAL = re.compile(rf"\s*(?:,\s*)?for\s+(?:the\s+|a\s+)?(?P<ord>{'|'.join(_ORDINALS)}|(?P<num>\d+)(?:st|nd|rd|th))\s+"
+                              r"(?:(?:straight|consecutive)\s+(?:day|session|time)s?\b|(?:day|session|time)\s+(?:in a row|straight"
+                              r"|running)\b)")
 _PERSIST_TAIL = re.compile(r"\s*(?:,\s*)?(?:for|during)\s+(?:>=\s*|at\s+least\s+)?(?:(?:the|each\s+of\s+the|every\s+one\s+of\s+the)\s+)?"
                            r"(?:past|last|previous|prior)?\s*(?P<n>\d+)(?:d\b|\s+(?:straight|consecutive|running)\s+"
                            r"(?:days?|sessions?|closes?|bars?)\b)(?:\s+(?:in a row|straight|running|consecutively))?"
@@ -2348,8 +2355,16 @@ def _persist(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
     node = h.node
     if not isinstance(node, Condition) or node.kind in _NOT_PERSISTABLE:
         return
+    ordinal = _PERSIST_ORDINAL.match(text, h.end)
+    if ordinal is not None and free(h.end, ordinal.end()):  # "for the third day in a row"
+        days = int(ordinal.group("num")) if ordinal.group("num") else _ORDINALS[ordinal.group("ord")]
+        if days > 1:
+            h.node = Condition("persist", {"kind": node.kind, "params": tuple(sorted(node.params.items())), "days": days,
+                                           "op": node.op, "threshold": node.threshold}, None, None, node.text)
+            h.end = ordinal.end()
+        return
     m = _PERSIST_TAIL.match(text, h.end)
-    head = _PERSIST_HEAD.search(text[:h.start]) if node.op is None else None
+    head = _PERSIST_HEAD.search(text[:h.start])
     if head is None:  # "3 consecutive days of rising volume": any condition
         of = _PERSIST_HEAD_OF.search(text[:h.start])
         if of is not None and free(of.start(), h.start):

@@ -330,6 +330,7 @@ def _shorthand(text: str) -> str:
     # comparison signs written without spaces ("rsi14<30", "gap>3%")
     text = re.sub(r"\s*(<=|>=|<|>)\s*(?=[\d$+\-.a-z])", r" \1 ", text)
     text = re.sub(r"\broc\s*\(\s*(\d+)\s*\)", r"\1 day roc", text)  # "ROC(10)": the 10-day rate of change
+    text = re.sub(r"\b(\d+(?:\.\d+)?)\s*\*\s*(?=(?:the\s+)?(?:avg|average)\b)", r"\1x ", text)  # "1.5 * avg volume"
     text = re.sub(r"\bpx\b", "price", text)
     text = re.sub(r"\btrend[\s-]+following\b", "trendfollowing", text)  # a style, not "after"
     # "just crossed", "has just broken": the event is today's either way
