@@ -252,6 +252,14 @@ CASES = [
         c("gap", "<=", -2.0), c("prev_bar", ">", 0.0, field="close", ref="close")))),  # the name is no sequence
     ("new 52 week high: volume above 2x average", AllOf((c("new_extreme", lookback=252, side="high", price="high"),
                                                         c("relative_volume", ">", 2.0, lookback=20)))),
+    ("close above the 20-day EMA, which is above the 50-day EMA", AllOf((
+        c("ma_distance", ">", 0.0, period=20, ma="ema"), c("ma_spread", ">", 0.0, fast=20, slow=50, ma="ema")))),
+    ("the 10-day EMA is above the 30-day EMA and rising", AllOf((
+        c("ma_spread", ">", 0.0, fast=10, slow=30, ma="ema"), c("ma_slope", ">", 0.0, period=10, ma="ema", lookback=5)))),
+    ("stocks with consecutive higher closes for 5 days", c("streak", ">=", 5.0, direction="up")),
+    ("volume has been above average for 5 straight sessions", Condition("persist", {
+        "kind": "relative_volume", "params": (("lookback", 20),), "days": 5, "op": ">", "threshold": 1.0})),
+    ("new high for the year", c("new_extreme", lookback=252, side="high", price="high")),
     ("close above open for the third day in a row", Condition("persist", {"kind": "body", "params": (), "days": 3,
                                                                           "op": ">", "threshold": 0.0})),
     ("closed higher for the 4th straight day", Condition("persist", {"kind": "return", "params": (("lookback", 1),),

@@ -696,7 +696,7 @@ def _volume_pct_of_average(m: re.Match):
     return _rel_volume(m, thresholds(m, ">=", scale=0.01))
 
 
-@rec("volume_vs_average", rf"\b(?:today\s+)?volume\s+(?:is\s+|was\s+)?(?P<side>above|over|>|below|under|<)\s+(?:the\s+|its\s+|their\s+)?"
+@rec("volume_vs_average", rf"\b(?:today\s+)?volume\s+(?:is\s+|was\s+|has\s+been\s+|stays?\s+|remained\s+)?(?P<side>above|over|>|below|under|<)\s+(?:the\s+|its\s+|their\s+)?"
                           rf"(?:(?P<n>\d+)d\s+)?{_AVG}(?:\s+(?:daily\s+)?volume)?{_AVG_TAIL}")
 def _rvol5(m: re.Match):
     above = m.group("side") in ("above", "over", ">")
@@ -1866,6 +1866,20 @@ def _rsi_quality(m: re.Match):
                        f"RSI {'<' if low else '>'} {OVERSOLD if low else OVERBOUGHT:g}")
 
 
+@rec("streak_consecutive_closes", r"\bconsecutive\s+(?P<dir>higher|lower|up|down)\s+closes\s+(?:for|over)\s+(?:the\s+)?"
+                                  r"(?:last\s+|past\s+)?(?P<n>\d+)d\b")
+def _streak_consecutive_closes(m: re.Match):
+    return Condition("streak", {"direction": "up" if m.group("dir") in ("higher", "up") else "down"}, ">=",
+                     float(int(m.group("n"))), m.group(0))
+
+
+@rec("new_extreme_for", r"\b(?:a\s+)?new\s+(?P<side>high|low)s?\s+(?:for|of|in)\s+(?:the\s+)?(?P<n>\d+)d\b")
+def _new_extreme_for(m: re.Match):
+    # "a new high for the year" (the year normalised to 252 sessions)
+    return Condition("new_extreme", {"lookback": int(m.group("n")), "side": m.group("side"), "price": m.group("side")},
+                     None, None, m.group(0))
+
+
 # ---- price level ------------------------------------------------------------------------------
 @rec("price", rf"\b(?:share\s+|stock\s+|closing\s+|last\s+)?(?:price|close|closes|closed|closing|trad(?:es|ing|ed)(?:\s+at)?|priced)"
               rf"\s+(?:is\s+|at\s+)?{thr('', money=True, tail=NO_UNIT)}")
@@ -2411,6 +2425,18 @@ def _and_trend(text: str, h: Hit, free: Callable[[int, int], bool]) -> None:
     """"ADX above 25 and rising": the level, and the indicator above its value at the previous
     session (the trend word has no subject of its own)."""
     node = h.node
+    if isinstance(node, Condition) and node.kind == "ma_spread":
+        m = _TREND_TAIL.match(text, h.end)
+        if m is not None and free(h.end, m.end()):
+            # "the 10-day EMA is above the 30-day EMA and rising": the subject, the faster average, rises
+            up = m.group("dir") in _UPWARD
+            h.node = AllOf((node, Condition("ma_slope", {"period": node.params["fast"], "ma": node.params["ma"],
+                                                         "lookback": MA_SLOPE_LOOKBACK}, ">" if up else "<", 0.0,
+                                            text[h.start:m.end()])))
+            h.note = (h.note + "; " if h.note else "") + (f"a rising / falling moving average is above / below its value "
+                                                          f"{MA_SLOPE_LOOKBACK} sessions earlier")
+            h.end = m.end()
+        return
     if not isinstance(node, Condition) or node.kind not in CHANGE_KINDS or node.op is None:
         return
     cross = _STOCH_CROSS_TAIL.match(text, h.end) if node.kind == "stochastic" else None
@@ -2518,6 +2544,21 @@ def _chain_averages(text: str, hits: list[Hit]) -> None:
         fast, slow = int(re.findall(r"(\d+)d", text[a.start:a.end])[-1]), nb.params["period"]
         above = nb.op in (">", ">=")
         if fast == slow:
+            continue
+        if fast > slow:
+            fast, slow, above = slow, fast, not above
+        b.node = Condition("ma_spread", {"fast": fast, "slow": slow, "ma": nb.params["ma"]}, ">" if above else "<", 0.0,
+                           nb.text)
+    for a, b in itertools.pairwise(hits):
+        na, nb = a.node, b.node
+        # "close above the 20-day EMA, which is above the 50-day EMA": the second subject is the 20-day EMA
+        if not (isinstance(na, Condition) and isinstance(nb, Condition) and na.kind == nb.kind == "ma_distance"
+                and na.threshold == 0 and nb.threshold == 0
+                and re.fullmatch(r"\s*,?\s*(?:which|that|itself)\s+(?:is|are|sits|stays|remains|itself)?\s*",
+                                 text[a.end:b.start])):
+            continue
+        fast, slow, above = na.params["period"], nb.params["period"], nb.op in (">", ">=")
+        if fast == slow or na.params["ma"] != nb.params["ma"]:
             continue
         if fast > slow:
             fast, slow, above = slow, fast, not above
