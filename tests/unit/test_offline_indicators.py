@@ -260,6 +260,11 @@ CASES = [
     ("volume has been above average for 5 straight sessions", Condition("persist", {
         "kind": "relative_volume", "params": (("lookback", 20),), "days": 5, "op": ">", "threshold": 1.0})),
     ("new high for the year", c("new_extreme", lookback=252, side="high", price="high")),
+    ("inside day with close in the top quarter of the range", AllOf((c("candle", pattern="inside_day"),
+                                                                     c("close_location", ">=", 75.0)))),  # not 63 sessions
+    ("price above 200 DMA, 50 DMA sloping up", AllOf((c("ma_distance", ">", 0.0, period=200, ma="sma"),
+                                                     c("ma_slope", ">", 0.0, period=50, ma="sma", lookback=5)))),
+
     ("close above open for the third day in a row", Condition("persist", {"kind": "body", "params": (), "days": 3,
                                                                           "op": ">", "threshold": 0.0})),
     ("closed higher for the 4th straight day", Condition("persist", {"kind": "return", "params": (("lookback", 1),),

@@ -1239,7 +1239,8 @@ TREND = (50, 200)  # "uptrend": close above the 50-day SMA, which is above the 2
                 r"|\b(?P<side3>above|over|below|under)\s+(?:all\s+(?:of\s+)?|both\s+)?(?:the\s+|its\s+|their\s+)?"
                 r"(?P<typed>\d+d\s+(?:sma|ema|ma)(?:\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)(?:the\s+)?\d+d\s+(?:sma|ema|ma))+)s?\b"
                 # not "price above the 50 EMA and the 50 EMA above the 200 EMA": the last item is a subject
-                r"(?!\s+(?:is\s+|are\s+|stays?\s+|remains?\s+)?(?:above|over|below|under|>|<|cross))"
+                r"(?!\s+(?:is\s+|are\s+|stays?\s+|remains?\s+)?(?:above|over|below|under|>|<|cross|slop|ris|fall|turn"
+                r"|trend|point|head))"
                 r"|\b(?P<side2>above|over|below|under)\s+(?:all\s+)?(?:the\s+|its\s+|their\s+)?(?:key|major|main)\s+ma\b")
 def _ma_list(m: re.Match):
     above = (m.group("side") or m.group("side2") or m.group("side3")) in ("above", "over")

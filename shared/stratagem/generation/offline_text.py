@@ -233,7 +233,9 @@ def _durations(text: str) -> str:
     text = re.sub(r"\b(\d+)\s*-?\s*(?:years?|yrs?|y)\b", lambda m: f"{252 * int(m.group(1))}d", text)
     single = {"week": "5d", "month": "21d", "quarter": "63d", "year": "252d"}
     text = re.sub(r"\b(?:a|an)\s+(week|month|quarter|year)\b", lambda m: single[m.group(1)], text)
-    text = re.sub(r"\b(week|month|quarter|year)\b", lambda m: single[m.group(1)], text)
+    # not "the top quarter of the range" (a part of the range, not 63 sessions)
+    text = re.sub(r"(?<!top )(?<!bottom )(?<!upper )(?<!lower )\b(week|month|quarter|year)\b", lambda m: single[m.group(1)],
+                  text)
     text = re.sub(r"\b(?:yearly|annual|12-month)\b", "252d", text)
     text = re.sub(r"\bmonthly\b", "21d", text)
     text = re.sub(r"\bquarterly\b", "63d", text)
