@@ -260,6 +260,9 @@ CASES = [
     ("volume has been above average for 5 straight sessions", Condition("persist", {
         "kind": "relative_volume", "params": (("lookback", 20),), "days": 5, "op": ">", "threshold": 1.0})),
     ("new high for the year", c("new_extreme", lookback=252, side="high", price="high")),
+    ("volume at a 3 month high", c("new_extreme", lookback=63, side="high", price="volume")),
+    ("price crossing above the 50 EMA from below", c("ma_cross", fast=1, slow=50, ma="ema", direction="up")),
+
     ("inside day with close in the top quarter of the range", AllOf((c("candle", pattern="inside_day"),
                                                                      c("close_location", ">=", 75.0)))),  # not 63 sessions
     ("price above 200 DMA, 50 DMA sloping up", AllOf((c("ma_distance", ">", 0.0, period=200, ma="sma"),

@@ -502,7 +502,8 @@ def _ma_pair(m: re.Match):
 
 
 @rec("price_ma_cross", rf"\b(?:(?:price|close|stock|shares|it)\s+)?{_CROSS_VERB}\s+(?:back\s+)?{_CROSS_DIR}\s+"
-                       rf"(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?(?P<t>sma|ema|ma)\b")
+                       rf"(?:the\s+|its\s+|their\s+)?(?:(?P<n>\d+)d\s+)?(?P<t>sma|ema|ma)\b"
+                       r"(?:\s+from\s+(?:below|above|under|beneath))?")  # "crossing above ... from below": the same cross
 def _price_ma_cross(m: re.Match):
     n = _int(m, "n", default=MA_DEFAULT_PERIOD)
     node = Condition("ma_cross", {"fast": 1, "slow": n, "ma": _ma_type(m.group("t")),
@@ -1532,6 +1533,13 @@ rec("extreme_distance_words", rf"\b(?:distance|dist)\s+(?:from|to|off)\s+(?:the\
     _extreme_within)
 
 
+@rec("volume_at_extreme", r"\bvolume\s+(?:is\s+|was\s+)?(?:at|hits?|hitting|makes?|making|made|reach(?:es|ed|ing)?)\s+"
+                          r"(?:a\s+|its\s+)?(?:new\s+)?(?P<n>\d+)d\s+(?P<side>high|low)\b")
+def _volume_at_extreme(m: re.Match):
+    return Condition("new_extreme", {"lookback": int(m.group("n")), "side": m.group("side"), "price": "volume"},
+                     None, None, m.group(0))
+
+
 # These read phrases that broader recognisers defined earlier would otherwise claim in part
 # ("OBV making a new 20-day high" is not a price high; "the 10-day average volume is below the
 # 50-day average volume" is not today's volume): they go first.
@@ -1543,7 +1551,7 @@ _FIRST = ("stoch_cross", "stoch_state", "stoch", "willr_state", "willr", "cci_st
           "count_days", "atr_change", "close_off_extreme", "breakout_base", "volume_spike_multiple", "stoch_turn",
           "close_beats_closes", "volume_extreme", "high_above_high", "ttm_squeeze", "volume_vs_yesterday",
           "level_then_now", "change_from_open", "performance_period", "extreme_within",
-          "extreme_distance_words")
+          "extreme_distance_words", "volume_at_extreme")
 RECOGNISERS.sort(key=lambda r: r[0] not in _FIRST)
 
 
