@@ -261,6 +261,10 @@ CASES = [
         "kind": "relative_volume", "params": (("lookback", 20),), "days": 5, "op": ">", "threshold": 1.0})),
     ("new high for the year", c("new_extreme", lookback=252, side="high", price="high")),
     ("volume at a 3 month high", c("new_extreme", lookback=63, side="high", price="volume")),
+    ("MACD crossed above signal below the zero line", AllOf((
+        c("macd_cross", fast=12, slow=26, signal=9, direction="up", line="signal"),
+        c("macd", "<", 0.0, fast=12, slow=26, signal=9, line="macd")))),
+    ("RSI 2 period below 10", c("rsi", "<", 10.0, period=2)),
     ("price crossing above the 50 EMA from below", c("ma_cross", fast=1, slow=50, ma="ema", direction="up")),
 
     ("inside day with close in the top quarter of the range", AllOf((c("candle", pattern="inside_day"),

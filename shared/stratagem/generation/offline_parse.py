@@ -367,12 +367,18 @@ def _macd_params(m: re.Match) -> dict:
 
 
 @rec("macd_cross", rf"\b{_MACD}(?:\s+line)?\s+(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke)\s+"
-                   rf"(?P<dir>above|over|below|under)\s+(?:the\s+|its\s+)?(?P<line>signal(?:\s+line)?|zero(?:\s+line)?|0)")
+                   rf"(?P<dir>above|over|below|under)\s+(?:the\s+|its\s+)?(?P<line>signal(?:\s+line)?|zero(?:\s+line)?|0)"
+                   r"(?:\s+(?P<zside>below|under|above|over)\s+(?:the\s+)?(?:0|zero)(?:\s+line)?\b)?")
 def _macd_cross(m: re.Match):
     p = _macd_params(m)
-    p.update(direction="up" if m.group("dir") in ("above", "over") else "down",
-             line="zero" if m.group("line").startswith(("zero", "0")) else "signal")
-    return Condition("macd_cross", p, None, None, m.group(0))
+    cross = Condition("macd_cross", {**p, "direction": "up" if m.group("dir") in ("above", "over") else "down",
+                                     "line": "zero" if m.group("line").startswith(("zero", "0")) else "signal"},
+                      None, None, m.group(0))
+    if not m.group("zside") or cross.params["line"] == "zero":
+        return cross
+    # "crossed above the signal line below the zero line": with the MACD line below zero
+    below = m.group("zside") in ("below", "under")
+    return AllOf((cross, Condition("macd", {**p, "line": "macd"}, "<" if below else ">", 0.0, m.group(0))))
 
 
 @rec("macd_cross_word", rf"(?:\b(?P<dir>bullish|bearish)\s+{_MACD}\s+(?:cross(?:over)?|crossing|signal)\b"

@@ -276,6 +276,7 @@ _TERMS: tuple[tuple[str, str], ...] = (
     (r"\b(rsi|atr|cci|adx|mfi|willr|stoch)\s*[\(\[]\s*(\d+)\s*[\)\]]", r"\1(\2)"),
     (r"\b(rsi|atr|cci|adx|mfi|willr|stoch)\s*-\s*(\d+)\b", r"\1(\2)"),
     (r"\b(rsi|atr|cci|adx|mfi)(\d+)\b", r"\1(\2)"),
+    (r"\b(rsi|atr|cci|adx|mfi|willr|stoch)\s+(\d+)\s*-?\s*(?:periods?|days?|d)\b(?!\s+ago)", r"\1(\2)"),
     (r"\b(\d+)\s*-?\s*(?:days?|d|periods?|sessions?|bars?)?\s*-?\s*(rsi|atr|cci|adx|mfi|willr|stoch)\b", r"\2(\1)"),
     ((r"\b(rsi|atr|cci|adx|mfi|willr|stoch)\s+(\d+)(?=\s+(?:is\s+|was\s+)?(?:above|below|over|under|cross|crosses|crossing|"
      r"falls|fell|rises|rose|reading|value|level|of|at|<|>|=|greater|less|more|%|percent))"), r"\1(\2)"),
