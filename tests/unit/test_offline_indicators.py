@@ -265,6 +265,8 @@ CASES = [
         c("macd_cross", fast=12, slow=26, signal=9, direction="up", line="signal"),
         c("macd", "<", 0.0, fast=12, slow=26, signal=9, line="macd")))),
     ("RSI 2 period below 10", c("rsi", "<", 10.0, period=2)),
+    ("RSI(14) crossing 50 from below", c("rsi_cross", period=14, direction="up", level=50.0)),
+    ("close within 1% of the 52-week high", c("extreme_distance", ">=", -1.0, lookback=252, side="high")),
     ("price crossing above the 50 EMA from below", c("ma_cross", fast=1, slow=50, ma="ema", direction="up")),
 
     ("inside day with close in the top quarter of the range", AllOf((c("candle", pattern="inside_day"),
@@ -918,6 +920,7 @@ def test_band_cross_slope_width_and_percent_b(pit, market):
     ("which stocks have the strongest 6 month momentum", "return", {"lookback": 126}, True),
     ("rank stocks by 1 year return", "return", {"lookback": 252}, True),
     ("sort the stocks by RSI, lowest first", "rsi", {"period": 14}, False),
+    ("top 5 financial stocks by RSI lowest first", "rsi", {"period": 14}, False),  # was highest first
 ])
 def test_rankings_written_as_questions_and_commands(prompt, kind, params, desc):
     r = GEN.parse(prompt).ranking

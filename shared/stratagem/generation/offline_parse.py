@@ -580,6 +580,15 @@ def _body(m: re.Match):
 _RSI = r"rsi(?:\((?P<p>\d+)\))?"
 
 
+@rec("rsi_cross_from", rf"\b{_RSI}\s+(?:line\s+)?cross(?:es|ed|ing)?\s+(?:the\s+)?(?P<num>{NUM})(?:\s+level)?\s+from\s+"
+                       r"(?P<side>below|under|above|over)\b")
+def _rsi_cross_from(m: re.Match):
+    # "RSI crossing 50 from below": upward
+    return Condition("rsi_cross", {"period": _int(m, "p", default=RSI_PERIOD),
+                                   "direction": "up" if m.group("side") in ("below", "under") else "down",
+                                   "level": float(m.group("num"))}, None, None, m.group(0))
+
+
 @rec("rsi_cross", rf"\b{_RSI}\s+(?:line\s+)?(?:cross(?:es|ed|ing)?|mov(?:es|ed|ing)|break(?:s|ing)?|broke"
                   rf"|climb(?:s|ed|ing)?|ris(?:es|ing)|rose|fall(?:s|ing)?|fell|drop(?:s|ped|ping)?|dipp?(?:s|ed|ing)?"
                   rf"|go(?:es)?|went|jump(?:s|ed|ing)?|pop(?:s|ped|ping)?|sink(?:s|ing)?|sank|slip(?:s|ped|ping)?)"
@@ -780,7 +789,8 @@ def _lookback_of(m: re.Match, default: int) -> int | None:
     return _int(m, "n", default=default)
 
 
-@rec("near_extreme", rf"\b(?:within\s+(?P<num>{NUM})%\s+of|near|close to|nearing|approaching|just below|just above|around)"
+@rec("near_extreme", rf"(?:\b(?:close|closes|closed|closing|price|stock|shares|trading|trades)\s+(?:is\s+|was\s+)?)?"
+                     rf"\b(?:within\s+(?P<num>{NUM})%\s+of|near|close to|nearing|approaching|just below|just above|around)"
                      rf"\s+(?:a\s+|the\s+|its\s+|their\s+)?(?:new\s+)?{_EXT}\s+(?P<side>high|low)s?\b")
 def _near(m: re.Match):
     n = _lookback_of(m, NEW_HIGH_DEFAULT_LOOKBACK)
@@ -2022,6 +2032,10 @@ def find_ranking(text: str) -> tuple[Ranking, list[tuple[int, int]], str] | None
             d = m.group("dir") or m.group("dir2") or m.group("dir3")
             if m.group("top") in ("bottom", "worst") and not d:
                 d = "lowest"
+            order = _RANK_ORDER.match(text, end)  # "top 5 by RSI, lowest first"
+            if order:
+                d = "lowest" if order.group("asc") else "highest"
+                end = order.end()
             n = _int(m, "n", "n2")
             return (Ranking(kind, params, _direction(d, desc), n, text[m.start():end]), [(m.start(), end)], "")
     m = _RANK_SUPERLATIVE.search(text)
