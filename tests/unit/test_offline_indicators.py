@@ -397,6 +397,22 @@ def _outcomes(prompt: str, pit: PointInTime, market, min_bars: int):
     return out
 
 
+def _session_histories(pit: PointInTime, market, plain: str, derived: str, start: str, end: str,
+                       symbols: tuple[str, ...] = ("AAPL", "IBM", "MSFT", "GOOG")):
+    """Day by day, each symbol in turn: (symbol, day, the plain strategy's signals up to and
+    including that day, the derived strategy's result that day), each evaluated as of its own day."""
+    base = LoadedStrategy(GEN.generate(plain).code, pit.functions())
+    strategy = LoadedStrategy(GEN.generate(derived).code, pit.functions())
+    days = [int(d) for d in market.calendar() if iso_to_day(start) <= int(d) <= iso_to_day(end)]
+    for sym in symbols:
+        history: list[bool] = []
+        for d in days:
+            pit.set_asof(d)
+            res = base.classify(sym)
+            history.append(bool(res and res["signal"]))
+            yield sym, d, history, strategy.classify(sym)
+
+
 def _close(a: float, b: float, rel: float = REL) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
 
@@ -626,27 +642,17 @@ def test_count_and_first_time_session_by_session(plain, counted, pit, market):
     on none of the N sessions before."""
     node = GEN.parse(counted).expr
     n = node.params["days"]
-    base = LoadedStrategy(GEN.generate(plain).code, pit.functions())
-    strategy = LoadedStrategy(GEN.generate(counted).code, pit.functions())
-    cal = [int(d) for d in market.calendar()]
-    days = [d for d in cal if iso_to_day("2006-01-03") <= d <= iso_to_day("2007-12-31")]
     hits = misses = 0
-    for sym in ("AAPL", "IBM", "MSFT", "GOOG"):
-        history: list[bool] = []
-        for d in days:
-            pit.set_asof(d)
-            res = base.classify(sym)
-            history.append(bool(res and res["signal"]))
-            got = strategy.classify(sym)
-            if len(history) <= n:
-                continue
-            if node.kind == "count":
-                want = sum(history[-n:]) >= node.threshold
-            else:
-                want = history[-1] and not any(history[-n - 1:-1])
-            assert bool(got and got["signal"]) == want, (sym, d)
-            hits += want
-            misses += not want
+    for sym, d, history, got in _session_histories(pit, market, plain, counted, "2006-01-03", "2007-12-31"):
+        if len(history) <= n:
+            continue
+        if node.kind == "count":
+            want = sum(history[-n:]) >= node.threshold
+        else:
+            want = history[-1] and not any(history[-n - 1:-1])
+        assert bool(got and got["signal"]) == want, (sym, d)
+        hits += want
+        misses += not want
     assert hits > 0 and misses > 0
 
 
@@ -812,21 +818,11 @@ def test_within_and_in_a_row_are_any_and_all_of_those_sessions(pattern, within, 
     expr = GEN.parse(within).expr
     n = expr.params["days"]
     combine = any if expr.kind == "within" else all
-    plain = LoadedStrategy(GEN.generate(pattern).code, pit.functions())
-    recent = LoadedStrategy(GEN.generate(within).code, pit.functions())
-    cal = [int(d) for d in market.calendar()]
-    days = [d for d in cal if iso_to_day("2005-01-03") <= d <= iso_to_day("2007-12-31")]
     hits = 0
-    for sym in ("AAPL", "IBM", "MSFT", "GOOG"):
-        history: list[bool] = []
-        for d in days:
-            pit.set_asof(d)
-            res = plain.classify(sym)
-            history.append(bool(res and res["signal"]))
-            got = recent.classify(sym)
-            if len(history) >= n:
-                assert bool(got and got["signal"]) == combine(history[-n:]), (sym, d)
-                hits += bool(got and got["signal"])
+    for sym, d, history, got in _session_histories(pit, market, pattern, within, "2005-01-03", "2007-12-31"):
+        if len(history) >= n:
+            assert bool(got and got["signal"]) == combine(history[-n:]), (sym, d)
+            hits += bool(got and got["signal"])
     assert hits > 0  # the comparison saw signals, not only silence
 
 
